@@ -1,0 +1,158 @@
+//! The check catalogue: every rule the harness verifies, with a stable id, a severity, the spec
+//! section it comes from, and a pure function of the exchange.
+//!
+//! A check whose precondition does not hold (e.g. "401 after Basic" on a response that is not an
+//! `invalid_client` error) answers [`Verdict::NotApplicable`] with the reason: each server defect
+//! then fails exactly the rule it breaks, and the report says why the others did not apply.
+
+mod resource;
+mod token_errors;
+mod token_success;
+pub mod wire;
+
+use serde::Serialize;
+
+use crate::exchange::Exchange;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Severity {
+    /// MUST / SHALL / REQUIRED: a failure fails the run.
+    #[serde(rename = "MUST")]
+    Must,
+    /// SHOULD / RECOMMENDED: a failure is a warning, unless `--strict` or the suite requires it.
+    #[serde(rename = "SHOULD")]
+    Should,
+}
+
+impl Severity {
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Must => "MUST",
+            Severity::Should => "SHOULD",
+        }
+    }
+}
+
+/// What a check concluded about one exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail { expected: String, seen: String },
+    NotApplicable(String),
+}
+
+impl Verdict {
+    pub fn fail(expected: impl Into<String>, seen: impl Into<String>) -> Self {
+        Verdict::Fail {
+            expected: expected.into(),
+            seen: seen.into(),
+        }
+    }
+
+    pub fn na(reason: impl Into<String>) -> Self {
+        Verdict::NotApplicable(reason.into())
+    }
+
+    /// Pass when `ok`, else fail with the given expectation and observation.
+    pub fn from_bool(ok: bool, expected: impl Into<String>, seen: impl FnOnce() -> String) -> Self {
+        if ok { Verdict::Pass } else { Verdict::fail(expected, seen()) }
+    }
+}
+
+/// One rule of the catalogue.
+pub struct CheckDef {
+    pub id: &'static str,
+    pub severity: Severity,
+    /// Human reference, e.g. `RFC 6749 §5.1`.
+    pub rule: &'static str,
+    /// Link to the section.
+    pub url: &'static str,
+    /// One line: what must hold.
+    pub summary: &'static str,
+    pub evaluate: fn(&Exchange) -> Verdict,
+}
+
+impl std::fmt::Debug for CheckDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id)
+    }
+}
+
+/// Named groups of checks, so a scenario says `checks: [token-response]`.
+pub struct Bundle {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub checks: &'static [&'static str],
+}
+
+pub const BUNDLES: &[Bundle] = &[
+    Bundle {
+        name: "token-response",
+        summary: "format of a successful token response (RFC 6749 §5.1)",
+        checks: token_success::TOKEN_RESPONSE,
+    },
+    Bundle {
+        name: "error-response",
+        summary: "format of an error response from the token endpoint (RFC 6749 §5.2)",
+        checks: token_errors::ERROR_RESPONSE,
+    },
+];
+
+/// Every check, in catalogue order.
+pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
+    token_success::CHECKS
+        .iter()
+        .chain(token_errors::CHECKS)
+        .chain(resource::CHECKS)
+}
+
+pub fn find(id: &str) -> Option<&'static CheckDef> {
+    catalogue().find(|c| c.id == id)
+}
+
+/// A check id or a bundle name, expanded to checks; `None` if it names nothing.
+pub fn resolve(name: &str) -> Option<Vec<&'static CheckDef>> {
+    if let Some(check) = find(name) {
+        return Some(vec![check]);
+    }
+    BUNDLES.iter().find(|b| b.name == name).map(|b| {
+        b.checks
+            .iter()
+            .map(|id| find(id).unwrap_or_else(|| unreachable!("bundle {} names unknown check {id}", b.name)))
+            .collect()
+    })
+}
+
+/// Every name a scenario may use in `checks:`, for "did you mean".
+pub fn known_names() -> Vec<&'static str> {
+    BUNDLES.iter().map(|b| b.name).chain(catalogue().map(|c| c.id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for c in catalogue() {
+            assert!(seen.insert(c.id), "duplicate check id {}", c.id);
+            assert!(
+                c.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ".-".contains(ch)),
+                "{}",
+                c.id
+            );
+            assert!(c.url.starts_with("https://"), "{} has no spec link", c.id);
+            assert!(!c.rule.is_empty() && !c.summary.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_bundle_resolves() {
+        for b in BUNDLES {
+            assert_eq!(resolve(b.name).unwrap().len(), b.checks.len());
+            assert!(find(b.name).is_none(), "bundle {} shadows a check id", b.name);
+        }
+    }
+}

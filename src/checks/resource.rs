@@ -1,0 +1,99 @@
+//! The protected resource: RFC 6750 §2.1, §3, §3.1.
+
+use super::wire::parse_challenge;
+use super::{CheckDef, Severity, Verdict};
+use crate::exchange::{AuthUsed, Exchange};
+
+const SECTION_3: &str = "https://www.rfc-editor.org/rfc/rfc6750#section-3";
+const SECTION_3_1: &str = "https://www.rfc-editor.org/rfc/rfc6750#section-3.1";
+
+pub const CHECKS: &[CheckDef] = &[
+    CheckDef {
+        id: "rfc6750.2.1.valid-token-accepted",
+        severity: Severity::Must,
+        rule: "RFC 6750 §2.1",
+        url: "https://www.rfc-editor.org/rfc/rfc6750#section-2.1",
+        summary: "a valid bearer token with the needed scope is accepted (2xx)",
+        evaluate: accepted,
+    },
+    CheckDef {
+        id: "rfc6750.3.no-token",
+        severity: Severity::Must,
+        rule: "RFC 6750 §3",
+        url: SECTION_3,
+        summary: "a request without a token gets 401 and `WWW-Authenticate: Bearer`",
+        evaluate: no_token,
+    },
+    CheckDef {
+        id: "rfc6750.3.1.no-error-without-token",
+        severity: Severity::Should,
+        rule: "RFC 6750 §3.1",
+        url: SECTION_3_1,
+        summary: "the challenge to a request without a token carries no error code",
+        evaluate: no_error_code_without_token,
+    },
+    CheckDef {
+        id: "rfc6750.3.1.invalid-token",
+        severity: Severity::Must,
+        rule: "RFC 6750 §3.1",
+        url: SECTION_3_1,
+        summary: "an invalid, expired or revoked token gets 401 with `error=\"invalid_token\"`",
+        evaluate: |x| challenge_with(x, 401, "invalid_token"),
+    },
+    CheckDef {
+        id: "rfc6750.3.1.insufficient-scope",
+        severity: Severity::Must,
+        rule: "RFC 6750 §3.1",
+        url: SECTION_3_1,
+        summary: "a token lacking the needed scope gets 403 with `error=\"insufficient_scope\"`",
+        evaluate: |x| challenge_with(x, 403, "insufficient_scope"),
+    },
+];
+
+fn accepted(x: &Exchange) -> Verdict {
+    Verdict::from_bool(x.response.is_success(), "a 2xx answer", || x.response.summary())
+}
+
+fn bearer_challenge(x: &Exchange) -> Option<super::wire::Challenge> {
+    x.response
+        .header("www-authenticate")
+        .and_then(parse_challenge)
+        .filter(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+}
+
+fn seen_challenge(x: &Exchange) -> String {
+    format!(
+        "{}, WWW-Authenticate: {}",
+        x.response.summary(),
+        x.response.header("www-authenticate").unwrap_or("(absent)")
+    )
+}
+
+fn no_token(x: &Exchange) -> Verdict {
+    if x.context.auth != Some(AuthUsed::None) {
+        return Verdict::na("the request carried a token");
+    }
+    let ok = x.response.status == 401 && bearer_challenge(x).is_some();
+    Verdict::from_bool(ok, "status 401 with WWW-Authenticate: Bearer", || seen_challenge(x))
+}
+
+fn no_error_code_without_token(x: &Exchange) -> Verdict {
+    if x.context.auth != Some(AuthUsed::None) {
+        return Verdict::na("the request carried a token");
+    }
+    let Some(challenge) = bearer_challenge(x) else {
+        return Verdict::na("no Bearer challenge (see rfc6750.3.no-token)");
+    };
+    let code = challenge.param("error").map(str::to_owned);
+    Verdict::from_bool(code.is_none(), "a Bearer challenge without error", || {
+        format!("error=\"{}\"", code.unwrap_or_default())
+    })
+}
+
+fn challenge_with(x: &Exchange, status: u16, code: &str) -> Verdict {
+    let error = bearer_challenge(x).and_then(|c| c.param("error").map(str::to_owned));
+    let ok = x.response.status == status && error.as_deref() == Some(code);
+    Verdict::from_bool(ok, format!("status {status} with WWW-Authenticate: Bearer error=\"{code}\""), || {
+        seen_challenge(x)
+    })
+}

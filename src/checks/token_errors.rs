@@ -1,0 +1,239 @@
+//! Refusals at the token endpoint: RFC 6749 §5.2, §2.3, §3.2.
+
+use super::wire::{is_error_charset, parse_challenge};
+use super::{CheckDef, Severity, Verdict};
+use crate::exchange::Exchange;
+
+/// Checks of the `error-response` bundle: the format of any error answer.
+pub const ERROR_RESPONSE: &[&str] = &[
+    "rfc6749.5.2.error-status",
+    "rfc6749.5.2.error-json",
+    "rfc6749.5.2.error-code-registered",
+    "rfc6749.5.2.error-charset",
+];
+
+/// RFC 6749 §5.2's error codes for the token endpoint.
+const REGISTERED_ERRORS: &[&str] = &[
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
+
+const SECTION_5_2: &str = "https://www.rfc-editor.org/rfc/rfc6749#section-5.2";
+
+pub const CHECKS: &[CheckDef] = &[
+    CheckDef {
+        id: "rfc6749.3.2.post-only",
+        severity: Severity::Must,
+        rule: "RFC 6749 §3.2",
+        url: "https://www.rfc-editor.org/rfc/rfc6749#section-3.2",
+        summary: "the token endpoint answers only POST: a GET gets no token",
+        evaluate: no_token_issued,
+    },
+    CheckDef {
+        id: "rfc6749.2.3.single-auth-method",
+        severity: Severity::Must,
+        rule: "RFC 6749 §2.3, §5.2",
+        url: "https://www.rfc-editor.org/rfc/rfc6749#section-2.3",
+        summary: "a request using two client authentication methods is refused with invalid_request",
+        evaluate: |x| refused_with(x, "invalid_request"),
+    },
+    CheckDef {
+        id: "rfc6749.5.2.unsupported-grant-type",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "an unknown grant_type is refused with unsupported_grant_type",
+        evaluate: |x| refused_with(x, "unsupported_grant_type"),
+    },
+    CheckDef {
+        id: "rfc6749.5.2.invalid-request",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "a request without grant_type is refused with invalid_request",
+        evaluate: |x| refused_with(x, "invalid_request"),
+    },
+    CheckDef {
+        id: "rfc6749.5.2.invalid-scope",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "a scope the client may not have is refused with invalid_scope",
+        evaluate: |x| refused_with(x, "invalid_scope"),
+    },
+    CheckDef {
+        id: "rfc6749.5.2.invalid-client",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "a wrong secret or an unknown client is refused with invalid_client",
+        evaluate: |x| refused_with(x, "invalid_client"),
+    },
+    CheckDef {
+        id: "rfc6749.5.2.invalid-client-401",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "invalid_client after authenticating with the Authorization header is answered 401",
+        evaluate: invalid_client_401,
+    },
+    CheckDef {
+        id: "rfc6749.5.2.www-authenticate",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "invalid_client after Basic authentication carries `WWW-Authenticate: Basic`",
+        evaluate: www_authenticate_basic,
+    },
+    CheckDef {
+        id: "rfc6749.5.2.error-status",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "errors are answered 400 (401 allowed for invalid_client)",
+        evaluate: error_status,
+    },
+    CheckDef {
+        id: "rfc6749.5.2.error-json",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "an error answer is application/json with a string `error` member",
+        evaluate: error_json,
+    },
+    CheckDef {
+        id: "rfc6749.5.2.error-code-registered",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "`error` is one of the codes RFC 6749 §5.2 defines",
+        evaluate: error_code_registered,
+    },
+    CheckDef {
+        id: "rfc6749.5.2.error-charset",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2, Appendix A.7–A.8",
+        url: SECTION_5_2,
+        summary: "`error` and `error_description` use only %x20-21 / %x23-5B / %x5D-7E",
+        evaluate: error_charset,
+    },
+];
+
+fn error_only(x: &Exchange) -> Option<Verdict> {
+    (x.response.status < 400).then(|| Verdict::na(format!("not an error response (status {})", x.response.status)))
+}
+
+fn no_token_issued(x: &Exchange) -> Verdict {
+    let issued = x.response.is_success() && x.response.json_str("access_token").is_some();
+    Verdict::from_bool(!issued, "no access token", || x.response.summary())
+}
+
+/// The request must be refused (4xx); when the error code is readable it must be `code`. An
+/// unreadable body is `rfc6749.5.2.error-json`'s failure, not this rule's.
+fn refused_with(x: &Exchange, code: &str) -> Verdict {
+    let r = &x.response;
+    if !(400..500).contains(&r.status) {
+        return Verdict::fail(format!("a 4xx refusal with error={code}"), r.summary());
+    }
+    match r.json_str("error") {
+        Some(seen) if seen == code => Verdict::Pass,
+        Some(seen) => Verdict::fail(format!("error={code}"), format!("error={seen} ({})", r.summary())),
+        None => Verdict::na(format!(
+            "refused with status {}, but the error code is unreadable (see rfc6749.5.2.error-json)",
+            r.status
+        )),
+    }
+}
+
+fn invalid_client_after_basic(x: &Exchange) -> Option<Verdict> {
+    if !x.context.auth.is_some_and(|a| a.used_authorization_header()) {
+        return Some(Verdict::na("the client did not authenticate with the Authorization header"));
+    }
+    if x.response.json_str("error") != Some("invalid_client") {
+        return Some(Verdict::na("the answer is not an invalid_client error"));
+    }
+    None
+}
+
+fn invalid_client_401(x: &Exchange) -> Verdict {
+    if let Some(na) = invalid_client_after_basic(x) {
+        return na;
+    }
+    Verdict::from_bool(x.response.status == 401, "status 401", || x.response.summary())
+}
+
+fn www_authenticate_basic(x: &Exchange) -> Verdict {
+    if let Some(na) = invalid_client_after_basic(x) {
+        return na;
+    }
+    let header = x.response.header("www-authenticate");
+    let basic = header.and_then(parse_challenge).is_some_and(|c| c.scheme.eq_ignore_ascii_case("basic"));
+    Verdict::from_bool(basic, "WWW-Authenticate: Basic …", || {
+        format!("WWW-Authenticate: {}", header.unwrap_or("(absent)"))
+    })
+}
+
+fn error_status(x: &Exchange) -> Verdict {
+    if let Some(na) = error_only(x) {
+        return na;
+    }
+    let status = x.response.status;
+    match x.response.json_str("error") {
+        Some("invalid_client") | None => {
+            Verdict::from_bool(status == 400 || status == 401, "status 400 or 401", || x.response.summary())
+        }
+        Some(code) => Verdict::from_bool(status == 400, format!("status 400 for error={code}"), || {
+            x.response.summary()
+        }),
+    }
+}
+
+fn error_json(x: &Exchange) -> Verdict {
+    if let Some(na) = error_only(x) {
+        return na;
+    }
+    let r = &x.response;
+    let json_type = r.media_type().as_deref() == Some("application/json");
+    let has_error = r.json_str("error").is_some();
+    Verdict::from_bool(json_type && has_error, "Content-Type: application/json and a string error member", || {
+        r.summary()
+    })
+}
+
+fn error_code_registered(x: &Exchange) -> Verdict {
+    if let Some(na) = error_only(x) {
+        return na;
+    }
+    match x.response.json_str("error") {
+        None => Verdict::na("no readable error member"),
+        Some(code) => Verdict::from_bool(
+            REGISTERED_ERRORS.contains(&code),
+            format!("one of {}", REGISTERED_ERRORS.join(", ")),
+            || format!("error={code}"),
+        ),
+    }
+}
+
+fn error_charset(x: &Exchange) -> Verdict {
+    if let Some(na) = error_only(x) {
+        return na;
+    }
+    let Some(body) = x.response.json_object() else {
+        return Verdict::na("body is not a JSON object");
+    };
+    for member in ["error", "error_description"] {
+        if let Some(text) = body.get(member).and_then(|v| v.as_str()) {
+            if !is_error_charset(text) {
+                return Verdict::fail(
+                    format!("{member} in %x20-21 / %x23-5B / %x5D-7E"),
+                    format!("{member}: {text:?}"),
+                );
+            }
+        }
+    }
+    Verdict::Pass
+}

@@ -1,0 +1,106 @@
+//! Command-line definitions (clap) only; behaviour lives in `commands`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oauth-harness",
+    version,
+    about = "Conformance and load test harness for OAuth 2.0 / OpenID Connect servers",
+    long_about = "Runs YAML scenarios against an OAuth 2.0 / OpenID Connect server — or the built-in mocks — \
+and reports, rule by rule, what the server got right and wrong.",
+    after_help = "Exit codes: 0 all passed · 1 a check failed · 2 invalid input or usage · 3 runtime error (target unreachable, timeout, TLS)\n\n\
+Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --target fixtures/targets/staging.yaml --report-junit reports/junit.xml\n  oauth-harness mock identity-server --port 8080"
+)]
+pub struct Cli {
+    /// Never colour the output (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run conformance scenarios against a target or the embedded mocks.
+    #[command(after_help = "Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --mock-defect no-cache-headers\n  oauth-harness run scenarios --target fixtures/targets/staging.yaml --filter 'reject-*' --report-junit reports/junit.xml")]
+    Run(RunArgs),
+    /// Load scenarios (and a target) and report every problem, without sending anything.
+    #[command(after_help = "Example:\n  oauth-harness validate scenarios --target fixtures/targets/staging.yaml")]
+    Validate(ValidateArgs),
+    /// Print the check catalogue: id, severity, spec reference, what must hold.
+    Checks,
+    /// Start a built-in mock server for your own client to talk to.
+    #[command(subcommand)]
+    Mock(MockCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files or folders (searched recursively, in sorted order).
+    #[arg(default_value = "scenarios")]
+    pub paths: Vec<PathBuf>,
+    /// Target file; without it the embedded mocks are started on 127.0.0.1.
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
+    /// Switch a defect on in the embedded mocks (repeatable; `oauth-harness mock identity-server --list-defects`).
+    #[arg(long = "mock-defect", value_name = "NAME")]
+    pub mock_defects: Vec<String>,
+    /// Run only cases whose id (or suite/id) matches this glob, e.g. 'reject-*'.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Option<String>,
+    /// Write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub report_junit: Option<PathBuf>,
+    /// Write a JSON report.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// SHOULD-level findings fail the run too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Per-request timeout (overrides the target's), e.g. 5s.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Cases in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files or folders.
+    #[arg(default_value = "scenarios")]
+    pub paths: Vec<PathBuf>,
+    /// Also load this target and check that every client the scenarios name exists.
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MockCommand {
+    /// IdentityServer-style server: /connect/token, discovery, JWKS, /api/implant.
+    #[command(after_help = "Examples:\n  oauth-harness mock identity-server --port 8080\n  oauth-harness mock identity-server --defect invalid-client-400 --defect no-cache-headers\n  oauth-harness mock identity-server --list-defects")]
+    IdentityServer(MockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Port on 127.0.0.1 (a free one when absent).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Switch a defect on (repeatable).
+    #[arg(long = "defect", value_name = "NAME")]
+    pub defects: Vec<String>,
+    /// Print the defects this mock can switch on, one a line (name, then the rule it breaks).
+    #[arg(long)]
+    pub list_defects: bool,
+    /// Registered clients from this YAML/JSON file instead of the built-in ones.
+    #[arg(long, value_name = "FILE")]
+    pub clients: Option<PathBuf>,
+    /// Access token lifetime.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub token_ttl: Option<Duration>,
+}

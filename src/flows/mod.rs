@@ -1,0 +1,5 @@
+//! Protocol clients: each builds the request for one kind of step, deviations included.
+
+pub mod discovery;
+pub mod resource;
+pub mod token;

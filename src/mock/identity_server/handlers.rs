@@ -1,0 +1,275 @@
+//! Request handling of the Identity Server mock: one wiremock responder that routes by path.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+use wiremock::{Request, Respond, ResponseTemplate};
+
+use super::state::{IssuedToken, IssuedTokens};
+use super::{Defect, MockClients, RESOURCE_PATH, RESOURCE_SCOPE};
+use crate::clock::unix_now;
+use crate::mock::defects::DefectSet;
+use crate::mock::signing::SigningKey;
+
+pub struct App {
+    pub issuer: String,
+    pub clients: MockClients,
+    pub token_ttl_secs: u64,
+    pub defects: DefectSet<Defect>,
+    pub key: Arc<SigningKey>,
+    pub tokens: Arc<IssuedTokens>,
+}
+
+impl Respond for App {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        match request.url.path() {
+            "/connect/token" => self.token(request),
+            "/.well-known/openid-configuration" => self.discovery(),
+            "/.well-known/openid-configuration/jwks" => json_ok(&self.key.jwks()),
+            RESOURCE_PATH => self.resource(request),
+            _ => ResponseTemplate::new(404).set_body_json(json!({ "error": "not_found" })),
+        }
+    }
+}
+
+/// A refusal at the token endpoint.
+struct OAuthError {
+    status: u16,
+    code: &'static str,
+    description: &'static str,
+    /// Answer with `WWW-Authenticate: Basic` (the client used the Authorization header).
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn new(code: &'static str, description: &'static str) -> Self {
+        Self { status: 400, code, description, basic_challenge: false }
+    }
+}
+
+/// Who the client claims to be, and how.
+struct Presented {
+    client_id: String,
+    secret: String,
+    via_header: bool,
+}
+
+fn json_ok(body: &serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+impl App {
+    fn discovery(&self) -> ResponseTemplate {
+        let methods: Vec<&str> = ["client_secret_basic", "client_secret_post"].to_vec();
+        json_ok(&json!({
+            "issuer": self.issuer,
+            "token_endpoint": format!("{}/connect/token", self.issuer),
+            "jwks_uri": format!("{}/.well-known/openid-configuration/jwks", self.issuer),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": methods,
+            "scopes_supported": [RESOURCE_SCOPE, "profile"],
+            "response_types_supported": ["token"],
+        }))
+    }
+
+    fn token(&self, request: &Request) -> ResponseTemplate {
+        let get_allowed = self.defects.on(Defect::TokenEndpointAcceptsGet);
+        let form: Vec<(String, String)> = match request.method.as_str() {
+            "POST" => form_urlencoded::parse(&request.body).into_owned().collect(),
+            "GET" if get_allowed => request.url.query_pairs().into_owned().collect(),
+            _ => {
+                return ResponseTemplate::new(405)
+                    .insert_header("Allow", "POST")
+                    .set_body_json(json!({ "error": "invalid_request", "error_description": "use POST" }));
+            }
+        };
+        match self.issue(request, &form) {
+            Ok(body) => self.token_response(body),
+            Err(e) => self.error_response(e),
+        }
+    }
+
+    fn issue(&self, request: &Request, form: &[(String, String)]) -> Result<serde_json::Value, OAuthError> {
+        let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let presented = self.authenticate(request, form)?;
+        let invalid_client = |presented: &Presented| OAuthError {
+            status: if presented.via_header && !self.defects.on(Defect::InvalidClient400) { 401 } else { 400 },
+            code: "invalid_client",
+            description: "client authentication failed",
+            basic_challenge: presented.via_header,
+        };
+        let Some(client) = self.clients.by_id(&presented.client_id) else {
+            return Err(invalid_client(&presented));
+        };
+        if client.client_secret != presented.secret && !self.defects.on(Defect::AcceptWrongSecret) {
+            return Err(invalid_client(&presented));
+        }
+        let method = if presented.via_header { "client_secret_basic" } else { "client_secret_post" };
+        let post_refused = method == "client_secret_post" && self.defects.on(Defect::ClientSecretPostIgnored);
+        if !client.allows(method) || post_refused {
+            return Err(invalid_client(&presented));
+        }
+        let grant = match param("grant_type") {
+            Some(g) => g,
+            None if self.defects.on(Defect::MissingGrantTypeAccepted) => "client_credentials",
+            None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
+        };
+        if grant != "client_credentials" {
+            return Err(if self.defects.on(Defect::UnsupportedGrantAsInvalidRequest) {
+                OAuthError::new("invalid_request", "bad grant")
+            } else {
+                OAuthError::new("unsupported_grant_type", "only client_credentials is supported")
+            });
+        }
+        let requested: Vec<&str> = param("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+        let granted: Vec<String> = if requested.is_empty() {
+            client.default_scope.iter().cloned().collect()
+        } else {
+            let allowed = |s: &&str| client.scopes.iter().any(|a| a == s);
+            if !self.defects.on(Defect::IgnoreScopeRestriction) && !requested.iter().all(allowed) {
+                return Err(OAuthError::new("invalid_scope", "a requested scope is not allowed for this client"));
+            }
+            if self.defects.on(Defect::ScopeOrderSensitive) {
+                let positions: Vec<usize> =
+                    requested.iter().filter_map(|s| client.scopes.iter().position(|a| a == s)).collect();
+                if positions.windows(2).any(|w| w[0] > w[1]) {
+                    return Err(OAuthError::new("invalid_scope", "scopes out of order"));
+                }
+            }
+            requested.iter().map(|s| s.to_string()).collect()
+        };
+        let scope = granted.join(" ");
+        let now = unix_now();
+        let ttl = self.token_ttl_secs as i64;
+        let exp_offset = if self.defects.on(Defect::WrongExpiresIn) { ttl + 600 } else { ttl };
+        let jti = random_id();
+        let access_token = self.key.sign(
+            &json!({
+                "iss": self.issuer, "sub": client.client_id, "client_id": client.client_id,
+                "aud": format!("{}/resources", self.issuer), "scope": scope,
+                "iat": now, "nbf": now, "exp": now + exp_offset, "jti": jti,
+            }),
+            "at+jwt",
+        );
+        self.tokens.insert(
+            access_token.clone(),
+            IssuedToken { client_id: client.client_id.clone(), scope: scope.clone(), exp: now + ttl },
+            now,
+        );
+        let mut body = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope });
+        let obj = body.as_object_mut().unwrap_or_else(|| unreachable!());
+        if self.defects.on(Defect::TokenTypeNotBearer) {
+            obj.insert("token_type".into(), json!("Token"));
+        }
+        if self.defects.on(Defect::MissingExpiresIn) {
+            obj.remove("expires_in");
+        }
+        if self.defects.on(Defect::OmitScopeWhenDifferent) {
+            obj.remove("scope");
+        }
+        if self.defects.on(Defect::RefreshTokenIssued) {
+            obj.insert("refresh_token".into(), json!(random_id()));
+        }
+        Ok(body)
+    }
+
+    /// Reads client credentials from the Authorization header and/or the form.
+    fn authenticate(&self, request: &Request, form: &[(String, String)]) -> Result<Presented, OAuthError> {
+        let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
+        let basic = header.and_then(|h| h.strip_prefix("Basic ")).map(|b64| self.decode_basic(b64));
+        let form_secret = param("client_secret");
+        match (basic, form_secret) {
+            (Some(Some(_)), Some(_)) if !self.defects.on(Defect::AcceptTwoAuthMethods) => {
+                Err(OAuthError::new("invalid_request", "use one client authentication method"))
+            }
+            (Some(Some((client_id, secret))), _) => Ok(Presented { client_id, secret, via_header: true }),
+            (Some(None), _) => Err(OAuthError {
+                status: 401,
+                code: "invalid_client",
+                description: "malformed Basic credentials",
+                basic_challenge: true,
+            }),
+            (None, Some(secret)) => {
+                Ok(Presented { client_id: param("client_id").unwrap_or_default(), secret, via_header: false })
+            }
+            (None, None) => Err(OAuthError::new("invalid_client", "no client authentication")),
+        }
+    }
+
+    /// RFC 6749 §2.3.1: Base64, split at the first `:`, then form-urldecode each half.
+    fn decode_basic(&self, b64: &str) -> Option<(String, String)> {
+        let raw = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
+        let (id, secret) = raw.split_once(':')?;
+        if self.defects.on(Defect::BasicNotFormDecoded) {
+            return Some((id.to_string(), secret.to_string()));
+        }
+        let decode = |s: &str| -> String { form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default() };
+        Some((decode(id), decode(secret)))
+    }
+
+    fn token_response(&self, body: serde_json::Value) -> ResponseTemplate {
+        let mut response = if self.defects.on(Defect::TokenContentTypeText) {
+            ResponseTemplate::new(200).set_body_raw(body.to_string(), "text/plain")
+        } else {
+            ResponseTemplate::new(200).set_body_json(body)
+        };
+        if !self.defects.on(Defect::NoCacheHeaders) {
+            response = response.insert_header("Cache-Control", "no-store").insert_header("Pragma", "no-cache");
+        }
+        response
+    }
+
+    fn error_response(&self, e: OAuthError) -> ResponseTemplate {
+        let mut response = ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store");
+        if e.basic_challenge && !self.defects.on(Defect::BasicNoWwwAuthenticate) {
+            response = response.insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#);
+        }
+        if self.defects.on(Defect::ErrorNotJson) {
+            let html = format!("<html><body><h1>{} Bad Request</h1></body></html>", e.status);
+            return response.set_body_raw(html, "text/html");
+        }
+        let description = if self.defects.on(Defect::ErrorDescriptionBadCharset) {
+            "requête refusée: \"client\" inconnu"
+        } else {
+            e.description
+        };
+        response.set_body_json(json!({ "error": e.code, "error_description": description }))
+    }
+
+    fn resource(&self, request: &Request) -> ResponseTemplate {
+        let realm = r#"Bearer realm="implant""#;
+        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            if self.defects.on(Defect::ResourceAcceptsNoToken) {
+                return json_ok(&json!({ "implants": [] }));
+            }
+            return ResponseTemplate::new(401).insert_header("WWW-Authenticate", realm);
+        };
+        let issued = self.tokens.get(token.trim()).filter(|t| t.exp > unix_now());
+        let Some(issued) = issued else {
+            let challenge = if self.defects.on(Defect::ResourceInvalidTokenNoError) {
+                realm.to_string()
+            } else {
+                format!(r#"{realm}, error="invalid_token", error_description="the token is unknown or expired""#)
+            };
+            return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
+        };
+        let has_scope = issued.scope.split(' ').any(|s| s == RESOURCE_SCOPE);
+        if !has_scope && !self.defects.on(Defect::ResourceIgnoresScope) {
+            let challenge = format!(r#"{realm}, error="insufficient_scope", scope="{RESOURCE_SCOPE}""#);
+            return ResponseTemplate::new(403).insert_header("WWW-Authenticate", challenge.as_str());
+        }
+        json_ok(&json!({ "client_id": issued.client_id, "implants": [] }))
+    }
+}
+
+/// 128 random bits, base64url.
+fn random_id() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).unwrap_or_else(|_| unreachable!("the system RNG does not fail"));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

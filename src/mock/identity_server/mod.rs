@@ -1,0 +1,149 @@
+//! A Duende/IdentityServer-style authorization server: `/connect/token` (client_credentials with
+//! client_secret_basic / client_secret_post), discovery, JWKS, and a protected resource
+//! `/api/implant`. Stateful: issued tokens are remembered and checked by the resource.
+
+mod clients;
+mod handlers;
+mod state;
+
+use std::sync::Arc;
+
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+pub use clients::{ClientConfig, MockClients};
+
+use super::defects::{DefectSet, defects};
+use super::signing::SigningKey;
+use crate::target::{Client, ClientAuth, Resource, Target};
+
+pub const NAME: &str = "identity-server";
+pub const RESOURCE_PATH: &str = "/api/implant";
+/// The scope the resource demands.
+pub const RESOURCE_SCOPE: &str = "implant";
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
+
+defects! {
+    /// Defects of the Identity Server mock.
+    pub enum Defect {
+        NoCacheHeaders => ("no-cache-headers", "RFC 6749 §5.1: token responses lack Cache-Control: no-store and Pragma: no-cache"),
+        TokenTypeNotBearer => ("token-type-not-bearer", "RFC 6749 §5.1: token_type is \"Token\" instead of Bearer"),
+        MissingExpiresIn => ("missing-expires-in", "RFC 6749 §5.1: expires_in is omitted (the suite requires it)"),
+        TokenContentTypeText => ("token-content-type-text", "RFC 6749 §5.1: the token response is sent as text/plain"),
+        RefreshTokenIssued => ("refresh-token-issued", "RFC 6749 §4.4.3: a refresh_token is issued for client_credentials"),
+        OmitScopeWhenDifferent => ("omit-scope-when-different", "RFC 6749 §5.1: scope is omitted although it differs from the request"),
+        WrongExpiresIn => ("wrong-expires-in", "RFC 7519 §4.1.4: the JWT's exp disagrees with expires_in by 10 minutes"),
+        InvalidClient400 => ("invalid-client-400", "RFC 6749 §5.2: invalid_client after Basic authentication is answered 400, not 401"),
+        BasicNoWwwAuthenticate => ("basic-no-www-authenticate", "RFC 6749 §5.2: the 401 after Basic authentication has no WWW-Authenticate"),
+        AcceptWrongSecret => ("accept-wrong-secret", "RFC 6749 §5.2: any secret is accepted for a registered client"),
+        BasicNotFormDecoded => ("basic-not-form-decoded", "RFC 6749 §2.3.1: Basic credentials are not form-urldecoded after Base64"),
+        ClientSecretPostIgnored => ("client-secret-post-ignored", "RFC 6749 §2.3.1: client_secret_post is advertised but refused"),
+        AcceptTwoAuthMethods => ("accept-two-auth-methods", "RFC 6749 §2.3: a request with Basic and client_secret together is accepted"),
+        TokenEndpointAcceptsGet => ("token-endpoint-accepts-get", "RFC 6749 §3.2: the token endpoint issues tokens on GET"),
+        IgnoreScopeRestriction => ("ignore-scope-restriction", "RFC 6749 §5.2: scopes the client may not have are granted (no invalid_scope)"),
+        ScopeOrderSensitive => ("scope-order-sensitive", "RFC 6749 §3.3: scopes are refused unless requested in registration order"),
+        UnsupportedGrantAsInvalidRequest => ("unsupported-grant-as-invalid-request", "RFC 6749 §5.2: an unknown grant_type gets invalid_request, not unsupported_grant_type"),
+        MissingGrantTypeAccepted => ("missing-grant-type-accepted", "RFC 6749 §5.2: a request without grant_type is treated as client_credentials"),
+        ErrorNotJson => ("error-not-json", "RFC 6749 §5.2: errors are answered as an HTML page"),
+        ErrorDescriptionBadCharset => ("error-description-bad-charset", "RFC 6749 §5.2: error_description has quotes and non-ASCII characters"),
+        ResourceAcceptsNoToken => ("resource-accepts-no-token", "RFC 6750 §3: the resource answers 200 to a request without a token"),
+        ResourceInvalidTokenNoError => ("resource-invalid-token-no-error", "RFC 6750 §3.1: an invalid token's 401 lacks error=\"invalid_token\""),
+        ResourceIgnoresScope => ("resource-ignores-scope", "RFC 6750 §3.1: a token without the resource's scope is accepted (no 403)"),
+    }
+}
+
+/// How to start the mock.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub clients: MockClients,
+    pub token_ttl_secs: u64,
+    pub defects: DefectSet<Defect>,
+    /// Keep wiremock's request log (off for load, where it would grow without bound).
+    pub record_requests: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            clients: MockClients::builtin(),
+            token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+            defects: DefectSet::default(),
+            record_requests: false,
+        }
+    }
+}
+
+/// A running mock; stops when dropped.
+pub struct IdentityServerMock {
+    server: MockServer,
+    config: Config,
+}
+
+impl IdentityServerMock {
+    /// Starts on 127.0.0.1, on `port` or a free one.
+    pub async fn start(config: Config, port: Option<u16>) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))?;
+        let issuer = format!("http://{}", listener.local_addr()?);
+        let mut builder = MockServer::builder().listener(listener);
+        if !config.record_requests {
+            builder = builder.disable_request_recording();
+        }
+        let server = builder.start().await;
+        let app = handlers::App {
+            issuer,
+            clients: config.clients.clone(),
+            token_ttl_secs: config.token_ttl_secs,
+            defects: config.defects.clone(),
+            key: Arc::new(SigningKey::generate()),
+            tokens: Arc::new(state::IssuedTokens::default()),
+        };
+        Mock::given(any()).respond_with(app).mount(&server).await;
+        Ok(Self { server, config })
+    }
+
+    pub fn issuer(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A target describing this mock, with every registered client under its scenario name.
+    pub fn target(&self) -> Target {
+        let issuer = url::Url::parse(&self.issuer()).unwrap_or_else(|_| unreachable!("wiremock URIs are valid"));
+        let resource_url = issuer.join(RESOURCE_PATH).unwrap_or_else(|_| unreachable!("static path"));
+        let clients = self
+            .config
+            .clients
+            .clients
+            .iter()
+            .map(|c| {
+                let auth = if c.auth_methods.first().map(String::as_str) == Some("client_secret_post") {
+                    ClientAuth::ClientSecretPost
+                } else {
+                    ClientAuth::ClientSecretBasic
+                };
+                let client = Client {
+                    client_id: c.client_id.clone(),
+                    secret: Some(crate::secret::Secret::new(c.client_secret.clone())),
+                    auth,
+                    scope: c.default_scope.clone(),
+                };
+                (c.name.clone(), client)
+            })
+            .collect();
+        Target {
+            origin: format!("embedded {NAME} mock"),
+            source: None,
+            issuer,
+            token_endpoint: None,
+            resource: Some(Resource {
+                url: resource_url,
+                insufficient_scope: self.config.clients.insufficient_scope.clone(),
+            }),
+            timeout: crate::target::DEFAULT_TIMEOUT,
+            clients,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The terminal report: one line a case, a failure's detail below it, a summary at the end.
+
+use std::fmt::Write;
+
+use owo_colors::{OwoColorize, Style};
+
+use super::finding_lines;
+use crate::results::{CaseOutcome, RunReport, VerdictKind};
+
+fn paint(text: &str, style: Style, color: bool) -> String {
+    if color { text.style(style).to_string() } else { text.to_string() }
+}
+
+fn outcome_label(outcome: CaseOutcome) -> (&'static str, Style) {
+    match outcome {
+        CaseOutcome::Passed => ("PASS ", Style::new().green()),
+        CaseOutcome::Warned => ("WARN ", Style::new().yellow()),
+        CaseOutcome::Failed => ("FAIL ", Style::new().red().bold()),
+        CaseOutcome::Skipped => ("SKIP ", Style::new().dimmed()),
+        CaseOutcome::Error => ("ERROR", Style::new().magenta().bold()),
+    }
+}
+
+pub fn render(report: &RunReport, color: bool) -> String {
+    let mut out = String::new();
+    let id_width = report.suites.iter().flat_map(|s| &s.cases).map(|c| c.id.len()).max().unwrap_or(0);
+    for suite in &report.suites {
+        let heading = match &suite.title {
+            Some(t) => format!("{} — {}", suite.name, t),
+            None => suite.name.clone(),
+        };
+        let _ = writeln!(out, "{} ({})", paint(&heading, Style::new().bold(), color), suite.file);
+        for case in &suite.cases {
+            let (label, style) = outcome_label(case.outcome);
+            let _ = writeln!(
+                out,
+                "  {} {:id_width$}  {}  {} ms",
+                paint(label, style, color),
+                case.id,
+                case.title,
+                case.duration.as_millis()
+            );
+            if let Some(reason) = &case.reason {
+                let _ = writeln!(out, "        {}", paint(reason, Style::new().dimmed(), color));
+            }
+            for check in case.steps.iter().flat_map(|s| &s.checks) {
+                let mark = match check.verdict {
+                    VerdictKind::Fail => paint("✗", Style::new().red(), color),
+                    VerdictKind::Warn => paint("!", Style::new().yellow(), color),
+                    _ => continue,
+                };
+                let mut lines = finding_lines(check).into_iter();
+                if let Some(first) = lines.next() {
+                    let _ = writeln!(out, "        {mark} {first}");
+                }
+                for line in lines {
+                    let _ = writeln!(out, "            {line}");
+                }
+                if !check.url.is_empty() {
+                    let _ = writeln!(out, "            {}", paint(&check.url, Style::new().dimmed(), color));
+                }
+            }
+        }
+    }
+    let s = &report.summary;
+    let verdict = if s.failed > 0 || s.errors > 0 {
+        paint("FAILED", Style::new().red().bold(), color)
+    } else {
+        paint("PASSED", Style::new().green().bold(), color)
+    };
+    let _ = writeln!(
+        out,
+        "\n{verdict} {} cases: {} passed, {} warned, {} failed, {} skipped, {} errors in {:.2} s against {} ({})",
+        s.cases,
+        s.passed,
+        s.warned,
+        s.failed,
+        s.skipped,
+        s.errors,
+        report.duration.as_secs_f64(),
+        report.target,
+        report.target_origin
+    );
+    out
+}

@@ -1,0 +1,164 @@
+//! What a run produces: plain, redacted data. Every report format is a pure function of these.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::checks::Severity;
+use crate::exchange::RecordedRequest;
+
+/// Version of the JSON report's shape; bumped on any incompatible change.
+pub const REPORT_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub schema: u32,
+    pub harness_version: &'static str,
+    /// The target's issuer URL.
+    pub target: String,
+    /// Where the target came from: a file, or the embedded mock.
+    pub target_origin: String,
+    #[serde(serialize_with = "serialize_time")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "serialize_ms")]
+    pub duration: Duration,
+    pub strict: bool,
+    pub suites: Vec<SuiteResult>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub cases: usize,
+    pub passed: usize,
+    pub warned: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub errors: usize,
+}
+
+impl Summary {
+    pub fn of(suites: &[SuiteResult]) -> Self {
+        let mut s = Summary::default();
+        for case in suites.iter().flat_map(|s| &s.cases) {
+            s.cases += 1;
+            match case.outcome {
+                CaseOutcome::Passed => s.passed += 1,
+                CaseOutcome::Warned => s.warned += 1,
+                CaseOutcome::Failed => s.failed += 1,
+                CaseOutcome::Skipped => s.skipped += 1,
+                CaseOutcome::Error => s.errors += 1,
+            }
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteResult {
+    pub name: String,
+    pub title: Option<String>,
+    pub file: String,
+    pub spec: Option<String>,
+    pub cases: Vec<CaseResult>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseOutcome {
+    Passed,
+    /// Passed, with SHOULD-level findings.
+    Warned,
+    Failed,
+    Skipped,
+    /// The case could not be completed (transport failure).
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub title: String,
+    pub outcome: CaseOutcome,
+    #[serde(serialize_with = "serialize_ms")]
+    pub duration: Duration,
+    /// Why the case was skipped or errored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub steps: Vec<StepResult>,
+}
+
+impl CaseResult {
+    pub fn failed_checks(&self) -> impl Iterator<Item = &CheckOutcome> {
+        self.steps.iter().flat_map(|s| &s.checks).filter(|c| c.verdict == VerdictKind::Fail)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    /// `token`, `resource`, `discovery`.
+    pub action: &'static str,
+    /// Requests made to prepare the step (e.g. getting a token for a resource call).
+    pub setup: Vec<ExchangeView>,
+    /// The exchange the checks judged; absent when the request could not be sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<ExchangeView>,
+    pub checks: Vec<CheckOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An exchange as reports show it: credentials and tokens already replaced by fingerprints.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeView {
+    pub request: RecordedRequest,
+    pub response: ResponseView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseView {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub truncated: bool,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    Pass,
+    /// A MUST check failed (or a SHOULD one under `--strict` or a suite's `require`).
+    Fail,
+    /// A SHOULD check failed.
+    Warn,
+    NotApplicable,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    pub id: String,
+    pub severity: Severity,
+    /// Set when the suite promoted a SHOULD check to MUST: the reason it gave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_because: Option<String>,
+    pub rule: String,
+    pub url: String,
+    pub summary: String,
+    pub verdict: VerdictKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen: Option<String>,
+    /// Why the check did not apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string())
+}

@@ -1,0 +1,99 @@
+//! Scenarios: the YAML model, `${env:…}` interpolation, and validation into [`Suite`]s the runner
+//! can execute without further checks.
+
+pub mod interpolate;
+mod load;
+pub mod model;
+
+pub use load::{LoadError, Loaded, collect_files, load_paths, parse_suite, yaml_error};
+
+use crate::checks::CheckDef;
+use crate::diagnostics::{SourceFile, Span};
+pub use model::{AuthChoice, BearerChoice, DiscoveryDocument, FormParam, HttpMethod, StatusSet};
+
+/// A name with the place it was written, so run-time errors (an unknown client) can point at it.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub name: String,
+    pub span: Span,
+}
+
+/// A validated suite.
+#[derive(Debug)]
+pub struct Suite {
+    pub name: String,
+    pub title: Option<String>,
+    pub spec: Option<String>,
+    pub source: SourceFile,
+    pub client: Option<Named>,
+    /// SHOULD checks promoted to MUST for this suite, with the reason.
+    pub required: Vec<(String, String)>,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug)]
+pub struct Case {
+    pub id: String,
+    pub title: String,
+    pub span: Span,
+    /// `metadata field` must contain `value`, else the case is skipped.
+    pub advertised: Vec<(String, String)>,
+    pub client: Option<Named>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug)]
+pub struct Step {
+    pub action: Action,
+    pub expect: Expectation,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    Token(TokenSpec),
+    Resource(ResourceSpec),
+    Discovery(DiscoveryDocument),
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Token(_) => "token",
+            Action::Resource(_) => "resource",
+            Action::Discovery(_) => "discovery",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct TokenSpec {
+    pub client: Option<Named>,
+    pub grant: Option<String>,
+    pub auth: Option<AuthChoice>,
+    pub scope: Option<String>,
+    pub omit: Vec<FormParam>,
+    pub wrong_secret: bool,
+    pub client_id: Option<String>,
+    pub method: Option<HttpMethod>,
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+pub struct ResourceSpec {
+    pub path: Option<String>,
+    pub bearer: Option<BearerChoice>,
+}
+
+#[derive(Debug, Default)]
+pub struct Expectation {
+    pub status: Option<StatusSet>,
+    pub error: Option<String>,
+    pub checks: Vec<&'static CheckDef>,
+}
+
+impl Suite {
+    /// The file name relative to the folder it was found in, as reports show it.
+    pub fn display_path(&self) -> String {
+        self.source.path.display().to_string()
+    }
+}

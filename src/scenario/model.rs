@@ -1,0 +1,209 @@
+//! The scenario YAML, as written. Validation and interpolation happen in `load`; the runner only
+//! ever sees a validated [`super::Suite`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A conformance suite file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    /// Stable suite name, used as the JUnit testsuite name.
+    pub suite: String,
+    pub title: Option<String>,
+    /// The specification the suite certifies against (a URL), shown in reports.
+    pub spec: Option<String>,
+    /// Default client (a name from the target file) for every case.
+    pub client: Option<Spanned<String>>,
+    /// SHOULD-level checks this suite treats as MUST, each with the reason why.
+    #[serde(default)]
+    pub require: Vec<Requirement>,
+    pub cases: Vec<CaseDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    pub check: Spanned<String>,
+    pub because: String,
+}
+
+/// A case: one action with its expectations (short form), or a list of steps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseDef {
+    pub id: Spanned<String>,
+    pub title: Option<String>,
+    /// Skip the case (with the reason shown) unless the server's metadata advertises something.
+    pub when: Option<When>,
+    pub client: Option<Spanned<String>>,
+    pub token: Option<TokenAction>,
+    pub resource: Option<ResourceAction>,
+    pub discovery: Option<DiscoveryAction>,
+    pub expect: Option<Expect>,
+    pub steps: Option<Vec<StepDef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDef {
+    pub token: Option<TokenAction>,
+    pub resource: Option<ResourceAction>,
+    pub discovery: Option<DiscoveryAction>,
+    pub expect: Option<Expect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// `metadata_field: value` — the discovery document's field (a string or an array) must
+    /// contain the value.
+    #[serde(default)]
+    pub advertised: BTreeMap<String, String>,
+}
+
+/// A token request, written as the good request plus deliberate deviations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenAction {
+    pub client: Option<Spanned<String>>,
+    /// `grant_type`; `client_credentials` unless said otherwise.
+    pub grant: Option<Spanned<String>>,
+    /// How the client authenticates; the client's configured method unless said otherwise.
+    pub auth: Option<AuthChoice>,
+    /// Requested scope; the client's default scope unless said otherwise.
+    pub scope: Option<Spanned<String>>,
+    /// Parameters to leave out of the request (e.g. `grant_type`, `scope`).
+    #[serde(default)]
+    pub omit: Vec<FormParam>,
+    /// Send a wrong secret instead of the registered one.
+    pub secret: Option<SecretMutation>,
+    /// Send this client_id instead of the registered one (an unknown client).
+    pub client_id: Option<Spanned<String>>,
+    /// `POST` unless said otherwise (RFC 6749 §3.2 checks use `GET`).
+    pub method: Option<HttpMethod>,
+    /// Extra form parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthChoice {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// Basic and post in the same request: a client MUST NOT do this (RFC 6749 §2.3).
+    Both,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormParam {
+    GrantType,
+    Scope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretMutation {
+    Wrong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Post,
+}
+
+/// A call to the protected resource.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceAction {
+    /// A path on the target's resource URL origin; the target's resource URL unless said otherwise.
+    pub path: Option<Spanned<String>>,
+    /// Which bearer token to present; `last` when an earlier step got one, else `fresh`.
+    pub bearer: Option<BearerChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BearerChoice {
+    /// The token from the case's last successful token step.
+    Last,
+    /// A token obtained now with the client's defaults.
+    Fresh,
+    /// A token obtained now for the target's `resource.insufficient_scope`.
+    InsufficientScope,
+    /// No Authorization header at all.
+    None,
+    /// A well-formed but never-issued token.
+    Garbage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryAction {
+    pub document: DiscoveryDocument,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiscoveryDocument {
+    OpenidConfiguration,
+}
+
+impl DiscoveryDocument {
+    pub fn well_known_path(self) -> &'static str {
+        match self {
+            DiscoveryDocument::OpenidConfiguration => "/.well-known/openid-configuration",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub status: Option<Spanned<StatusSet>>,
+    /// The OAuth `error` code expected in the answer.
+    pub error: Option<Spanned<String>>,
+    /// Check ids or bundle names from the catalogue (`oauth-harness checks`).
+    #[serde(default)]
+    pub checks: Vec<Spanned<String>>,
+}
+
+/// `status: 200` or `status: [400, 401]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum StatusSet {
+    One(u16),
+    Any(Vec<u16>),
+}
+
+impl StatusSet {
+    pub fn contains(&self, status: u16) -> bool {
+        match self {
+            StatusSet::One(s) => *s == status,
+            StatusSet::Any(list) => list.contains(&status),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            StatusSet::One(s) => s.to_string(),
+            StatusSet::Any(list) => {
+                let parts: Vec<String> = list.iter().map(u16::to_string).collect();
+                format!("one of {}", parts.join(", "))
+            }
+        }
+    }
+}
+
+/// Files in a scenario folder that describe load runs rather than conformance cases.
+#[derive(Debug, Deserialize)]
+pub struct FileKindProbe {
+    pub load: Option<serde::de::IgnoredAny>,
+}

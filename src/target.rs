@@ -1,0 +1,202 @@
+//! Targets: the server under test — issuer, endpoints (configured or discovered), the resource,
+//! and the clients the scenarios refer to by name.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use url::Url;
+
+use crate::diagnostics::{LocatedError, SourceFile, Span};
+use crate::scenario::AuthChoice;
+use crate::scenario::interpolate::interpolate;
+use crate::secret::{Redactor, Secret};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    issuer: Spanned<String>,
+    /// Overrides discovery for the token endpoint.
+    token_endpoint: Option<Spanned<String>>,
+    resource: Option<ResourceDef>,
+    /// Per-request timeout, e.g. `10s`.
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    clients: BTreeMap<String, ClientDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceDef {
+    url: Spanned<String>,
+    /// A scope the client may get but the resource does not accept (for the 403 check).
+    insufficient_scope: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientDef {
+    client_id: Spanned<String>,
+    client_secret: Option<Spanned<String>>,
+    auth: Option<ClientAuth>,
+    scope: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl From<ClientAuth> for AuthChoice {
+    fn from(a: ClientAuth) -> Self {
+        match a {
+            ClientAuth::ClientSecretBasic => AuthChoice::ClientSecretBasic,
+            ClientAuth::ClientSecretPost => AuthChoice::ClientSecretPost,
+        }
+    }
+}
+
+/// A resolved target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where it came from: a file path, or "embedded mock".
+    pub origin: String,
+    pub source: Option<SourceFile>,
+    pub issuer: Url,
+    pub token_endpoint: Option<Url>,
+    pub resource: Option<Resource>,
+    pub timeout: Duration,
+    pub clients: BTreeMap<String, Client>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub url: Url,
+    pub insufficient_scope: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub secret: Option<Secret>,
+    pub auth: ClientAuth,
+    pub scope: Option<String>,
+}
+
+impl Target {
+    /// Loads a target file, reporting every problem with its location.
+    pub fn load(path: &Path) -> Result<Target, Vec<crate::scenario::LoadError>> {
+        use crate::scenario::LoadError;
+        let source = SourceFile::read(path).map_err(|e| {
+            vec![LoadError::Unreadable { path: path.to_path_buf(), reason: e.to_string() }]
+        })?;
+        let file: TargetFile = serde_saphyr::from_str(&source.text)
+            .map_err(|e| vec![LoadError::from(crate::scenario::yaml_error(&source, &e))])?;
+        let mut errors = Vec::new();
+        let target = resolve(&source, file, &mut errors);
+        if errors.is_empty() {
+            Ok(target)
+        } else {
+            Err(errors.into_iter().map(LoadError::from).collect())
+        }
+    }
+
+    /// Registers every client secret with the run's redactor.
+    pub fn register_secrets(&self, redactor: &Redactor) {
+        for client in self.clients.values() {
+            if let Some(secret) = &client.secret {
+                redactor.register_secret(secret);
+            }
+        }
+    }
+
+    /// The place a client name was expected, for "unknown client" errors.
+    pub fn client_names(&self) -> impl Iterator<Item = &str> {
+        self.clients.keys().map(String::as_str)
+    }
+}
+
+/// Interpolates and parses target values, collecting located errors.
+struct Resolver<'a> {
+    source: &'a SourceFile,
+    errors: Vec<LocatedError>,
+}
+
+impl Resolver<'_> {
+    fn fail(&mut self, v: &Spanned<String>, message: String) {
+        self.errors.push(self.source.error_at(Span::from_location(&v.referenced), message));
+    }
+
+    fn text(&mut self, v: &Spanned<String>) -> String {
+        let base = self.source.path.parent().unwrap_or(Path::new("."));
+        interpolate(&v.value, base).unwrap_or_else(|e| {
+            self.fail(v, e.to_string());
+            String::new()
+        })
+    }
+
+    fn url(&mut self, v: &Spanned<String>) -> Option<Url> {
+        let raw = self.text(v);
+        match Url::parse(&raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            Ok(u) => {
+                self.fail(v, format!("`{u}` is not an http(s) URL"));
+                None
+            }
+            Err(e) => {
+                self.fail(v, format!("`{raw}` is not a URL: {e}"));
+                None
+            }
+        }
+    }
+}
+
+fn resolve(source: &SourceFile, file: TargetFile, errors: &mut Vec<LocatedError>) -> Target {
+    let mut r = Resolver { source, errors: Vec::new() };
+    // An unusable issuer is already an error; the placeholder only lets validation continue.
+    let issuer = r.url(&file.issuer).unwrap_or_else(|| Url::parse("http://invalid.invalid/").expect("static URL"));
+    let token_endpoint = file.token_endpoint.as_ref().and_then(|v| r.url(v));
+    let resource = file.resource.as_ref().and_then(|def| {
+        r.url(&def.url).map(|url| Resource { url, insufficient_scope: def.insufficient_scope.clone() })
+    });
+    let timeout = match &file.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(t) => humantime::parse_duration(&t.value).unwrap_or_else(|e| {
+            r.errors.push(
+                source
+                    .error_at(Span::from_location(&t.referenced), format!("`{}` is not a duration: {e}", t.value))
+                    .with_help("write it like `10s` or `1500ms`"),
+            );
+            DEFAULT_TIMEOUT
+        }),
+    };
+    let clients = file
+        .clients
+        .iter()
+        .map(|(name, def)| {
+            let client = Client {
+                client_id: r.text(&def.client_id),
+                secret: def.client_secret.as_ref().map(|s| Secret::new(r.text(s))),
+                auth: def.auth.unwrap_or(ClientAuth::ClientSecretBasic),
+                scope: def.scope.as_ref().map(|s| r.text(s)),
+            };
+            (name.clone(), client)
+        })
+        .collect();
+    errors.append(&mut r.errors);
+    Target {
+        origin: source.path.display().to_string(),
+        source: Some(source.clone()),
+        issuer,
+        token_endpoint,
+        resource,
+        timeout,
+        clients,
+    }
+}
