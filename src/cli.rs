@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
     long_about = "Runs YAML scenarios against an OAuth 2.0 / OpenID Connect server — or the built-in mocks — \
 and reports, rule by rule, what the server got right and wrong.",
     after_help = "Exit codes: 0 all passed · 1 a check failed · 2 invalid input or usage · 3 runtime error (target unreachable, timeout, TLS)\n\n\
-Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --target fixtures/targets/staging.yaml --report-junit reports/junit.xml\n  oauth-harness mock identity-server --port 8080"
+Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --target staging.yaml --report-junit reports/junit.xml\n  oauth-harness mock identity-server --port 8080"
 )]
 pub struct Cli {
     /// Never colour the output (also when NO_COLOR is set or output is not a terminal).
@@ -26,10 +26,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run conformance scenarios against a target or the embedded mocks.
-    #[command(after_help = "Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --mock-defect no-cache-headers\n  oauth-harness run scenarios --target fixtures/targets/staging.yaml --filter 'reject-*' --report-junit reports/junit.xml")]
+    #[command(
+        after_help = "Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --mock-defect no-cache-headers\n  oauth-harness run scenarios --target staging.yaml --filter 'reject-*' --report-json r.json"
+    )]
     Run(RunArgs),
     /// Load scenarios (and a target) and report every problem, without sending anything.
-    #[command(after_help = "Example:\n  oauth-harness validate scenarios --target fixtures/targets/staging.yaml")]
+    #[command(after_help = "Example:\n  oauth-harness validate scenarios --target staging.yaml")]
     Validate(ValidateArgs),
     /// Print the check catalogue: id, severity, spec reference, what must hold.
     Checks,
@@ -82,7 +84,9 @@ pub struct ValidateArgs {
 #[derive(Debug, Subcommand)]
 pub enum MockCommand {
     /// IdentityServer-style server: /connect/token, discovery, JWKS, /api/implant.
-    #[command(after_help = "Examples:\n  oauth-harness mock identity-server --port 8080\n  oauth-harness mock identity-server --defect invalid-client-400 --defect no-cache-headers\n  oauth-harness mock identity-server --list-defects")]
+    #[command(
+        after_help = "Examples:\n  oauth-harness mock identity-server --port 8080\n  oauth-harness mock identity-server --defect invalid-client-400 --defect no-cache-headers\n  oauth-harness mock identity-server --list-defects"
+    )]
     IdentityServer(MockArgs),
 }
 

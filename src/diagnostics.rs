@@ -91,7 +91,10 @@ impl LocatedError {
 }
 
 /// "did you mean `token`?" — the nearest candidate within edit distance 2.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::levenshtein(word, c), c))
@@ -122,14 +125,25 @@ mod tests {
 
     #[test]
     fn did_you_mean_finds_close_keys_only() {
-        assert_eq!(did_you_mean("tokn", ["id", "token", "expect"]), Some("token"));
+        assert_eq!(
+            did_you_mean("tokn", ["id", "token", "expect"]),
+            Some("token")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["id", "token"]), None);
     }
 
     #[test]
     fn error_at_clamps_out_of_range_spans() {
         let f = SourceFile::new(Path::new("x.yaml"), "a: 1\n".into());
-        let e = f.error_at(Span { line: 9, column: 9, offset: 999, len: 5 }, "boom");
+        let e = f.error_at(
+            Span {
+                line: 9,
+                column: 9,
+                offset: 999,
+                len: 5,
+            },
+            "boom",
+        );
         assert_eq!(e.location, "x.yaml:9:9");
         let _ = render(&e, false);
     }

@@ -93,8 +93,13 @@ impl RecordedResponse {
 
     /// The media type without parameters, lower-cased.
     pub fn media_type(&self) -> Option<String> {
-        self.header("content-type")
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
     }
 
     /// The body parsed as JSON, if it is complete, valid JSON.
@@ -208,7 +213,10 @@ mod tests {
     fn response(body: &str) -> RecordedResponse {
         RecordedResponse::new(
             200,
-            vec![("Content-Type".into(), "application/json; charset=utf-8".into())],
+            vec![(
+                "Content-Type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
             body.as_bytes().to_vec(),
             false,
             Duration::ZERO,
@@ -217,7 +225,10 @@ mod tests {
 
     #[test]
     fn media_type_ignores_parameters_and_case() {
-        assert_eq!(response("{}").media_type().as_deref(), Some("application/json"));
+        assert_eq!(
+            response("{}").media_type().as_deref(),
+            Some("application/json")
+        );
     }
 
     #[test]

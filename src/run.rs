@@ -14,10 +14,12 @@ use crate::exchange::{Exchange, RequestContext, redact_body};
 use crate::flows;
 use crate::http::{HttpClient, Request, TransportError};
 use crate::results::{
-    CaseOutcome, CaseResult, CheckOutcome, ExchangeView, ResponseView, RunReport, StepResult, SuiteResult, Summary,
-    VerdictKind,
+    CaseOutcome, CaseResult, CheckOutcome, ExchangeView, ResponseView, RunReport, StepResult,
+    SuiteResult, Summary, VerdictKind,
 };
-use crate::scenario::{Action, BearerChoice, Case, Expectation, Named, ResourceSpec, Step, Suite, TokenSpec};
+use crate::scenario::{
+    Action, BearerChoice, Case, Expectation, Named, ResourceSpec, Step, Suite, TokenSpec,
+};
 use crate::secret::{Redactor, Secret};
 use crate::target::{Client, Target};
 
@@ -33,7 +35,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { filter: None, strict: false, jobs: 8 }
+        Self {
+            filter: None,
+            strict: false,
+            jobs: 8,
+        }
     }
 }
 
@@ -43,7 +49,9 @@ pub enum RunError {
     #[diagnostic(help("check the target's `issuer` and that the server is running"))]
     Unreachable(TransportError),
     #[error("cannot find the token endpoint: {0}")]
-    #[diagnostic(help("set `token_endpoint` in the target file, or fix the server's discovery document"))]
+    #[diagnostic(help(
+        "set `token_endpoint` in the target file, or fix the server's discovery document"
+    ))]
     NoTokenEndpoint(String),
     #[error("--filter `{0}` selects no case")]
     EmptyFilter(String),
@@ -75,10 +83,15 @@ struct CaseState {
 
 impl Runner {
     /// Connects to the target: reads discovery and finds the token endpoint.
-    pub async fn prepare(target: Target, redactor: Redactor, options: RunOptions) -> Result<Self, RunError> {
+    pub async fn prepare(
+        target: Target,
+        redactor: Redactor,
+        options: RunOptions,
+    ) -> Result<Self, RunError> {
         target.register_secrets(&redactor);
         let http = HttpClient::new(target.timeout).map_err(RunError::Unreachable)?;
-        let (request, _) = flows::discovery::build(&target.issuer, "/.well-known/openid-configuration");
+        let (request, _) =
+            flows::discovery::build(&target.issuer, "/.well-known/openid-configuration");
         let metadata = match http.send(&request).await {
             Ok(r) if r.status == 200 => r.json_object().cloned(),
             Ok(_) => None,
@@ -91,38 +104,63 @@ impl Runner {
                 .get("token_endpoint")
                 .and_then(|v| v.as_str())
                 .and_then(|s| Url::parse(s).ok())
-                .ok_or_else(|| RunError::NoTokenEndpoint(format!("{} has no usable token_endpoint", request.url)))?,
+                .ok_or_else(|| {
+                    RunError::NoTokenEndpoint(format!(
+                        "{} has no usable token_endpoint",
+                        request.url
+                    ))
+                })?,
             (None, None) => {
-                return Err(RunError::NoTokenEndpoint(format!("no discovery document at {}", request.url)));
+                return Err(RunError::NoTokenEndpoint(format!(
+                    "no discovery document at {}",
+                    request.url
+                )));
             }
         };
-        Ok(Self { http, target, endpoints: Endpoints { token, metadata }, redactor, options })
+        Ok(Self {
+            http,
+            target,
+            endpoints: Endpoints { token, metadata },
+            redactor,
+            options,
+        })
     }
 
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
     }
 
-    /// Every client a scenario names must exist in the target; checked before any traffic.
-    pub fn preflight(&self, suites: &[&Suite]) -> Result<(), RunError> {
-        preflight(suites, &self.target).map_err(RunError::Preflight)
+    /// Every client a selected case names must exist in the target; checked before any traffic.
+    pub fn preflight(&self, suites: &[Suite]) -> Result<(), RunError> {
+        let selected = self.select(suites);
+        preflight(selected.iter().map(|(_, s, c)| (*s, *c)), &self.target)
+            .map_err(RunError::Preflight)
+    }
+
+    /// The cases `--filter` selects, with the index of their suite.
+    fn select<'a>(&self, suites: &'a [Suite]) -> Vec<(usize, &'a Suite, &'a Case)> {
+        let filter = self.options.filter.as_deref().map(WildMatch::new);
+        suites
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.cases.iter().map(move |c| (i, s, c)))
+            .filter(|(_, s, c)| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&c.id) || f.matches(&format!("{}/{}", s.name, c.id)))
+            })
+            .collect()
     }
 
     /// Runs every selected case. Fails only when the filter selects nothing.
     pub async fn run(&self, suites: &[Suite]) -> Result<RunReport, RunError> {
         let started_at = SystemTime::now();
         let started = Instant::now();
-        let filter = self.options.filter.as_deref().map(WildMatch::new);
-        let selected: Vec<(usize, &Suite, &Case)> = suites
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| s.cases.iter().map(move |c| (i, s, c)))
-            .filter(|(_, s, c)| {
-                filter.as_ref().is_none_or(|f| f.matches(&c.id) || f.matches(&format!("{}/{}", s.name, c.id)))
-            })
-            .collect();
+        let selected = self.select(suites);
         if selected.is_empty() {
-            return Err(RunError::EmptyFilter(self.options.filter.clone().unwrap_or_default()));
+            return Err(RunError::EmptyFilter(
+                self.options.filter.clone().unwrap_or_default(),
+            ));
         }
         let results: Vec<(usize, CaseResult)> = futures_util::stream::iter(selected)
             .map(|(i, suite, case)| async move { (i, self.run_case(suite, case).await) })
@@ -190,34 +228,53 @@ impl Runner {
     }
 
     fn skip_reason(&self, case: &Case) -> Option<String> {
-        if case.steps.iter().any(|s| matches!(s.action, Action::Resource(_))) && self.target.resource.is_none() {
+        if case
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Resource(_)))
+            && self.target.resource.is_none()
+        {
             return Some("the target has no `resource` to call".into());
         }
         for (field, value) in &case.advertised {
             let Some(metadata) = &self.endpoints.metadata else {
-                return Some(format!("needs `{field}` to advertise `{value}`, and the server publishes no discovery document"));
+                return Some(format!(
+                    "needs `{field}` to advertise `{value}`, and the server publishes no discovery document"
+                ));
             };
             let advertised = match metadata.get(field) {
-                Some(serde_json::Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(value)),
+                Some(serde_json::Value::Array(items)) => {
+                    items.iter().any(|i| i.as_str() == Some(value))
+                }
                 Some(serde_json::Value::String(s)) => s == value,
                 _ => false,
             };
             if !advertised {
-                return Some(format!("the server does not advertise `{value}` in `{field}`"));
+                return Some(format!(
+                    "the server does not advertise `{value}` in `{field}`"
+                ));
             }
         }
         None
     }
 
     fn client_for(&self, suite: &Suite, case: &Case, step_client: Option<&Named>) -> &Client {
-        let name = step_client.or(case.client.as_ref()).or(suite.client.as_ref());
+        let name = step_client
+            .or(case.client.as_ref())
+            .or(suite.client.as_ref());
         // `preflight` guarantees the name exists; fall back to any client rather than panic.
         name.and_then(|n| self.target.clients.get(&n.name))
             .or_else(|| self.target.clients.values().next())
             .unwrap_or_else(|| unreachable!("preflight admits no case without a client"))
     }
 
-    async fn run_step(&self, suite: &Suite, case: &Case, step: &Step, state: &mut CaseState) -> StepResult {
+    async fn run_step(
+        &self,
+        suite: &Suite,
+        case: &Case,
+        step: &Step,
+        state: &mut CaseState,
+    ) -> StepResult {
         let mut result = StepResult {
             action: step.action.kind(),
             setup: Vec::new(),
@@ -230,8 +287,14 @@ impl Runner {
                 let client = self.client_for(suite, case, spec.client.as_ref());
                 Ok(flows::token::build(&self.endpoints.token, client, spec))
             }
-            Action::Discovery(doc) => Ok(flows::discovery::build(&self.target.issuer, doc.well_known_path())),
-            Action::Resource(spec) => self.prepare_resource_call(suite, case, spec, state, &mut result).await,
+            Action::Discovery(doc) => Ok(flows::discovery::build(
+                &self.target.issuer,
+                doc.well_known_path(),
+            )),
+            Action::Resource(spec) => {
+                self.prepare_resource_call(suite, case, spec, state, &mut result)
+                    .await
+            }
         };
         let (request, context) = match prepared {
             Ok(p) => p,
@@ -274,26 +337,40 @@ impl Runner {
         if let Some(path) = &spec.path {
             url.set_path(path);
         }
-        let default = if state.last_token.is_some() { BearerChoice::Last } else { BearerChoice::Fresh };
+        let default = if state.last_token.is_some() {
+            BearerChoice::Last
+        } else {
+            BearerChoice::Fresh
+        };
         let bearer = match spec.bearer.unwrap_or(default) {
             BearerChoice::None => None,
             BearerChoice::Garbage => Some(Secret::new(flows::resource::GARBAGE_TOKEN)),
             BearerChoice::Last => Some(state.last_token.clone().ok_or_else(|| {
-                StepFailure::Precondition(precondition("no earlier step of this case obtained a token".into()))
+                StepFailure::Precondition(precondition(
+                    "no earlier step of this case obtained a token".into(),
+                ))
             })?),
             choice @ (BearerChoice::Fresh | BearerChoice::InsufficientScope) => {
                 let scope = match choice {
-                    BearerChoice::InsufficientScope => Some(resource.insufficient_scope.clone().ok_or_else(|| {
-                        StepFailure::Precondition(precondition(
-                            "the target's resource has no `insufficient_scope`".into(),
-                        ))
-                    })?),
+                    BearerChoice::InsufficientScope => {
+                        Some(resource.insufficient_scope.clone().ok_or_else(|| {
+                            StepFailure::Precondition(precondition(
+                                "the target's resource has no `insufficient_scope`".into(),
+                            ))
+                        })?)
+                    }
                     _ => None,
                 };
                 let client = self.client_for(suite, case, None);
-                let spec = TokenSpec { scope, ..TokenSpec::default() };
+                let spec = TokenSpec {
+                    scope,
+                    ..TokenSpec::default()
+                };
                 let (request, context) = flows::token::build(&self.endpoints.token, client, &spec);
-                let exchange = self.exchange(request, context).await.map_err(StepFailure::Transport)?;
+                let exchange = self
+                    .exchange(request, context)
+                    .await
+                    .map_err(StepFailure::Transport)?;
                 result.setup.push(self.view(&exchange));
                 let token = self.remember_tokens(&exchange).ok_or_else(|| {
                     StepFailure::Precondition(precondition(format!(
@@ -308,9 +385,17 @@ impl Runner {
         Ok(flows::resource::build(&url, bearer.as_ref()))
     }
 
-    async fn exchange(&self, request: Request, context: RequestContext) -> Result<Exchange, TransportError> {
+    async fn exchange(
+        &self,
+        request: Request,
+        context: RequestContext,
+    ) -> Result<Exchange, TransportError> {
         let response = self.http.send(&request).await?;
-        Ok(Exchange { request: request.record(), response, context })
+        Ok(Exchange {
+            request: request.record(),
+            response,
+            context,
+        })
     }
 
     /// Registers every credential in a success answer with the redactor; returns the access token.
@@ -323,22 +408,46 @@ impl Runner {
                 self.redactor.register(value);
             }
         }
-        exchange.response.json_str("access_token").filter(|t| !t.is_empty()).map(Secret::new)
+        exchange
+            .response
+            .json_str("access_token")
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
     }
 
-    fn evaluate(&self, suite: &Suite, expect: &Expectation, exchange: &Exchange) -> Vec<CheckOutcome> {
+    fn evaluate(
+        &self,
+        suite: &Suite,
+        expect: &Expectation,
+        exchange: &Exchange,
+    ) -> Vec<CheckOutcome> {
         let mut outcomes = Vec::new();
         let response = &exchange.response;
         if let Some(status) = &expect.status {
-            let verdict = Verdict::from_bool(status.contains(response.status), format!("status {}", status.describe()), || {
-                response.summary()
-            });
-            outcomes.push(self.expectation("expect.status", "the answer has the status the scenario expects", verdict, suite));
+            let verdict = Verdict::from_bool(
+                status.contains(response.status),
+                format!("status {}", status.describe()),
+                || response.summary(),
+            );
+            outcomes.push(self.expectation(
+                "expect.status",
+                "the answer has the status the scenario expects",
+                verdict,
+                suite,
+            ));
         }
         if let Some(code) = &expect.error {
             let seen = response.json_str("error");
-            let verdict = Verdict::from_bool(seen == Some(code.as_str()), format!("error={code}"), || response.summary());
-            outcomes.push(self.expectation("expect.error", "the answer has the error code the scenario expects", verdict, suite));
+            let verdict =
+                Verdict::from_bool(seen == Some(code.as_str()), format!("error={code}"), || {
+                    response.summary()
+                });
+            outcomes.push(self.expectation(
+                "expect.error",
+                "the answer has the error code the scenario expects",
+                verdict,
+                suite,
+            ));
         }
         for check in &expect.checks {
             outcomes.push(self.outcome(suite, check, (check.evaluate)(exchange)));
@@ -346,17 +455,42 @@ impl Runner {
         outcomes
     }
 
-    fn expectation(&self, id: &str, summary: &str, verdict: Verdict, suite: &Suite) -> CheckOutcome {
-        let mut outcome = outcome_from(id, Severity::Must, None, "scenario expectation", "", summary, verdict);
+    fn expectation(
+        &self,
+        id: &str,
+        summary: &str,
+        verdict: Verdict,
+        suite: &Suite,
+    ) -> CheckOutcome {
+        let mut outcome = outcome_from(
+            id,
+            Severity::Must,
+            None,
+            "scenario expectation",
+            "",
+            summary,
+            verdict,
+        );
         outcome.rule = format!("scenario {}", suite.display_path());
         self.scrub_outcome(outcome)
     }
 
     fn outcome(&self, suite: &Suite, check: &CheckDef, verdict: Verdict) -> CheckOutcome {
-        let required_because = suite.required.iter().find(|(id, _)| id == check.id).map(|(_, why)| why.clone());
+        let required_because = suite
+            .required
+            .iter()
+            .find(|(id, _)| id == check.id)
+            .map(|(_, why)| why.clone());
         let promoted = self.options.strict || required_because.is_some();
-        let mut outcome =
-            outcome_from(check.id, check.severity, required_because, check.rule, check.url, check.summary, verdict);
+        let mut outcome = outcome_from(
+            check.id,
+            check.severity,
+            required_because,
+            check.rule,
+            check.url,
+            check.summary,
+            verdict,
+        );
         if outcome.verdict == VerdictKind::Warn && promoted {
             outcome.verdict = VerdictKind::Fail;
         }
@@ -378,7 +512,11 @@ impl Runner {
             request,
             response: ResponseView {
                 status: r.status,
-                headers: r.headers.iter().map(|(k, v)| (k.clone(), self.redactor.scrub(v))).collect(),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), self.redactor.scrub(v)))
+                    .collect(),
                 body: self.redactor.scrub(&redact_body(&r.body, r.json())),
                 truncated: r.truncated,
                 elapsed_ms: r.elapsed.as_millis() as u64,
@@ -418,7 +556,11 @@ fn outcome_from(
         Verdict::Pass => (VerdictKind::Pass, None, None, None),
         Verdict::NotApplicable(why) => (VerdictKind::NotApplicable, None, None, Some(why)),
         Verdict::Fail { expected, seen } => {
-            let kind = if severity == Severity::Must { VerdictKind::Fail } else { VerdictKind::Warn };
+            let kind = if severity == Severity::Must {
+                VerdictKind::Fail
+            } else {
+                VerdictKind::Warn
+            };
             (kind, Some(expected), Some(seen), None)
         }
     };
@@ -450,43 +592,62 @@ fn outcome_of(steps: &[StepResult]) -> CaseOutcome {
 }
 
 /// Checks that every client the scenarios name exists in the target (no network).
-pub fn preflight(suites: &[&Suite], target: &Target) -> Result<(), Vec<LocatedError>> {
+pub fn preflight<'a>(
+    cases: impl Iterator<Item = (&'a Suite, &'a Case)>,
+    target: &Target,
+) -> Result<(), Vec<LocatedError>> {
     let mut errors = Vec::new();
-    for suite in suites {
-        for case in &suite.cases {
-            for step in &case.steps {
-                let (needs_client, step_client) = match &step.action {
-                    Action::Token(t) => (true, t.client.as_ref()),
-                    Action::Resource(r) => {
-                        (matches!(r.bearer, None | Some(BearerChoice::Fresh | BearerChoice::InsufficientScope)), None)
-                    }
-                    Action::Discovery(_) => (false, None),
-                };
-                match step_client.or(case.client.as_ref()).or(suite.client.as_ref()) {
-                    Some(named) if !target.clients.contains_key(&named.name) => {
-                        errors.push(unknown_client(suite, target, named));
-                    }
-                    None if needs_client => errors.push(
-                        suite
-                            .source
-                            .error_at(case.span, format!("case `{}` needs a client", case.id))
-                            .with_help("set `client:` on the suite, the case or the step"),
+    for (suite, case) in cases {
+        for step in &case.steps {
+            let (needs_client, step_client) = match &step.action {
+                Action::Token(t) => (true, t.client.as_ref()),
+                Action::Resource(r) => (
+                    matches!(
+                        r.bearer,
+                        None | Some(BearerChoice::Fresh | BearerChoice::InsufficientScope)
                     ),
-                    _ => {}
+                    None,
+                ),
+                Action::Discovery(_) => (false, None),
+            };
+            match step_client
+                .or(case.client.as_ref())
+                .or(suite.client.as_ref())
+            {
+                Some(named) if !target.clients.contains_key(&named.name) => {
+                    errors.push(unknown_client(suite, target, named));
                 }
+                None if needs_client => errors.push(
+                    suite
+                        .source
+                        .error_at(case.span, format!("case `{}` needs a client", case.id))
+                        .with_help("set `client:` on the suite, the case or the step"),
+                ),
+                _ => {}
             }
         }
     }
     // One error per place, even when several steps share the suite's client.
-    errors.dedup_by(|a, b| a.location == b.location);
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.location.clone()));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 fn unknown_client(suite: &Suite, target: &Target, named: &Named) -> LocatedError {
     let names = target.client_names().collect::<Vec<_>>().join(", ");
     let help = match did_you_mean(&named.name, target.client_names()) {
-        Some(best) => format!("did you mean `{best}`? The target ({}) defines: {names}", target.origin),
+        Some(best) => format!(
+            "did you mean `{best}`? The target ({}) defines: {names}",
+            target.origin
+        ),
         None => format!("the target ({}) defines: {names}", target.origin),
     };
-    suite.source.error_at(named.span, format!("unknown client `{}`", named.name)).with_help(help)
+    suite
+        .source
+        .error_at(named.span, format!("unknown client `{}`", named.name))
+        .with_help(help)
 }

@@ -94,7 +94,10 @@ impl Target {
     pub fn load(path: &Path) -> Result<Target, Vec<crate::scenario::LoadError>> {
         use crate::scenario::LoadError;
         let source = SourceFile::read(path).map_err(|e| {
-            vec![LoadError::Unreadable { path: path.to_path_buf(), reason: e.to_string() }]
+            vec![LoadError::Unreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }]
         })?;
         let file: TargetFile = serde_saphyr::from_str(&source.text)
             .map_err(|e| vec![LoadError::from(crate::scenario::yaml_error(&source, &e))])?;
@@ -130,7 +133,10 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn fail(&mut self, v: &Spanned<String>, message: String) {
-        self.errors.push(self.source.error_at(Span::from_location(&v.referenced), message));
+        self.errors.push(
+            self.source
+                .error_at(Span::from_location(&v.referenced), message),
+        );
     }
 
     fn text(&mut self, v: &Spanned<String>) -> String {
@@ -158,19 +164,30 @@ impl Resolver<'_> {
 }
 
 fn resolve(source: &SourceFile, file: TargetFile, errors: &mut Vec<LocatedError>) -> Target {
-    let mut r = Resolver { source, errors: Vec::new() };
+    let mut r = Resolver {
+        source,
+        errors: Vec::new(),
+    };
     // An unusable issuer is already an error; the placeholder only lets validation continue.
-    let issuer = r.url(&file.issuer).unwrap_or_else(|| Url::parse("http://invalid.invalid/").expect("static URL"));
+    let issuer = r
+        .url(&file.issuer)
+        .unwrap_or_else(|| Url::parse("http://invalid.invalid/").expect("static URL"));
     let token_endpoint = file.token_endpoint.as_ref().and_then(|v| r.url(v));
     let resource = file.resource.as_ref().and_then(|def| {
-        r.url(&def.url).map(|url| Resource { url, insufficient_scope: def.insufficient_scope.clone() })
+        r.url(&def.url).map(|url| Resource {
+            url,
+            insufficient_scope: def.insufficient_scope.clone(),
+        })
     });
     let timeout = match &file.timeout {
         None => DEFAULT_TIMEOUT,
         Some(t) => humantime::parse_duration(&t.value).unwrap_or_else(|e| {
             r.errors.push(
                 source
-                    .error_at(Span::from_location(&t.referenced), format!("`{}` is not a duration: {e}", t.value))
+                    .error_at(
+                        Span::from_location(&t.referenced),
+                        format!("`{}` is not a duration: {e}", t.value),
+                    )
                     .with_help("write it like `10s` or `1500ms`"),
             );
             DEFAULT_TIMEOUT

@@ -19,7 +19,10 @@ pub struct Credentials<'a> {
 pub fn basic_header(client_id: &str, secret: &str) -> Secret {
     let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
     let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    Secret::new(format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))))
+    Secret::new(format!(
+        "Basic {}",
+        STANDARD.encode(format!("{id}:{secret}"))
+    ))
 }
 
 /// Adds the credentials to the headers and form as `choice` says; returns what was used.
@@ -32,7 +35,10 @@ pub fn apply(
     let empty = Secret::new("");
     let secret = creds.secret.unwrap_or(&empty);
     let basic = |headers: &mut Vec<(String, Value)>| {
-        headers.push(("Authorization".into(), Value::Secret(basic_header(creds.client_id, secret.expose()))));
+        headers.push((
+            "Authorization".into(),
+            Value::Secret(basic_header(creds.client_id, secret.expose())),
+        ));
     };
     let post = |form: &mut Vec<(String, Value)>| {
         form.push(("client_id".into(), Value::Plain(creds.client_id.into())));

@@ -55,7 +55,11 @@ impl Verdict {
 
     /// Pass when `ok`, else fail with the given expectation and observation.
     pub fn from_bool(ok: bool, expected: impl Into<String>, seen: impl FnOnce() -> String) -> Self {
-        if ok { Verdict::Pass } else { Verdict::fail(expected, seen()) }
+        if ok {
+            Verdict::Pass
+        } else {
+            Verdict::fail(expected, seen())
+        }
     }
 }
 
@@ -118,14 +122,21 @@ pub fn resolve(name: &str) -> Option<Vec<&'static CheckDef>> {
     BUNDLES.iter().find(|b| b.name == name).map(|b| {
         b.checks
             .iter()
-            .map(|id| find(id).unwrap_or_else(|| unreachable!("bundle {} names unknown check {id}", b.name)))
+            .map(|id| {
+                find(id)
+                    .unwrap_or_else(|| unreachable!("bundle {} names unknown check {id}", b.name))
+            })
             .collect()
     })
 }
 
 /// Every name a scenario may use in `checks:`, for "did you mean".
 pub fn known_names() -> Vec<&'static str> {
-    BUNDLES.iter().map(|b| b.name).chain(catalogue().map(|c| c.id)).collect()
+    BUNDLES
+        .iter()
+        .map(|b| b.name)
+        .chain(catalogue().map(|c| c.id))
+        .collect()
 }
 
 #[cfg(test)]
@@ -139,7 +150,8 @@ mod tests {
         for c in catalogue() {
             assert!(seen.insert(c.id), "duplicate check id {}", c.id);
             assert!(
-                c.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ".-".contains(ch)),
+                c.id.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ".-".contains(ch)),
                 "{}",
                 c.id
             );
@@ -152,7 +164,11 @@ mod tests {
     fn every_bundle_resolves() {
         for b in BUNDLES {
             assert_eq!(resolve(b.name).unwrap().len(), b.checks.len());
-            assert!(find(b.name).is_none(), "bundle {} shadows a check id", b.name);
+            assert!(
+                find(b.name).is_none(),
+                "bundle {} shadows a check id",
+                b.name
+            );
         }
     }
 }

@@ -22,7 +22,9 @@ pub struct Output {
 impl Output {
     pub fn detect(no_color: bool) -> Self {
         let wanted = !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Self { color: wanted && std::io::stdout().is_terminal() }
+        Self {
+            color: wanted && std::io::stdout().is_terminal(),
+        }
     }
 
     /// Prints a diagnostic to stderr.
@@ -53,7 +55,10 @@ pub struct Plain {
 
 impl Plain {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), help: None }
+        Self {
+            message: message.into(),
+            help: None,
+        }
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {

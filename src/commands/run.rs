@@ -29,12 +29,18 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
         match item {
             Loaded::Suite(s) => suites.push(*s),
             Loaded::LoadProfile(path) => {
-                eprintln!("note: {} is a load profile; run it with `oauth-harness load`", path.display())
+                eprintln!(
+                    "note: {} is a load profile; run it with `oauth-harness load`",
+                    path.display()
+                )
             }
         }
     }
     if suites.is_empty() {
-        out.error(&Plain::new("no conformance suite to run").help("only load profiles were found; use `oauth-harness load`"));
+        out.error(
+            &Plain::new("no conformance suite to run")
+                .help("only load profiles were found; use `oauth-harness load`"),
+        );
         return exit::INVALID_INPUT;
     }
 
@@ -54,7 +60,11 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
     }
 
     let redactor = Redactor::new();
-    let options = RunOptions { filter: args.filter.clone(), strict: args.strict, jobs: args.jobs as usize };
+    let options = RunOptions {
+        filter: args.filter.clone(),
+        strict: args.strict,
+        jobs: args.jobs as usize,
+    };
     let runner = match Runner::prepare(target, redactor.clone(), options).await {
         Ok(r) => r,
         Err(e) => {
@@ -62,8 +72,7 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
             return exit::RUNTIME_ERROR;
         }
     };
-    let suite_refs: Vec<&Suite> = suites.iter().collect();
-    if let Err(e) = runner.preflight(&suite_refs) {
+    if let Err(e) = runner.preflight(&suites) {
         out.error(&e);
         return exit::INVALID_INPUT;
     }
@@ -78,7 +87,10 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
             return exit::RUNTIME_ERROR;
         }
     };
-    print!("{}", redactor.scrub(&report::terminal::render(&report, out.color)));
+    print!(
+        "{}",
+        redactor.scrub(&report::terminal::render(&report, out.color))
+    );
     if let Err(code) = write_reports(&args, &report, &redactor, out) {
         return code;
     }
@@ -87,7 +99,9 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
 
 fn load_target(path: &Path, args: &RunArgs, out: Output) -> Result<Target, u8> {
     if !args.mock_defects.is_empty() {
-        out.error(&Plain::new("--mock-defect switches defects on in the embedded mocks; it cannot apply to --target"));
+        out.error(&Plain::new(
+            "--mock-defect switches defects on in the embedded mocks; it cannot apply to --target",
+        ));
         return Err(exit::INVALID_INPUT);
     }
     Target::load(path).map_err(|errors| {
@@ -98,7 +112,10 @@ fn load_target(path: &Path, args: &RunArgs, out: Output) -> Result<Target, u8> {
     })
 }
 
-async fn start_mocks(defect_names: &[String], out: Output) -> Result<(Target, IdentityServerMock), u8> {
+async fn start_mocks(
+    defect_names: &[String],
+    out: Output,
+) -> Result<(Target, IdentityServerMock), u8> {
     let mut defects = Vec::new();
     for name in defect_names {
         match identity_server::Defect::from_name(name) {
@@ -115,7 +132,10 @@ async fn start_mocks(defect_names: &[String], out: Output) -> Result<(Target, Id
             }
         }
     }
-    let config = identity_server::Config { defects: mock::DefectSet::new(defects), ..Default::default() };
+    let config = identity_server::Config {
+        defects: mock::DefectSet::new(defects),
+        ..Default::default()
+    };
     match IdentityServerMock::start(config, None).await {
         Ok(mock) => Ok((mock.target(), mock)),
         Err(e) => {
@@ -125,9 +145,17 @@ async fn start_mocks(defect_names: &[String], out: Output) -> Result<(Target, Id
     }
 }
 
-fn write_reports(args: &RunArgs, report: &RunReport, redactor: &Redactor, out: Output) -> Result<(), u8> {
+fn write_reports(
+    args: &RunArgs,
+    report: &RunReport,
+    redactor: &Redactor,
+    out: Output,
+) -> Result<(), u8> {
     let outputs = [
-        (&args.report_junit, report::junit::render as fn(&RunReport) -> String),
+        (
+            &args.report_junit,
+            report::junit::render as fn(&RunReport) -> String,
+        ),
         (&args.report_json, report::json::render),
     ];
     for (path, render) in outputs {
@@ -146,7 +174,8 @@ fn write_file(path: &Path, text: &str) -> Result<(), Plain> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Plain::new(format!("cannot create `{}`: {e}", dir.display())))?;
     }
-    std::fs::write(path, text).map_err(|e| Plain::new(format!("cannot write `{}`: {e}", path.display())))
+    std::fs::write(path, text)
+        .map_err(|e| Plain::new(format!("cannot write `{}`: {e}", path.display())))
 }
 
 /// Errors (an incomplete run) outrank failures; both outrank success.

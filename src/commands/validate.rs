@@ -3,8 +3,8 @@
 use super::{Output, Plain};
 use crate::cli::ValidateArgs;
 use crate::exit;
-use crate::scenario::{self, Loaded};
 use crate::run::preflight;
+use crate::scenario::{self, Loaded};
 use crate::target::Target;
 
 pub fn validate(args: ValidateArgs, out: Output) -> u8 {
@@ -29,7 +29,12 @@ pub fn validate(args: ValidateArgs, out: Output) -> u8 {
                         Loaded::LoadProfile(_) => None,
                     })
                     .collect();
-                if let Err(errors) = preflight(&suites, &target) {
+                if let Err(errors) = preflight(
+                    suites
+                        .iter()
+                        .flat_map(|s| s.cases.iter().map(move |c| (*s, c))),
+                    &target,
+                ) {
                     for e in &errors {
                         out.error(e);
                     }
@@ -48,7 +53,10 @@ pub fn validate(args: ValidateArgs, out: Output) -> u8 {
         out.error(&Plain::new(format!("{problems} problem(s) found")));
         return exit::INVALID_INPUT;
     }
-    let suites = loaded.iter().filter(|l| matches!(l, Loaded::Suite(_))).count();
+    let suites = loaded
+        .iter()
+        .filter(|l| matches!(l, Loaded::Suite(_)))
+        .count();
     let cases: usize = loaded
         .iter()
         .map(|l| match l {

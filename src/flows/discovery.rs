@@ -34,6 +34,9 @@ mod tests {
             "https://id.example/realms/esante-wallet/.well-known/openid-configuration"
         );
         let root = Url::parse("http://127.0.0.1:8080/").unwrap();
-        assert_eq!(document_url(&root, "/.well-known/openid-configuration").path(), "/.well-known/openid-configuration");
+        assert_eq!(
+            document_url(&root, "/.well-known/openid-configuration").path(),
+            "/.well-known/openid-configuration"
+        );
     }
 }

@@ -15,7 +15,10 @@ pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 
 /// Builds the token request for `spec` on behalf of `client`.
 pub fn build(endpoint: &Url, client: &Client, spec: &TokenSpec) -> (Request, RequestContext) {
-    let grant = spec.grant.clone().unwrap_or_else(|| CLIENT_CREDENTIALS.to_string());
+    let grant = spec
+        .grant
+        .clone()
+        .unwrap_or_else(|| CLIENT_CREDENTIALS.to_string());
     let scope = spec.scope.clone().or_else(|| client.scope.clone());
     let mut form: Vec<(String, Value)> = Vec::new();
     if !spec.omit.contains(&FormParam::GrantType) {
@@ -29,12 +32,27 @@ pub fn build(endpoint: &Url, client: &Client, spec: &TokenSpec) -> (Request, Req
         form.push((k.clone(), Value::Plain(v.clone())));
     }
     // A deliberately wrong secret differs from the real one in a way no server could accept.
-    let wrong = client.secret.as_ref().map(|s| Secret::new(format!("{}-wrong", s.expose())));
-    let secret = if spec.wrong_secret { wrong.as_ref() } else { client.secret.as_ref() };
+    let wrong = client
+        .secret
+        .as_ref()
+        .map(|s| Secret::new(format!("{}-wrong", s.expose())));
+    let secret = if spec.wrong_secret {
+        wrong.as_ref()
+    } else {
+        client.secret.as_ref()
+    };
     let client_id = spec.client_id.as_deref().unwrap_or(&client.client_id);
     let choice = spec.auth.unwrap_or(AuthChoice::from(client.auth));
-    let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
-    let used = auth::apply(choice, &Credentials { client_id, secret }, &mut headers, &mut form);
+    let mut headers = vec![(
+        "Accept".to_string(),
+        Value::Plain("application/json".into()),
+    )];
+    let used = auth::apply(
+        choice,
+        &Credentials { client_id, secret },
+        &mut headers,
+        &mut form,
+    );
 
     let method = match spec.method.unwrap_or(HttpMethod::Post) {
         HttpMethod::Post => Method::POST,

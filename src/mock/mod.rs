@@ -15,5 +15,8 @@ pub fn owner_of(defect: &str) -> Option<&'static str> {
 
 /// Every defect name of every mock, for "did you mean".
 pub fn all_defect_names() -> Vec<&'static str> {
-    identity_server::Defect::ALL.iter().map(|d| d.name()).collect()
+    identity_server::Defect::ALL
+        .iter()
+        .map(|d| d.name())
+        .collect()
 }

@@ -9,7 +9,13 @@ use crate::results::{CheckOutcome, VerdictKind};
 
 /// One failed or warned check, as text blocks for any format.
 pub fn finding_lines(check: &CheckOutcome) -> Vec<String> {
-    let mut lines = vec![format!("{} [{} · {}] {}", check.id, severity_label(check), check.rule, check.summary)];
+    let mut lines = vec![format!(
+        "{} [{} · {}] {}",
+        check.id,
+        severity_label(check),
+        check.rule,
+        check.summary
+    )];
     if let Some(expected) = &check.expected {
         lines.push(format!("expected: {expected}"));
     }
@@ -25,7 +31,9 @@ pub fn finding_lines(check: &CheckOutcome) -> Vec<String> {
 pub fn severity_label(check: &CheckOutcome) -> String {
     match (&check.required_because, check.verdict) {
         (Some(_), _) => format!("{}→MUST", check.severity.label()),
-        (None, VerdictKind::Fail) if check.severity == crate::checks::Severity::Should => "SHOULD→MUST (--strict)".into(),
+        (None, VerdictKind::Fail) if check.severity == crate::checks::Severity::Should => {
+            "SHOULD→MUST (--strict)".into()
+        }
         _ => check.severity.label().to_string(),
     }
 }

@@ -46,7 +46,9 @@ pub fn interpolate_with(
         match kind.trim() {
             "env" => {
                 let name = arg.trim();
-                out.push_str(&env(name).ok_or_else(|| InterpolationError::MissingEnv(name.into()))?);
+                out.push_str(
+                    &env(name).ok_or_else(|| InterpolationError::MissingEnv(name.into()))?,
+                );
             }
             "file" => {
                 let path = base_dir.join(arg.trim());
@@ -87,7 +89,10 @@ mod tests {
 
     #[test]
     fn escaped_and_unterminated() {
-        assert_eq!(interpolate_with("$${env:X}", Path::new("."), &env).unwrap(), "${env:X}");
+        assert_eq!(
+            interpolate_with("$${env:X}", Path::new("."), &env).unwrap(),
+            "${env:X}"
+        );
         assert_eq!(
             interpolate_with("${env:X", Path::new("."), &env).unwrap_err(),
             InterpolationError::Unterminated
@@ -102,6 +107,9 @@ mod tests {
     fn reads_files_relative_to_the_yaml() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("s.txt"), "from-file\n").unwrap();
-        assert_eq!(interpolate_with("${file:s.txt}", dir.path(), &env).unwrap(), "from-file");
+        assert_eq!(
+            interpolate_with("${file:s.txt}", dir.path(), &env).unwrap(),
+            "from-file"
+        );
     }
 }

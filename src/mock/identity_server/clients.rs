@@ -35,13 +35,16 @@ const BUILTIN: &str = include_str!("builtin-clients.yaml");
 
 impl MockClients {
     pub fn builtin() -> Self {
-        serde_saphyr::from_str(BUILTIN).unwrap_or_else(|e| unreachable!("builtin-clients.yaml is valid: {e}"))
+        serde_saphyr::from_str(BUILTIN)
+            .unwrap_or_else(|e| unreachable!("builtin-clients.yaml is valid: {e}"))
     }
 
     /// Reads a clients file (YAML, and so JSON too).
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let source = SourceFile::read(path)
-            .map_err(|e| LoadError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+        let source = SourceFile::read(path).map_err(|e| LoadError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         serde_saphyr::from_str(&source.text).map_err(|e| LoadError::from(yaml_error(&source, &e)))
     }
 

@@ -45,7 +45,12 @@ struct OAuthError {
 
 impl OAuthError {
     fn new(code: &'static str, description: &'static str) -> Self {
-        Self { status: 400, code, description, basic_challenge: false }
+        Self {
+            status: 400,
+            code,
+            description,
+            basic_challenge: false,
+        }
     }
 }
 
@@ -82,7 +87,9 @@ impl App {
             _ => {
                 return ResponseTemplate::new(405)
                     .insert_header("Allow", "POST")
-                    .set_body_json(json!({ "error": "invalid_request", "error_description": "use POST" }));
+                    .set_body_json(
+                        json!({ "error": "invalid_request", "error_description": "use POST" }),
+                    );
             }
         };
         match self.issue(request, &form) {
@@ -91,11 +98,23 @@ impl App {
         }
     }
 
-    fn issue(&self, request: &Request, form: &[(String, String)]) -> Result<serde_json::Value, OAuthError> {
-        let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    fn issue(
+        &self,
+        request: &Request,
+        form: &[(String, String)],
+    ) -> Result<serde_json::Value, OAuthError> {
+        let param = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         let presented = self.authenticate(request, form)?;
         let invalid_client = |presented: &Presented| OAuthError {
-            status: if presented.via_header && !self.defects.on(Defect::InvalidClient400) { 401 } else { 400 },
+            status: if presented.via_header && !self.defects.on(Defect::InvalidClient400) {
+                401
+            } else {
+                400
+            },
             code: "invalid_client",
             description: "client authentication failed",
             basic_challenge: presented.via_header,
@@ -106,8 +125,13 @@ impl App {
         if client.client_secret != presented.secret && !self.defects.on(Defect::AcceptWrongSecret) {
             return Err(invalid_client(&presented));
         }
-        let method = if presented.via_header { "client_secret_basic" } else { "client_secret_post" };
-        let post_refused = method == "client_secret_post" && self.defects.on(Defect::ClientSecretPostIgnored);
+        let method = if presented.via_header {
+            "client_secret_basic"
+        } else {
+            "client_secret_post"
+        };
+        let post_refused =
+            method == "client_secret_post" && self.defects.on(Defect::ClientSecretPostIgnored);
         if !client.allows(method) || post_refused {
             return Err(invalid_client(&presented));
         }
@@ -117,23 +141,35 @@ impl App {
             None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
         };
         if grant != "client_credentials" {
-            return Err(if self.defects.on(Defect::UnsupportedGrantAsInvalidRequest) {
-                OAuthError::new("invalid_request", "bad grant")
-            } else {
-                OAuthError::new("unsupported_grant_type", "only client_credentials is supported")
-            });
+            return Err(
+                if self.defects.on(Defect::UnsupportedGrantAsInvalidRequest) {
+                    OAuthError::new("invalid_request", "bad grant")
+                } else {
+                    OAuthError::new(
+                        "unsupported_grant_type",
+                        "only client_credentials is supported",
+                    )
+                },
+            );
         }
-        let requested: Vec<&str> = param("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+        let requested: Vec<&str> = param("scope")
+            .map(|s| s.split(' ').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
         let granted: Vec<String> = if requested.is_empty() {
             client.default_scope.iter().cloned().collect()
         } else {
             let allowed = |s: &&str| client.scopes.iter().any(|a| a == s);
             if !self.defects.on(Defect::IgnoreScopeRestriction) && !requested.iter().all(allowed) {
-                return Err(OAuthError::new("invalid_scope", "a requested scope is not allowed for this client"));
+                return Err(OAuthError::new(
+                    "invalid_scope",
+                    "a requested scope is not allowed for this client",
+                ));
             }
             if self.defects.on(Defect::ScopeOrderSensitive) {
-                let positions: Vec<usize> =
-                    requested.iter().filter_map(|s| client.scopes.iter().position(|a| a == s)).collect();
+                let positions: Vec<usize> = requested
+                    .iter()
+                    .filter_map(|s| client.scopes.iter().position(|a| a == s))
+                    .collect();
                 if positions.windows(2).any(|w| w[0] > w[1]) {
                     return Err(OAuthError::new("invalid_scope", "scopes out of order"));
                 }
@@ -143,7 +179,11 @@ impl App {
         let scope = granted.join(" ");
         let now = unix_now();
         let ttl = self.token_ttl_secs as i64;
-        let exp_offset = if self.defects.on(Defect::WrongExpiresIn) { ttl + 600 } else { ttl };
+        let exp_offset = if self.defects.on(Defect::WrongExpiresIn) {
+            ttl + 600
+        } else {
+            ttl
+        };
         let jti = random_id();
         let access_token = self.key.sign(
             &json!({
@@ -155,7 +195,11 @@ impl App {
         );
         self.tokens.insert(
             access_token.clone(),
-            IssuedToken { client_id: client.client_id.clone(), scope: scope.clone(), exp: now + ttl },
+            IssuedToken {
+                client_id: client.client_id.clone(),
+                scope: scope.clone(),
+                exp: now + ttl,
+            },
             now,
         );
         let mut body = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope });
@@ -176,26 +220,44 @@ impl App {
     }
 
     /// Reads client credentials from the Authorization header and/or the form.
-    fn authenticate(&self, request: &Request, form: &[(String, String)]) -> Result<Presented, OAuthError> {
+    fn authenticate(
+        &self,
+        request: &Request,
+        form: &[(String, String)],
+    ) -> Result<Presented, OAuthError> {
         let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
-        let basic = header.and_then(|h| h.strip_prefix("Basic ")).map(|b64| self.decode_basic(b64));
+        let header = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let basic = header
+            .and_then(|h| h.strip_prefix("Basic "))
+            .map(|b64| self.decode_basic(b64));
         let form_secret = param("client_secret");
         match (basic, form_secret) {
-            (Some(Some(_)), Some(_)) if !self.defects.on(Defect::AcceptTwoAuthMethods) => {
-                Err(OAuthError::new("invalid_request", "use one client authentication method"))
-            }
-            (Some(Some((client_id, secret))), _) => Ok(Presented { client_id, secret, via_header: true }),
+            (Some(Some(_)), Some(_)) if !self.defects.on(Defect::AcceptTwoAuthMethods) => Err(
+                OAuthError::new("invalid_request", "use one client authentication method"),
+            ),
+            (Some(Some((client_id, secret))), _) => Ok(Presented {
+                client_id,
+                secret,
+                via_header: true,
+            }),
             (Some(None), _) => Err(OAuthError {
                 status: 401,
                 code: "invalid_client",
                 description: "malformed Basic credentials",
                 basic_challenge: true,
             }),
-            (None, Some(secret)) => {
-                Ok(Presented { client_id: param("client_id").unwrap_or_default(), secret, via_header: false })
-            }
-            (None, None) => Err(OAuthError::new("invalid_client", "no client authentication")),
+            (None, Some(secret)) => Ok(Presented {
+                client_id: param("client_id").unwrap_or_default(),
+                secret,
+                via_header: false,
+            }),
+            (None, None) => Err(OAuthError::new(
+                "invalid_client",
+                "no client authentication",
+            )),
         }
     }
 
@@ -206,7 +268,12 @@ impl App {
         if self.defects.on(Defect::BasicNotFormDecoded) {
             return Some((id.to_string(), secret.to_string()));
         }
-        let decode = |s: &str| -> String { form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default() };
+        let decode = |s: &str| -> String {
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
         Some((decode(id), decode(secret)))
     }
 
@@ -217,18 +284,25 @@ impl App {
             ResponseTemplate::new(200).set_body_json(body)
         };
         if !self.defects.on(Defect::NoCacheHeaders) {
-            response = response.insert_header("Cache-Control", "no-store").insert_header("Pragma", "no-cache");
+            response = response
+                .insert_header("Cache-Control", "no-store")
+                .insert_header("Pragma", "no-cache");
         }
         response
     }
 
     fn error_response(&self, e: OAuthError) -> ResponseTemplate {
-        let mut response = ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store");
+        let mut response =
+            ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store");
         if e.basic_challenge && !self.defects.on(Defect::BasicNoWwwAuthenticate) {
-            response = response.insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#);
+            response =
+                response.insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#);
         }
         if self.defects.on(Defect::ErrorNotJson) {
-            let html = format!("<html><body><h1>{} Bad Request</h1></body></html>", e.status);
+            let html = format!(
+                "<html><body><h1>{} Bad Request</h1></body></html>",
+                e.status
+            );
             return response.set_body_raw(html, "text/html");
         }
         let description = if self.defects.on(Defect::ErrorDescriptionBadCharset) {
@@ -241,7 +315,10 @@ impl App {
 
     fn resource(&self, request: &Request) -> ResponseTemplate {
         let realm = r#"Bearer realm="implant""#;
-        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
+        let header = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             if self.defects.on(Defect::ResourceAcceptsNoToken) {
                 return json_ok(&json!({ "implants": [] }));
@@ -253,14 +330,19 @@ impl App {
             let challenge = if self.defects.on(Defect::ResourceInvalidTokenNoError) {
                 realm.to_string()
             } else {
-                format!(r#"{realm}, error="invalid_token", error_description="the token is unknown or expired""#)
+                format!(
+                    r#"{realm}, error="invalid_token", error_description="the token is unknown or expired""#
+                )
             };
-            return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
+            return ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", challenge.as_str());
         };
         let has_scope = issued.scope.split(' ').any(|s| s == RESOURCE_SCOPE);
         if !has_scope && !self.defects.on(Defect::ResourceIgnoresScope) {
-            let challenge = format!(r#"{realm}, error="insufficient_scope", scope="{RESOURCE_SCOPE}""#);
-            return ResponseTemplate::new(403).insert_header("WWW-Authenticate", challenge.as_str());
+            let challenge =
+                format!(r#"{realm}, error="insufficient_scope", scope="{RESOURCE_SCOPE}""#);
+            return ResponseTemplate::new(403)
+                .insert_header("WWW-Authenticate", challenge.as_str());
         }
         json_ok(&json!({ "client_id": issued.client_id, "implants": [] }))
     }
@@ -270,6 +352,8 @@ impl App {
 fn random_id() -> String {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let mut bytes = [0u8; 16];
-    SystemRandom::new().fill(&mut bytes).unwrap_or_else(|_| unreachable!("the system RNG does not fail"));
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .unwrap_or_else(|_| unreachable!("the system RNG does not fail"));
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

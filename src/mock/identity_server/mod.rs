@@ -111,19 +111,23 @@ impl IdentityServerMock {
 
     /// A target describing this mock, with every registered client under its scenario name.
     pub fn target(&self) -> Target {
-        let issuer = url::Url::parse(&self.issuer()).unwrap_or_else(|_| unreachable!("wiremock URIs are valid"));
-        let resource_url = issuer.join(RESOURCE_PATH).unwrap_or_else(|_| unreachable!("static path"));
+        let issuer = url::Url::parse(&self.issuer())
+            .unwrap_or_else(|_| unreachable!("wiremock URIs are valid"));
+        let resource_url = issuer
+            .join(RESOURCE_PATH)
+            .unwrap_or_else(|_| unreachable!("static path"));
         let clients = self
             .config
             .clients
             .clients
             .iter()
             .map(|c| {
-                let auth = if c.auth_methods.first().map(String::as_str) == Some("client_secret_post") {
-                    ClientAuth::ClientSecretPost
-                } else {
-                    ClientAuth::ClientSecretBasic
-                };
+                let auth =
+                    if c.auth_methods.first().map(String::as_str) == Some("client_secret_post") {
+                        ClientAuth::ClientSecretPost
+                    } else {
+                        ClientAuth::ClientSecretBasic
+                    };
                 let client = Client {
                     client_id: c.client_id.clone(),
                     secret: Some(crate::secret::Secret::new(c.client_secret.clone())),

@@ -1,0 +1,97 @@
+//! Shared by the integration tests: the binary, mocks, target files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use oauth_harness::mock::IdentityServerMock;
+use oauth_harness::mock::identity_server::{Config, MockClients};
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-harness"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn run_bin(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited, not killed")
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Starts the Identity Server mock in this process.
+pub async fn start_mock(config: Config) -> IdentityServerMock {
+    IdentityServerMock::start(config, None)
+        .await
+        .expect("mock starts")
+}
+
+/// A target file for `mock`, with the `confidential` client's secret read from `secret_env`.
+pub fn write_target(dir: &Path, mock: &IdentityServerMock, secret_env: Option<&str>) -> PathBuf {
+    let clients: &MockClients = &mock.config().clients;
+    let mut yaml = format!(
+        "issuer: {issuer}\nresource:\n  url: {issuer}/api/implant\n  insufficient_scope: {scope}\nclients:\n",
+        issuer = mock.issuer(),
+        scope = clients.insufficient_scope.clone().unwrap_or_default()
+    );
+    for c in &clients.clients {
+        let secret = match secret_env {
+            Some(var) if c.name == "confidential" => format!("\"${{env:{var}}}\""),
+            _ => serde_json::to_string(&c.client_secret).unwrap(),
+        };
+        yaml.push_str(&format!(
+            "  {}:\n    client_id: {}\n    client_secret: {}\n    auth: {}\n    scope: {}\n",
+            c.name,
+            serde_json::to_string(&c.client_id).unwrap(),
+            secret,
+            c.auth_methods[0],
+            c.default_scope.clone().unwrap_or_default()
+        ));
+    }
+    let path = dir.join("target.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Replaces what changes from run to run (ports, durations, timestamps) for snapshots.
+pub fn normalise(text: &str) -> String {
+    let rules: &[(&str, &str)] = &[
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
+        (r"\b\d+ ms\b", "N ms"),
+        (r"in \d+\.\d+ s\b", "in N s"),
+        (r#"time="[0-9.]+""#, r#"time="N""#),
+        (r#""(duration|elapsed_ms)": \d+"#, r#""$1": N"#),
+        (r#""started_at": "[^"]+""#, r#""started_at": "TIME""#),
+        (r#"timestamp="[^"]+""#, r#"timestamp="TIME""#),
+        (r"\[redacted sha256:[0-9a-f]{8}\]", "[redacted sha256:FP]"),
+        // Header pairs are printed over several lines in the JSON report.
+        (r#""date",(\s*)"[^"]+""#, r#""date",$1"DATE""#),
+        (
+            r#""content-length",(\s*)"\d+""#,
+            r#""content-length",$1"N""#,
+        ),
+    ];
+    let mut out = text.to_string();
+    for (pattern, replacement) in rules {
+        out = regex_lite::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out, *replacement)
+            .into_owned();
+    }
+    out
+}

@@ -1,0 +1,163 @@
+//! The harness's reason to exist: the shipped suites pass on the conformant mock, and every mock
+//! defect fails exactly the checks of the rule it breaks — no more, no fewer.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use oauth_harness::mock::DefectSet;
+use oauth_harness::mock::identity_server::{Config, Defect};
+use oauth_harness::results::{CaseOutcome, RunReport, VerdictKind};
+use oauth_harness::run::{RunOptions, Runner};
+use oauth_harness::scenario::{Loaded, Suite, load_paths};
+use oauth_harness::secret::Redactor;
+
+/// Defect → the check ids that must fail with it. Every listed defect must appear here.
+const EXPECTED: &[(&str, &[&str])] = &[
+    (
+        "no-cache-headers",
+        &["rfc6749.5.1.cache-control", "rfc6749.5.1.pragma"],
+    ),
+    ("token-type-not-bearer", &["rfc6749.5.1.token-type"]),
+    ("missing-expires-in", &["rfc6749.5.1.expires-in"]),
+    ("token-content-type-text", &["rfc6749.5.1.content-type"]),
+    ("refresh-token-issued", &["rfc6749.4.4.3.no-refresh-token"]),
+    (
+        "omit-scope-when-different",
+        &["rfc6749.5.1.scope-when-different"],
+    ),
+    ("wrong-expires-in", &["rfc7519.exp-matches-expires-in"]),
+    ("invalid-client-400", &["rfc6749.5.2.invalid-client-401"]),
+    (
+        "basic-no-www-authenticate",
+        &["rfc6749.5.2.www-authenticate"],
+    ),
+    ("accept-wrong-secret", &["rfc6749.5.2.invalid-client"]),
+    (
+        "basic-not-form-decoded",
+        &["rfc6749.2.3.1.form-encoded-credentials"],
+    ),
+    (
+        "client-secret-post-ignored",
+        &["rfc6749.2.3.1.client-secret-post"],
+    ),
+    (
+        "accept-two-auth-methods",
+        &["rfc6749.2.3.single-auth-method"],
+    ),
+    ("token-endpoint-accepts-get", &["rfc6749.3.2.post-only"]),
+    ("ignore-scope-restriction", &["rfc6749.5.2.invalid-scope"]),
+    ("scope-order-sensitive", &["rfc6749.3.3.scope-order"]),
+    (
+        "unsupported-grant-as-invalid-request",
+        &["rfc6749.5.2.unsupported-grant-type"],
+    ),
+    (
+        "missing-grant-type-accepted",
+        &["rfc6749.5.2.invalid-request"],
+    ),
+    ("error-not-json", &["rfc6749.5.2.error-json"]),
+    (
+        "error-description-bad-charset",
+        &["rfc6749.5.2.error-charset"],
+    ),
+    ("resource-accepts-no-token", &["rfc6750.3.no-token"]),
+    (
+        "resource-invalid-token-no-error",
+        &["rfc6750.3.1.invalid-token"],
+    ),
+    (
+        "resource-ignores-scope",
+        &["rfc6750.3.1.insufficient-scope"],
+    ),
+];
+
+fn shipped_suites() -> Vec<Suite> {
+    let loaded = load_paths(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")])
+        .unwrap_or_else(|e| panic!("shipped scenarios load: {e:?}"));
+    loaded
+        .into_iter()
+        .filter_map(|l| match l {
+            Loaded::Suite(s) => Some(*s),
+            Loaded::LoadProfile(_) => None,
+        })
+        .collect()
+}
+
+async fn run_with(defects: &[Defect], suites: &[Suite]) -> RunReport {
+    let mock = common::start_mock(Config {
+        defects: DefectSet::new(defects.iter().copied()),
+        ..Config::default()
+    })
+    .await;
+    let runner = Runner::prepare(mock.target(), Redactor::new(), RunOptions::default())
+        .await
+        .expect("mock reachable");
+    runner.run(suites).await.expect("cases selected")
+}
+
+fn failed_checks(report: &RunReport) -> BTreeSet<String> {
+    report
+        .suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .flat_map(|c| &c.steps)
+        .flat_map(|s| &s.checks)
+        .filter(|c| c.verdict == VerdictKind::Fail)
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn conformant_mock_passes_every_shipped_case() {
+    let suites = shipped_suites();
+    let report = run_with(&[], &suites).await;
+    let not_passed: Vec<String> = report
+        .suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .filter(|c| c.outcome != CaseOutcome::Passed)
+        .map(|c| {
+            format!(
+                "{} ({:?}): {:?}",
+                c.id,
+                c.outcome,
+                c.failed_checks().map(|k| &k.id).collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    assert!(
+        not_passed.is_empty(),
+        "not passed on the conformant mock: {not_passed:#?}"
+    );
+    assert!(report.summary.cases >= 18);
+}
+
+#[tokio::test]
+async fn each_defect_fails_exactly_its_rule() {
+    let table: Vec<&str> = EXPECTED.iter().map(|(d, _)| *d).collect();
+    let listed: Vec<&str> = Defect::ALL.iter().map(|d| d.name()).collect();
+    assert_eq!(
+        table, listed,
+        "the table must cover every defect the mock lists, in order"
+    );
+
+    let suites = shipped_suites();
+    let mut mismatches = Vec::new();
+    for (name, expected) in EXPECTED {
+        let defect = Defect::from_name(name).expect("listed");
+        let report = run_with(&[defect], &suites).await;
+        let failed = failed_checks(&report);
+        let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+        if failed != expected {
+            mismatches.push(format!("{name}: expected {expected:?}, failed {failed:?}"));
+        }
+        assert_eq!(report.summary.errors, 0, "{name} caused a runtime error");
+    }
+    assert!(
+        mismatches.is_empty(),
+        "defects not failing exactly their rule:\n{}",
+        mismatches.join("\n")
+    );
+}
