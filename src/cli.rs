@@ -38,6 +38,45 @@ pub enum Command {
     /// Start a built-in mock server for your own client to talk to.
     #[command(subcommand)]
     Mock(MockCommand),
+    /// Generate client key pairs and JWKS for private_key_jwt.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a key pair: private.pem (PKCS#8), public.pem, jwk.json, jwks.json.
+    #[command(
+        after_help = "Examples:\n  oauth-harness keys generate --alg RS384 --out keys/backend\n  oauth-harness keys generate --alg ES384 --kid pem-sha256-16 --out keys/backend-ec"
+    )]
+    Generate(KeysGenerateArgs),
+    /// Print a JWKS (public keys only) for existing private key PEM files, to register by value.
+    #[command(after_help = "Example:\n  oauth-harness keys jwks keys/backend/private.pem keys/backend-ec/private.pem")]
+    Jwks(KeysJwksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysGenerateArgs {
+    #[arg(long, value_enum)]
+    pub alg: crate::keys::KeyAlg,
+    /// RSA modulus size.
+    #[arg(long, default_value = "2048", value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"]), |s| s.parse::<usize>().unwrap_or(2048)))]
+    pub bits: usize,
+    /// How to derive the kid.
+    #[arg(long, value_enum, default_value = "rfc7638")]
+    pub kid: crate::keys::KidStyle,
+    /// Folder to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysJwksArgs {
+    /// Private key PEM files (PKCS#8, PKCS#1 or SEC1).
+    #[arg(required = true)]
+    pub keys: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "rfc7638")]
+    pub kid: crate::keys::KidStyle,
 }
 
 #[derive(Debug, Args)]

@@ -41,10 +41,7 @@ impl SourceFile {
     }
 
     pub fn new(path: &Path, text: String) -> Self {
-        Self {
-            path: path.to_path_buf(),
-            text: Arc::new(text),
-        }
+        Self { path: path.to_path_buf(), text: Arc::new(text) }
     }
 
     pub fn error_at(&self, span: Span, message: impl Into<String>) -> LocatedError {
@@ -91,10 +88,7 @@ impl LocatedError {
 }
 
 /// "did you mean `token`?" — the nearest candidate within edit distance 2.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::levenshtein(word, c), c))
@@ -106,11 +100,7 @@ pub fn did_you_mean<'a>(
 /// Renders a diagnostic for a terminal or a log, deterministic when `color` is false.
 pub fn render(diagnostic: &dyn Diagnostic, color: bool) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme};
-    let theme = if color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let mut out = String::new();
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     if handler.render_report(&mut out, diagnostic).is_err() {
@@ -125,25 +115,14 @@ mod tests {
 
     #[test]
     fn did_you_mean_finds_close_keys_only() {
-        assert_eq!(
-            did_you_mean("tokn", ["id", "token", "expect"]),
-            Some("token")
-        );
+        assert_eq!(did_you_mean("tokn", ["id", "token", "expect"]), Some("token"));
         assert_eq!(did_you_mean("zzzzzz", ["id", "token"]), None);
     }
 
     #[test]
     fn error_at_clamps_out_of_range_spans() {
         let f = SourceFile::new(Path::new("x.yaml"), "a: 1\n".into());
-        let e = f.error_at(
-            Span {
-                line: 9,
-                column: 9,
-                offset: 999,
-                len: 5,
-            },
-            "boom",
-        );
+        let e = f.error_at(Span { line: 9, column: 9, offset: 999, len: 5 }, "boom");
         assert_eq!(e.location, "x.yaml:9:9");
         let _ = render(&e, false);
     }

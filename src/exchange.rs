@@ -19,6 +19,7 @@ pub enum AuthUsed {
     ClientSecretBasic,
     ClientSecretPost,
     Both,
+    PrivateKeyJwt,
     None,
     Bearer,
 }
@@ -35,6 +36,10 @@ pub struct RequestContext {
     pub auth: Option<AuthUsed>,
     pub grant_type: Option<String>,
     pub requested_scope: Option<String>,
+    /// For discovery: the issuer the target is configured with.
+    pub expected_issuer: Option<String>,
+    /// For a `jku` assertion: how often the server fetched the harness-served URL.
+    pub jku_fetches: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,40 +71,18 @@ fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S
 }
 
 impl RecordedResponse {
-    pub fn new(
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-        truncated: bool,
-        elapsed: Duration,
-    ) -> Self {
-        Self {
-            status,
-            headers,
-            body,
-            truncated,
-            elapsed,
-            json: OnceLock::new(),
-        }
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>, truncated: bool, elapsed: Duration) -> Self {
+        Self { status, headers, body, truncated, elapsed, json: OnceLock::new() }
     }
 
     /// First value of a header, case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The media type without parameters, lower-cased.
     pub fn media_type(&self) -> Option<String> {
-        self.header("content-type").map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        self.header("content-type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
     }
 
     /// The body parsed as JSON, if it is complete, valid JSON.
@@ -213,10 +196,7 @@ mod tests {
     fn response(body: &str) -> RecordedResponse {
         RecordedResponse::new(
             200,
-            vec![(
-                "Content-Type".into(),
-                "application/json; charset=utf-8".into(),
-            )],
+            vec![("Content-Type".into(), "application/json; charset=utf-8".into())],
             body.as_bytes().to_vec(),
             false,
             Duration::ZERO,
@@ -225,10 +205,7 @@ mod tests {
 
     #[test]
     fn media_type_ignores_parameters_and_case() {
-        assert_eq!(
-            response("{}").media_type().as_deref(),
-            Some("application/json")
-        );
+        assert_eq!(response("{}").media_type().as_deref(), Some("application/json"));
     }
 
     #[test]

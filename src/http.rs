@@ -47,12 +47,7 @@ pub struct Request {
 
 impl Request {
     pub fn new(method: Method, url: Url) -> Self {
-        Self {
-            method,
-            url,
-            headers: Vec::new(),
-            form: None,
-        }
+        Self { method, url, headers: Vec::new(), form: None }
     }
 
     pub fn header(mut self, name: &str, value: Value) -> Self {
@@ -81,16 +76,9 @@ impl Request {
 
     /// The request as reports show it.
     pub fn record(&self) -> RecordedRequest {
-        let mut headers: Vec<(String, String)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.recorded()))
-            .collect();
+        let mut headers: Vec<(String, String)> = self.headers.iter().map(|(k, v)| (k.clone(), v.recorded())).collect();
         if self.form.is_some() {
-            headers.push((
-                "Content-Type".into(),
-                "application/x-www-form-urlencoded".into(),
-            ));
+            headers.push(("Content-Type".into(), "application/x-www-form-urlencoded".into()));
         }
         RecordedRequest {
             method: self.method.to_string(),
@@ -128,15 +116,8 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("oauth-harness/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| TransportError::Other {
-                url: String::new(),
-                detail: error_chain(&e),
-            })?;
-        Ok(Self {
-            inner,
-            timeout,
-            body_cap: DEFAULT_BODY_CAP,
-        })
+            .map_err(|e| TransportError::Other { url: String::new(), detail: error_chain(&e) })?;
+        Ok(Self { inner, timeout, body_cap: DEFAULT_BODY_CAP })
     }
 
     pub fn with_body_cap(mut self, cap: usize) -> Self {
@@ -146,16 +127,12 @@ impl HttpClient {
 
     pub async fn send(&self, request: &Request) -> Result<RecordedResponse, TransportError> {
         let url = request.url.to_string();
-        let mut builder = self
-            .inner
-            .request(request.method.clone(), request.url.clone());
+        let mut builder = self.inner.request(request.method.clone(), request.url.clone());
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.expose());
         }
         if let Some(body) = request.encoded_form(true) {
-            builder = builder
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(body);
+            builder = builder.header("Content-Type", "application/x-www-form-urlencoded").body(body);
         }
         let started = Instant::now();
         let mut response = builder.send().await.map_err(|e| self.classify(&url, &e))?;
@@ -163,20 +140,11 @@ impl HttpClient {
         let headers = response
             .headers()
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         let mut body = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.classify(&url, &e))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&url, &e))? {
             let room = self.body_cap - body.len();
             if chunk.len() > room {
                 body.extend_from_slice(&chunk[..room]);
@@ -185,32 +153,17 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(RecordedResponse::new(
-            status,
-            headers,
-            body,
-            truncated,
-            started.elapsed(),
-        ))
+        Ok(RecordedResponse::new(status, headers, body, truncated, started.elapsed()))
     }
 
     fn classify(&self, url: &str, e: &reqwest::Error) -> TransportError {
         let detail = error_chain(e);
         if e.is_timeout() {
-            TransportError::Timeout {
-                url: url.to_string(),
-                timeout: self.timeout,
-            }
+            TransportError::Timeout { url: url.to_string(), timeout: self.timeout }
         } else if e.is_connect() {
-            TransportError::Unreachable {
-                url: url.to_string(),
-                detail,
-            }
+            TransportError::Unreachable { url: url.to_string(), detail }
         } else {
-            TransportError::Other {
-                url: url.to_string(),
-                detail,
-            }
+            TransportError::Other { url: url.to_string(), detail }
         }
     }
 }

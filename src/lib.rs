@@ -13,6 +13,8 @@ pub mod exchange;
 pub mod exit;
 pub mod flows;
 pub mod http;
+pub mod jwks_server;
+pub mod keys;
 pub mod mock;
 pub mod report;
 pub mod results;

@@ -90,10 +90,7 @@ pub struct CaseResult {
 
 impl CaseResult {
     pub fn failed_checks(&self) -> impl Iterator<Item = &CheckOutcome> {
-        self.steps
-            .iter()
-            .flat_map(|s| &s.checks)
-            .filter(|c| c.verdict == VerdictKind::Fail)
+        self.steps.iter().flat_map(|s| &s.checks).filter(|c| c.verdict == VerdictKind::Fail)
     }
 }
 

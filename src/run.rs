@@ -1,6 +1,8 @@
 //! Executes suites against a target and returns plain results. Cases are independent and run
 //! concurrently; the steps of one case run in order and share what earlier steps obtained.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -8,17 +10,20 @@ use miette::Diagnostic;
 use url::Url;
 use wildmatch::WildMatch;
 
+use crate::auth::assertion;
 use crate::checks::{CheckDef, Severity, Verdict};
 use crate::diagnostics::{LocatedError, did_you_mean};
 use crate::exchange::{Exchange, RequestContext, redact_body};
 use crate::flows;
 use crate::http::{HttpClient, Request, TransportError};
+use crate::jwks_server::JwksServer;
+use crate::keys::{KeyAlg, KeyPair, KidStyle};
 use crate::results::{
-    CaseOutcome, CaseResult, CheckOutcome, ExchangeView, ResponseView, RunReport, StepResult,
-    SuiteResult, Summary, VerdictKind,
+    CaseOutcome, CaseResult, CheckOutcome, ExchangeView, ResponseView, RunReport, StepResult, SuiteResult, Summary,
+    VerdictKind,
 };
 use crate::scenario::{
-    Action, BearerChoice, Case, Expectation, Named, ResourceSpec, Step, Suite, TokenSpec,
+    Action, AuthChoice, BearerChoice, Case, Expectation, Named, ResourceSpec, Step, Suite, TokenSpec,
 };
 use crate::secret::{Redactor, Secret};
 use crate::target::{Client, Target};
@@ -35,11 +40,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self {
-            filter: None,
-            strict: false,
-            jobs: 8,
-        }
+        Self { filter: None, strict: false, jobs: 8 }
     }
 }
 
@@ -49,9 +50,7 @@ pub enum RunError {
     #[diagnostic(help("check the target's `issuer` and that the server is running"))]
     Unreachable(TransportError),
     #[error("cannot find the token endpoint: {0}")]
-    #[diagnostic(help(
-        "set `token_endpoint` in the target file, or fix the server's discovery document"
-    ))]
+    #[diagnostic(help("set `token_endpoint` in the target file, or fix the server's discovery document"))]
     NoTokenEndpoint(String),
     #[error("--filter `{0}` selects no case")]
     EmptyFilter(String),
@@ -73,25 +72,40 @@ pub struct Runner {
     endpoints: Endpoints,
     redactor: Redactor,
     options: RunOptions,
+    jwks: Arc<JwksServer>,
 }
+
+/// Keys no server knows, for "signed by an unregistered key": made once per process and
+/// algorithm (an RSA key takes a noticeable moment to generate, and staying unregistered is all
+/// they need to do).
+static UNREGISTERED_KEYS: OnceLock<Mutex<HashMap<KeyAlg, Arc<KeyPair>>>> = OnceLock::new();
 
 /// What the steps of one case share.
 #[derive(Default)]
 struct CaseState {
     last_token: Option<Secret>,
+    last_assertion: Option<Secret>,
+}
+
+/// A token request ready to send, and what to observe around it.
+struct PreparedToken {
+    request: Request,
+    context: RequestContext,
+    /// The harness-served `jku` path whose fetches the server must not make.
+    jku_path: Option<String>,
 }
 
 impl Runner {
     /// Connects to the target: reads discovery and finds the token endpoint.
     pub async fn prepare(
         target: Target,
+        jwks: Arc<JwksServer>,
         redactor: Redactor,
         options: RunOptions,
     ) -> Result<Self, RunError> {
         target.register_secrets(&redactor);
         let http = HttpClient::new(target.timeout).map_err(RunError::Unreachable)?;
-        let (request, _) =
-            flows::discovery::build(&target.issuer, "/.well-known/openid-configuration");
+        let (request, _) = flows::discovery::build(&target.issuer, "/.well-known/openid-configuration");
         let metadata = match http.send(&request).await {
             Ok(r) if r.status == 200 => r.json_object().cloned(),
             Ok(_) => None,
@@ -104,26 +118,12 @@ impl Runner {
                 .get("token_endpoint")
                 .and_then(|v| v.as_str())
                 .and_then(|s| Url::parse(s).ok())
-                .ok_or_else(|| {
-                    RunError::NoTokenEndpoint(format!(
-                        "{} has no usable token_endpoint",
-                        request.url
-                    ))
-                })?,
+                .ok_or_else(|| RunError::NoTokenEndpoint(format!("{} has no usable token_endpoint", request.url)))?,
             (None, None) => {
-                return Err(RunError::NoTokenEndpoint(format!(
-                    "no discovery document at {}",
-                    request.url
-                )));
+                return Err(RunError::NoTokenEndpoint(format!("no discovery document at {}", request.url)));
             }
         };
-        Ok(Self {
-            http,
-            target,
-            endpoints: Endpoints { token, metadata },
-            redactor,
-            options,
-        })
+        Ok(Self { http, target, endpoints: Endpoints { token, metadata }, redactor, options, jwks })
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -133,8 +133,7 @@ impl Runner {
     /// Every client a selected case names must exist in the target; checked before any traffic.
     pub fn preflight(&self, suites: &[Suite]) -> Result<(), RunError> {
         let selected = self.select(suites);
-        preflight(selected.iter().map(|(_, s, c)| (*s, *c)), &self.target)
-            .map_err(RunError::Preflight)
+        preflight(selected.iter().map(|(_, s, c)| (*s, *c)), &self.target).map_err(RunError::Preflight)
     }
 
     /// The cases `--filter` selects, with the index of their suite.
@@ -145,9 +144,7 @@ impl Runner {
             .enumerate()
             .flat_map(|(i, s)| s.cases.iter().map(move |c| (i, s, c)))
             .filter(|(_, s, c)| {
-                filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches(&c.id) || f.matches(&format!("{}/{}", s.name, c.id)))
+                filter.as_ref().is_none_or(|f| f.matches(&c.id) || f.matches(&format!("{}/{}", s.name, c.id)))
             })
             .collect()
     }
@@ -158,9 +155,7 @@ impl Runner {
         let started = Instant::now();
         let selected = self.select(suites);
         if selected.is_empty() {
-            return Err(RunError::EmptyFilter(
-                self.options.filter.clone().unwrap_or_default(),
-            ));
+            return Err(RunError::EmptyFilter(self.options.filter.clone().unwrap_or_default()));
         }
         let results: Vec<(usize, CaseResult)> = futures_util::stream::iter(selected)
             .map(|(i, suite, case)| async move { (i, self.run_case(suite, case).await) })
@@ -228,12 +223,7 @@ impl Runner {
     }
 
     fn skip_reason(&self, case: &Case) -> Option<String> {
-        if case
-            .steps
-            .iter()
-            .any(|s| matches!(s.action, Action::Resource(_)))
-            && self.target.resource.is_none()
-        {
+        if case.steps.iter().any(|s| matches!(s.action, Action::Resource(_))) && self.target.resource.is_none() {
             return Some("the target has no `resource` to call".into());
         }
         for (field, value) in &case.advertised {
@@ -243,38 +233,26 @@ impl Runner {
                 ));
             };
             let advertised = match metadata.get(field) {
-                Some(serde_json::Value::Array(items)) => {
-                    items.iter().any(|i| i.as_str() == Some(value))
-                }
+                Some(serde_json::Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(value)),
                 Some(serde_json::Value::String(s)) => s == value,
                 _ => false,
             };
             if !advertised {
-                return Some(format!(
-                    "the server does not advertise `{value}` in `{field}`"
-                ));
+                return Some(format!("the server does not advertise `{value}` in `{field}`"));
             }
         }
         None
     }
 
     fn client_for(&self, suite: &Suite, case: &Case, step_client: Option<&Named>) -> &Client {
-        let name = step_client
-            .or(case.client.as_ref())
-            .or(suite.client.as_ref());
+        let name = step_client.or(case.client.as_ref()).or(suite.client.as_ref());
         // `preflight` guarantees the name exists; fall back to any client rather than panic.
         name.and_then(|n| self.target.clients.get(&n.name))
             .or_else(|| self.target.clients.values().next())
             .unwrap_or_else(|| unreachable!("preflight admits no case without a client"))
     }
 
-    async fn run_step(
-        &self,
-        suite: &Suite,
-        case: &Case,
-        step: &Step,
-        state: &mut CaseState,
-    ) -> StepResult {
+    async fn run_step(&self, suite: &Suite, case: &Case, step: &Step, state: &mut CaseState) -> StepResult {
         let mut result = StepResult {
             action: step.action.kind(),
             setup: Vec::new(),
@@ -285,41 +263,110 @@ impl Runner {
         let prepared = match &step.action {
             Action::Token(spec) => {
                 let client = self.client_for(suite, case, spec.client.as_ref());
-                Ok(flows::token::build(&self.endpoints.token, client, spec))
+                self.prepare_token(client, spec, state)
             }
-            Action::Discovery(doc) => Ok(flows::discovery::build(
-                &self.target.issuer,
-                doc.well_known_path(),
-            )),
-            Action::Resource(spec) => {
-                self.prepare_resource_call(suite, case, spec, state, &mut result)
-                    .await
+            Action::Discovery(spec) => {
+                let (mut request, mut context) =
+                    flows::discovery::build(&self.target.issuer, spec.document.well_known_path());
+                if let Some(accept) = &spec.accept {
+                    request.headers.retain(|(k, _)| k != "Accept");
+                    request.headers.push(("Accept".into(), crate::http::Value::Plain(accept.clone())));
+                }
+                context.expected_issuer = Some(self.target.issuer.to_string());
+                Ok(PreparedToken { request, context, jku_path: None })
             }
+            Action::Resource(spec) => self
+                .prepare_resource_call(suite, case, spec, state, &mut result)
+                .await
+                .map(|(request, context)| PreparedToken { request, context, jku_path: None }),
         };
-        let (request, context) = match prepared {
+        let prepared = match prepared {
             Ok(p) => p,
             Err(outcome) => {
                 if let StepFailure::Transport(e) = &outcome {
                     result.error = Some(self.redactor.scrub(&e.to_string()));
                 } else if let StepFailure::Precondition(o) = outcome {
-                    result.checks.push(o);
+                    result.checks.push(*o);
                 }
                 return result;
             }
         };
-        match self.exchange(request, context).await {
+        match self.exchange(prepared.request, prepared.context).await {
             Err(e) => result.error = Some(self.redactor.scrub(&e.to_string())),
-            Ok(exchange) => {
+            Ok(mut exchange) => {
                 if let Action::Token(_) = step.action {
                     if let Some(token) = self.remember_tokens(&exchange) {
                         state.last_token = Some(token);
                     }
+                }
+                if let Some(path) = &prepared.jku_path {
+                    exchange.context.jku_fetches = Some(self.jwks.fetches(path));
                 }
                 result.checks = self.evaluate(suite, &step.expect, &exchange);
                 result.exchange = Some(self.view(&exchange));
             }
         }
         result
+    }
+
+    /// Builds a token request; for private_key_jwt, signs (or replays) the client assertion.
+    fn prepare_token(
+        &self,
+        client: &Client,
+        spec: &TokenSpec,
+        state: &mut CaseState,
+    ) -> Result<PreparedToken, StepFailure> {
+        let uses_assertion = spec.auth.unwrap_or(AuthChoice::from(client.auth)) == AuthChoice::PrivateKeyJwt;
+        let mut jku_path = None;
+        let assertion = if !uses_assertion {
+            None
+        } else if spec.assertion.replay {
+            Some(state.last_assertion.clone().ok_or_else(|| {
+                StepFailure::Precondition(precondition(
+                    "no earlier step of this case sent an assertion to replay".into(),
+                ))
+            })?)
+        } else {
+            let key = client.key.clone().ok_or_else(|| {
+                StepFailure::Precondition(precondition("the client has no private key for private_key_jwt".into()))
+            })?;
+            let signer = if spec.assertion.unregistered_key { self.unregistered_key(key.alg) } else { key };
+            let mut mutation = spec.assertion.mutation.clone();
+            if spec.assertion.serve_jku {
+                // A fresh path per step, so concurrent cases cannot blur the fetch count.
+                let path = format!("/untrusted/{}/jwks.json", assertion::new_jti());
+                let url = self.jwks.publish(&path, signer.jwks());
+                mutation.header.insert("jku".into(), serde_json::Value::String(url.to_string()));
+                jku_path = Some(path);
+            }
+            let client_id = spec.client_id.as_deref().unwrap_or(&client.client_id);
+            let claims = assertion::Claims {
+                client_id,
+                audience: self.endpoints.token.as_str(),
+                now: crate::clock::unix_now(),
+                jti: assertion::new_jti(),
+            };
+            let jws = Secret::new(assertion::build(&signer, &claims, &mutation));
+            self.redactor.register_secret(&jws);
+            Some(jws)
+        };
+        if let Some(a) = &assertion {
+            state.last_assertion = Some(a.clone());
+        }
+        let (request, context) = flows::token::build(&self.endpoints.token, client, spec, assertion.as_ref());
+        Ok(PreparedToken { request, context, jku_path })
+    }
+
+    fn unregistered_key(&self, alg: KeyAlg) -> Arc<KeyPair> {
+        let mut keys = UNREGISTERED_KEYS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        keys.entry(alg)
+            .or_insert_with(|| {
+                Arc::new(
+                    KeyPair::generate(alg, 2048, KidStyle::Rfc7638)
+                        .unwrap_or_else(|e| unreachable!("generating a fresh key does not fail: {e}")),
+                )
+            })
+            .clone()
     }
 
     async fn prepare_resource_call(
@@ -330,47 +377,35 @@ impl Runner {
         state: &mut CaseState,
         result: &mut StepResult,
     ) -> Result<(Request, RequestContext), StepFailure> {
-        let resource = self.target.resource.as_ref().ok_or_else(|| {
-            StepFailure::Precondition(precondition("the target has no `resource` to call".into()))
-        })?;
+        let resource =
+            self.target.resource.as_ref().ok_or_else(|| {
+                StepFailure::Precondition(precondition("the target has no `resource` to call".into()))
+            })?;
         let mut url = resource.url.clone();
         if let Some(path) = &spec.path {
             url.set_path(path);
         }
-        let default = if state.last_token.is_some() {
-            BearerChoice::Last
-        } else {
-            BearerChoice::Fresh
-        };
+        let default = if state.last_token.is_some() { BearerChoice::Last } else { BearerChoice::Fresh };
         let bearer = match spec.bearer.unwrap_or(default) {
             BearerChoice::None => None,
             BearerChoice::Garbage => Some(Secret::new(flows::resource::GARBAGE_TOKEN)),
             BearerChoice::Last => Some(state.last_token.clone().ok_or_else(|| {
-                StepFailure::Precondition(precondition(
-                    "no earlier step of this case obtained a token".into(),
-                ))
+                StepFailure::Precondition(precondition("no earlier step of this case obtained a token".into()))
             })?),
             choice @ (BearerChoice::Fresh | BearerChoice::InsufficientScope) => {
                 let scope = match choice {
-                    BearerChoice::InsufficientScope => {
-                        Some(resource.insufficient_scope.clone().ok_or_else(|| {
-                            StepFailure::Precondition(precondition(
-                                "the target's resource has no `insufficient_scope`".into(),
-                            ))
-                        })?)
-                    }
+                    BearerChoice::InsufficientScope => Some(resource.insufficient_scope.clone().ok_or_else(|| {
+                        StepFailure::Precondition(precondition(
+                            "the target's resource has no `insufficient_scope`".into(),
+                        ))
+                    })?),
                     _ => None,
                 };
                 let client = self.client_for(suite, case, None);
-                let spec = TokenSpec {
-                    scope,
-                    ..TokenSpec::default()
-                };
-                let (request, context) = flows::token::build(&self.endpoints.token, client, &spec);
-                let exchange = self
-                    .exchange(request, context)
-                    .await
-                    .map_err(StepFailure::Transport)?;
+                let spec = TokenSpec { scope, ..TokenSpec::default() };
+                let prepared = self.prepare_token(client, &spec, state)?;
+                let exchange =
+                    self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
                 result.setup.push(self.view(&exchange));
                 let token = self.remember_tokens(&exchange).ok_or_else(|| {
                     StepFailure::Precondition(precondition(format!(
@@ -385,17 +420,9 @@ impl Runner {
         Ok(flows::resource::build(&url, bearer.as_ref()))
     }
 
-    async fn exchange(
-        &self,
-        request: Request,
-        context: RequestContext,
-    ) -> Result<Exchange, TransportError> {
+    async fn exchange(&self, request: Request, context: RequestContext) -> Result<Exchange, TransportError> {
         let response = self.http.send(&request).await?;
-        Ok(Exchange {
-            request: request.record(),
-            response,
-            context,
-        })
+        Ok(Exchange { request: request.record(), response, context })
     }
 
     /// Registers every credential in a success answer with the redactor; returns the access token.
@@ -408,27 +435,17 @@ impl Runner {
                 self.redactor.register(value);
             }
         }
-        exchange
-            .response
-            .json_str("access_token")
-            .filter(|t| !t.is_empty())
-            .map(Secret::new)
+        exchange.response.json_str("access_token").filter(|t| !t.is_empty()).map(Secret::new)
     }
 
-    fn evaluate(
-        &self,
-        suite: &Suite,
-        expect: &Expectation,
-        exchange: &Exchange,
-    ) -> Vec<CheckOutcome> {
+    fn evaluate(&self, suite: &Suite, expect: &Expectation, exchange: &Exchange) -> Vec<CheckOutcome> {
         let mut outcomes = Vec::new();
         let response = &exchange.response;
         if let Some(status) = &expect.status {
-            let verdict = Verdict::from_bool(
-                status.contains(response.status),
-                format!("status {}", status.describe()),
-                || response.summary(),
-            );
+            let verdict =
+                Verdict::from_bool(status.contains(response.status), format!("status {}", status.describe()), || {
+                    response.summary()
+                });
             outcomes.push(self.expectation(
                 "expect.status",
                 "the answer has the status the scenario expects",
@@ -439,9 +456,7 @@ impl Runner {
         if let Some(code) = &expect.error {
             let seen = response.json_str("error");
             let verdict =
-                Verdict::from_bool(seen == Some(code.as_str()), format!("error={code}"), || {
-                    response.summary()
-                });
+                Verdict::from_bool(seen == Some(code.as_str()), format!("error={code}"), || response.summary());
             outcomes.push(self.expectation(
                 "expect.error",
                 "the answer has the error code the scenario expects",
@@ -455,42 +470,17 @@ impl Runner {
         outcomes
     }
 
-    fn expectation(
-        &self,
-        id: &str,
-        summary: &str,
-        verdict: Verdict,
-        suite: &Suite,
-    ) -> CheckOutcome {
-        let mut outcome = outcome_from(
-            id,
-            Severity::Must,
-            None,
-            "scenario expectation",
-            "",
-            summary,
-            verdict,
-        );
+    fn expectation(&self, id: &str, summary: &str, verdict: Verdict, suite: &Suite) -> CheckOutcome {
+        let mut outcome = outcome_from(id, Severity::Must, None, "scenario expectation", "", summary, verdict);
         outcome.rule = format!("scenario {}", suite.display_path());
         self.scrub_outcome(outcome)
     }
 
     fn outcome(&self, suite: &Suite, check: &CheckDef, verdict: Verdict) -> CheckOutcome {
-        let required_because = suite
-            .required
-            .iter()
-            .find(|(id, _)| id == check.id)
-            .map(|(_, why)| why.clone());
+        let required_because = suite.required.iter().find(|(id, _)| id == check.id).map(|(_, why)| why.clone());
         let promoted = self.options.strict || required_because.is_some();
-        let mut outcome = outcome_from(
-            check.id,
-            check.severity,
-            required_because,
-            check.rule,
-            check.url,
-            check.summary,
-            verdict,
-        );
+        let mut outcome =
+            outcome_from(check.id, check.severity, required_because, check.rule, check.url, check.summary, verdict);
         if outcome.verdict == VerdictKind::Warn && promoted {
             outcome.verdict = VerdictKind::Fail;
         }
@@ -512,11 +502,7 @@ impl Runner {
             request,
             response: ResponseView {
                 status: r.status,
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), self.redactor.scrub(v)))
-                    .collect(),
+                headers: r.headers.iter().map(|(k, v)| (k.clone(), self.redactor.scrub(v))).collect(),
                 body: self.redactor.scrub(&redact_body(&r.body, r.json())),
                 truncated: r.truncated,
                 elapsed_ms: r.elapsed.as_millis() as u64,
@@ -527,12 +513,12 @@ impl Runner {
 
 enum StepFailure {
     Transport(TransportError),
-    Precondition(CheckOutcome),
+    Precondition(Box<CheckOutcome>),
 }
 
 /// A step that could not be set up (no token to present): a failure of the case, named as such.
-fn precondition(reason: String) -> CheckOutcome {
-    outcome_from(
+fn precondition(reason: String) -> Box<CheckOutcome> {
+    Box::new(outcome_from(
         "harness.precondition",
         Severity::Must,
         None,
@@ -540,7 +526,7 @@ fn precondition(reason: String) -> CheckOutcome {
         "",
         "what the step needs (a token, a configured resource) is available",
         Verdict::fail("the step's precondition", reason),
-    )
+    ))
 }
 
 fn outcome_from(
@@ -556,11 +542,7 @@ fn outcome_from(
         Verdict::Pass => (VerdictKind::Pass, None, None, None),
         Verdict::NotApplicable(why) => (VerdictKind::NotApplicable, None, None, Some(why)),
         Verdict::Fail { expected, seen } => {
-            let kind = if severity == Severity::Must {
-                VerdictKind::Fail
-            } else {
-                VerdictKind::Warn
-            };
+            let kind = if severity == Severity::Must { VerdictKind::Fail } else { VerdictKind::Warn };
             (kind, Some(expected), Some(seen), None)
         }
     };
@@ -601,19 +583,12 @@ pub fn preflight<'a>(
         for step in &case.steps {
             let (needs_client, step_client) = match &step.action {
                 Action::Token(t) => (true, t.client.as_ref()),
-                Action::Resource(r) => (
-                    matches!(
-                        r.bearer,
-                        None | Some(BearerChoice::Fresh | BearerChoice::InsufficientScope)
-                    ),
-                    None,
-                ),
+                Action::Resource(r) => {
+                    (matches!(r.bearer, None | Some(BearerChoice::Fresh | BearerChoice::InsufficientScope)), None)
+                }
                 Action::Discovery(_) => (false, None),
             };
-            match step_client
-                .or(case.client.as_ref())
-                .or(suite.client.as_ref())
-            {
+            match step_client.or(case.client.as_ref()).or(suite.client.as_ref()) {
                 Some(named) if !target.clients.contains_key(&named.name) => {
                     errors.push(unknown_client(suite, target, named));
                 }
@@ -630,24 +605,14 @@ pub fn preflight<'a>(
     // One error per place, even when several steps share the suite's client.
     let mut seen = std::collections::HashSet::new();
     errors.retain(|e| seen.insert(e.location.clone()));
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 fn unknown_client(suite: &Suite, target: &Target, named: &Named) -> LocatedError {
     let names = target.client_names().collect::<Vec<_>>().join(", ");
     let help = match did_you_mean(&named.name, target.client_names()) {
-        Some(best) => format!(
-            "did you mean `{best}`? The target ({}) defines: {names}",
-            target.origin
-        ),
+        Some(best) => format!("did you mean `{best}`? The target ({}) defines: {names}", target.origin),
         None => format!("the target ({}) defines: {names}", target.origin),
     };
-    suite
-        .source
-        .error_at(named.span, format!("unknown client `{}`", named.name))
-        .with_help(help)
+    suite.source.error_at(named.span, format!("unknown client `{}`", named.name)).with_help(help)
 }

@@ -69,10 +69,7 @@ impl Redactor {
 
     pub fn register(&self, secret: &str) {
         if secret.len() >= MIN_SCRUB_LEN {
-            self.secrets
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(secret.to_owned());
+            self.secrets.write().unwrap_or_else(|e| e.into_inner()).insert(secret.to_owned());
         }
     }
 

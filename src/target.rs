@@ -9,7 +9,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use url::Url;
 
+use std::sync::Arc;
+
 use crate::diagnostics::{LocatedError, SourceFile, Span};
+use crate::keys::{KeyAlg, KeyPair, KidStyle};
 use crate::scenario::AuthChoice;
 use crate::scenario::interpolate::interpolate;
 use crate::secret::{Redactor, Secret};
@@ -27,6 +30,9 @@ struct TargetFile {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     clients: BTreeMap<String, ClientDef>,
+    /// Port for the JWKS the harness serves (`jwks_url: serve`); random when absent. Fix it when
+    /// the server under test must be told the URL in advance.
+    jwks_server_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +50,15 @@ struct ClientDef {
     client_secret: Option<Spanned<String>>,
     auth: Option<ClientAuth>,
     scope: Option<Spanned<String>>,
+    /// private_key_jwt: the private key PEM, relative to the target file.
+    private_key: Option<Spanned<String>>,
+    /// RS384 or ES384; must match the key.
+    alg: Option<KeyAlg>,
+    /// The kid the key is registered under; derived (see `kid_style`) when absent.
+    kid: Option<String>,
+    kid_style: Option<KidStyle>,
+    /// `serve`: the harness serves this client's JWKS on 127.0.0.1 for the run.
+    jwks_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -51,6 +66,7 @@ struct ClientDef {
 pub enum ClientAuth {
     ClientSecretBasic,
     ClientSecretPost,
+    PrivateKeyJwt,
 }
 
 impl From<ClientAuth> for AuthChoice {
@@ -58,6 +74,7 @@ impl From<ClientAuth> for AuthChoice {
         match a {
             ClientAuth::ClientSecretBasic => AuthChoice::ClientSecretBasic,
             ClientAuth::ClientSecretPost => AuthChoice::ClientSecretPost,
+            ClientAuth::PrivateKeyJwt => AuthChoice::PrivateKeyJwt,
         }
     }
 }
@@ -73,6 +90,7 @@ pub struct Target {
     pub resource: Option<Resource>,
     pub timeout: Duration,
     pub clients: BTreeMap<String, Client>,
+    pub jwks_server_port: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,27 +105,23 @@ pub struct Client {
     pub secret: Option<Secret>,
     pub auth: ClientAuth,
     pub scope: Option<String>,
+    /// The private key for private_key_jwt.
+    pub key: Option<Arc<KeyPair>>,
+    /// The harness serves this client's JWKS during the run.
+    pub serve_jwks: bool,
 }
 
 impl Target {
     /// Loads a target file, reporting every problem with its location.
     pub fn load(path: &Path) -> Result<Target, Vec<crate::scenario::LoadError>> {
         use crate::scenario::LoadError;
-        let source = SourceFile::read(path).map_err(|e| {
-            vec![LoadError::Unreadable {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            }]
-        })?;
+        let source = SourceFile::read(path)
+            .map_err(|e| vec![LoadError::Unreadable { path: path.to_path_buf(), reason: e.to_string() }])?;
         let file: TargetFile = serde_saphyr::from_str(&source.text)
             .map_err(|e| vec![LoadError::from(crate::scenario::yaml_error(&source, &e))])?;
         let mut errors = Vec::new();
         let target = resolve(&source, file, &mut errors);
-        if errors.is_empty() {
-            Ok(target)
-        } else {
-            Err(errors.into_iter().map(LoadError::from).collect())
-        }
+        if errors.is_empty() { Ok(target) } else { Err(errors.into_iter().map(LoadError::from).collect()) }
     }
 
     /// Registers every client secret with the run's redactor.
@@ -133,10 +147,7 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn fail(&mut self, v: &Spanned<String>, message: String) {
-        self.errors.push(
-            self.source
-                .error_at(Span::from_location(&v.referenced), message),
-        );
+        self.errors.push(self.source.error_at(Span::from_location(&v.referenced), message));
     }
 
     fn text(&mut self, v: &Spanned<String>) -> String {
@@ -145,6 +156,49 @@ impl Resolver<'_> {
             self.fail(v, e.to_string());
             String::new()
         })
+    }
+
+    fn client(&mut self, def: &ClientDef) -> Client {
+        let key = def.private_key.as_ref().and_then(|p| {
+            let path = self.source.path.parent().unwrap_or(Path::new(".")).join(self.text(p));
+            let loaded = KeyPair::load(&path, def.kid_style.unwrap_or_default())
+                .and_then(|k| match def.alg {
+                    Some(alg) => k.require_alg(alg),
+                    None => Ok(k),
+                })
+                .map(|k| match &def.kid {
+                    Some(kid) => k.with_kid(kid.clone()),
+                    None => k,
+                });
+            match loaded {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    self.fail(p, e.to_string());
+                    None
+                }
+            }
+        });
+        let serve_jwks = match &def.jwks_url {
+            Some(v) if v.value == "serve" => true,
+            Some(v) => {
+                self.fail(v, format!("`jwks_url: {}` — only `serve` is understood here", v.value));
+                false
+            }
+            None => false,
+        };
+        let auth =
+            def.auth.unwrap_or(if key.is_some() { ClientAuth::PrivateKeyJwt } else { ClientAuth::ClientSecretBasic });
+        if auth == ClientAuth::PrivateKeyJwt && key.is_none() && def.private_key.is_none() {
+            self.fail(&def.client_id, "a private_key_jwt client needs `private_key`".into());
+        }
+        Client {
+            client_id: self.text(&def.client_id),
+            secret: def.client_secret.as_ref().map(|s| Secret::new(self.text(s))),
+            auth,
+            scope: def.scope.as_ref().map(|s| self.text(s)),
+            key,
+            serve_jwks,
+        }
     }
 
     fn url(&mut self, v: &Spanned<String>) -> Option<Url> {
@@ -164,48 +218,25 @@ impl Resolver<'_> {
 }
 
 fn resolve(source: &SourceFile, file: TargetFile, errors: &mut Vec<LocatedError>) -> Target {
-    let mut r = Resolver {
-        source,
-        errors: Vec::new(),
-    };
+    let mut r = Resolver { source, errors: Vec::new() };
     // An unusable issuer is already an error; the placeholder only lets validation continue.
-    let issuer = r
-        .url(&file.issuer)
-        .unwrap_or_else(|| Url::parse("http://invalid.invalid/").expect("static URL"));
+    let issuer = r.url(&file.issuer).unwrap_or_else(|| Url::parse("http://invalid.invalid/").expect("static URL"));
     let token_endpoint = file.token_endpoint.as_ref().and_then(|v| r.url(v));
     let resource = file.resource.as_ref().and_then(|def| {
-        r.url(&def.url).map(|url| Resource {
-            url,
-            insufficient_scope: def.insufficient_scope.clone(),
-        })
+        r.url(&def.url).map(|url| Resource { url, insufficient_scope: def.insufficient_scope.clone() })
     });
     let timeout = match &file.timeout {
         None => DEFAULT_TIMEOUT,
         Some(t) => humantime::parse_duration(&t.value).unwrap_or_else(|e| {
             r.errors.push(
                 source
-                    .error_at(
-                        Span::from_location(&t.referenced),
-                        format!("`{}` is not a duration: {e}", t.value),
-                    )
+                    .error_at(Span::from_location(&t.referenced), format!("`{}` is not a duration: {e}", t.value))
                     .with_help("write it like `10s` or `1500ms`"),
             );
             DEFAULT_TIMEOUT
         }),
     };
-    let clients = file
-        .clients
-        .iter()
-        .map(|(name, def)| {
-            let client = Client {
-                client_id: r.text(&def.client_id),
-                secret: def.client_secret.as_ref().map(|s| Secret::new(r.text(s))),
-                auth: def.auth.unwrap_or(ClientAuth::ClientSecretBasic),
-                scope: def.scope.as_ref().map(|s| r.text(s)),
-            };
-            (name.clone(), client)
-        })
-        .collect();
+    let clients = file.clients.iter().map(|(name, def)| (name.clone(), r.client(def))).collect();
     errors.append(&mut r.errors);
     Target {
         origin: source.path.display().to_string(),
@@ -215,5 +246,6 @@ fn resolve(source: &SourceFile, file: TargetFile, errors: &mut Vec<LocatedError>
         resource,
         timeout,
         clients,
+        jwks_server_port: file.jwks_server_port,
     }
 }

@@ -28,16 +28,8 @@ fn scenario_load_errors_are_located_and_exit_2() {
     ] {
         let (rc, err) = validate(file);
         assert_eq!(rc, 2, "{file}: {err}");
-        assert!(
-            err.contains(needle),
-            "{file}: expected {needle:?} in\n{err}"
-        );
-        assert!(
-            regex_lite::Regex::new(r"\.yaml:\d+:\d+")
-                .unwrap()
-                .is_match(&err),
-            "{file} has no location: {err}"
-        );
+        assert!(err.contains(needle), "{file}: expected {needle:?} in\n{err}");
+        assert!(regex_lite::Regex::new(r"\.yaml:\d+:\d+").unwrap().is_match(&err), "{file} has no location: {err}");
     }
 }
 
@@ -60,17 +52,8 @@ fn validate_reports_every_problem_in_a_file() {
 fn a_bad_target_file_is_exit_2_with_location() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.yaml");
-    std::fs::write(
-        &target,
-        "issuer: http://127.0.0.1:9\ntimeout: soon\nclients: {}\n",
-    )
-    .unwrap();
-    let o = run_bin(&[
-        "run",
-        "scenarios/identity-server",
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    std::fs::write(&target, "issuer: http://127.0.0.1:9\ntimeout: soon\nclients: {}\n").unwrap();
+    let o = run_bin(&["run", "scenarios/identity-server", "--target", target.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("t.yaml:2:10"), "{}", stderr(&o));
     assert!(stderr(&o).contains("not a duration"), "{}", stderr(&o));
@@ -81,18 +64,9 @@ fn an_unknown_client_in_a_scenario_is_exit_2_before_any_traffic() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.yaml");
     std::fs::write(&target, "issuer: http://127.0.0.1:9\ntoken_endpoint: http://127.0.0.1:9/token\nclients:\n  confidentail: { client_id: x }\n").unwrap();
-    let o = run_bin(&[
-        "run",
-        "scenarios/identity-server/token-errors.yaml",
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    let o = run_bin(&["run", "scenarios/identity-server/token-errors.yaml", "--target", target.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("did you mean `confidentail`?"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("did you mean `confidentail`?"), "{}", stderr(&o));
 }
 
 #[test]
@@ -100,36 +74,21 @@ fn a_target_that_refuses_connections_is_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.yaml");
     // Bind then drop a listener: the port is free and nothing answers on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(&target, format!("issuer: http://127.0.0.1:{port}\nclients:\n  confidential: {{ client_id: x, client_secret: y }}\n")).unwrap();
-    let o = run_bin(&[
-        "run",
-        "scenarios/identity-server",
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        &target,
+        format!("issuer: http://127.0.0.1:{port}\nclients:\n  confidential: {{ client_id: x, client_secret: y }}\n"),
+    )
+    .unwrap();
+    let o = run_bin(&["run", "scenarios/identity-server", "--target", target.to_str().unwrap()]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("target unreachable: cannot connect to"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("target unreachable: cannot connect to"), "{}", stderr(&o));
 }
 
 /// A server that answers every request with `response`, and a target pointing at it.
 async fn misbehaving_server(response: ResponseTemplate) -> (MockServer, tempfile::TempDir, String) {
-    let server = MockServer::builder()
-        .disable_request_recording()
-        .start()
-        .await;
-    Mock::given(any())
-        .respond_with(response)
-        .mount(&server)
-        .await;
+    let server = MockServer::builder().disable_request_recording().start().await;
+    Mock::given(any()).respond_with(response).mount(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.yaml");
     std::fs::write(
@@ -155,25 +114,16 @@ async fn run_against(target: &str, extra: &[&str]) -> std::process::Output {
     ];
     args.extend_from_slice(extra);
     let args: Vec<String> = args.into_iter().map(String::from).collect();
-    tokio::task::spawn_blocking(move || {
-        run_bin(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || run_bin(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
 }
 
 #[tokio::test]
 async fn a_server_answering_html_fails_the_check_with_an_excerpt() {
     let html = "<html><body>Service Unavailable</body></html>";
-    let (_server, _dir, target) =
-        misbehaving_server(ResponseTemplate::new(200).set_body_raw(html, "text/html")).await;
+    let (_server, _dir, target) = misbehaving_server(ResponseTemplate::new(200).set_body_raw(html, "text/html")).await;
     let o = run_against(&target, &[]).await;
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
-    assert!(
-        stdout(&o).contains("Content-Type: text/html"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("Content-Type: text/html"), "{}", stdout(&o));
     assert!(stdout(&o).contains("Service Unavailable"), "{}", stdout(&o));
 }
 
@@ -192,11 +142,7 @@ async fn a_10_mb_body_is_cut_and_fails_the_check() {
         misbehaving_server(ResponseTemplate::new(200).set_body_raw(huge, "application/json")).await;
     let o = run_against(&target, &[]).await;
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
-    assert!(
-        stdout(&o).contains("(truncated at 1048576 bytes)"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("(truncated at 1048576 bytes)"), "{}", stdout(&o));
 }
 
 #[tokio::test]
@@ -206,11 +152,7 @@ async fn a_server_that_never_answers_times_out_with_exit_3() {
     let started = std::time::Instant::now();
     let o = run_against(&target, &["--timeout", "1s"]).await;
     assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
-    assert!(
-        stdout(&o).contains("did not answer within 1s"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("did not answer within 1s"), "{}", stdout(&o));
     assert!(started.elapsed() < Duration::from_secs(20));
     let _ = normalise("");
 }

@@ -12,11 +12,7 @@ const SECRET: &str = "Zq7:pX%9+wL/distinctive-secret-4242";
 #[tokio::test]
 async fn no_secret_or_token_in_any_output() {
     let clients = MockClients::builtin().with_secret("confidential", SECRET);
-    let mock = common::start_mock(Config {
-        clients,
-        ..Config::default()
-    })
-    .await;
+    let mock = common::start_mock(Config { clients, ..Config::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     let target = common::write_target(dir.path(), &mock, Some("OAUTH_HARNESS_TEST_SECRET"));
     let junit = dir.path().join("junit.xml");
@@ -35,11 +31,7 @@ async fn no_secret_or_token_in_any_output() {
     .map(|s| s.to_string())
     .collect();
     let o = tokio::task::spawn_blocking(move || {
-        bin()
-            .args(&args)
-            .env("OAUTH_HARNESS_TEST_SECRET", SECRET)
-            .output()
-            .unwrap()
+        bin().args(&args).env("OAUTH_HARNESS_TEST_SECRET", SECRET).output().unwrap()
     })
     .await
     .unwrap();
@@ -52,26 +44,13 @@ async fn no_secret_or_token_in_any_output() {
         ("json", std::fs::read_to_string(&json).unwrap()),
     ];
     let urlencoded: String = form_urlencoded_encode(SECRET);
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("implant-vendor:{urlencoded}"));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("implant-vendor:{urlencoded}"));
     for (name, text) in &outputs {
-        for needle in [
-            SECRET,
-            urlencoded.as_str(),
-            basic.as_str(),
-            "distinctive-secret",
-        ] {
-            assert!(
-                !text.contains(needle),
-                "{name} contains a spelling of the secret ({needle})"
-            );
+        for needle in [SECRET, urlencoded.as_str(), basic.as_str(), "distinctive-secret"] {
+            assert!(!text.contains(needle), "{name} contains a spelling of the secret ({needle})");
         }
         // Every token the mock issues is a JWS whose header starts `{"` → base64url `eyJ`.
-        assert!(
-            !text.contains("eyJ"),
-            "{name} contains a token: {}",
-            &text[text.find("eyJ").unwrap()..][..40]
-        );
+        assert!(!text.contains("eyJ"), "{name} contains a token: {}", &text[text.find("eyJ").unwrap()..][..40]);
     }
     // The report still shows that a credential was sent, by fingerprint.
     assert!(outputs[3].1.contains("[redacted sha256:"));

@@ -1,5 +1,7 @@
 //! Client authentication at the token endpoint (RFC 6749 §2.3): how credentials go on the wire.
 
+pub mod assertion;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -8,10 +10,12 @@ use crate::http::Value;
 use crate::scenario::AuthChoice;
 use crate::secret::Secret;
 
-/// The credentials a request carries; `secret` is `None` for public clients.
+/// The credentials a request carries; `secret` is `None` for public clients, `assertion` is the
+/// signed client assertion for private_key_jwt.
 pub struct Credentials<'a> {
     pub client_id: &'a str,
     pub secret: Option<&'a Secret>,
+    pub assertion: Option<&'a Secret>,
 }
 
 /// `Authorization: Basic` value per RFC 6749 §2.3.1: id and secret are each
@@ -19,10 +23,7 @@ pub struct Credentials<'a> {
 pub fn basic_header(client_id: &str, secret: &str) -> Secret {
     let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
     let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    Secret::new(format!(
-        "Basic {}",
-        STANDARD.encode(format!("{id}:{secret}"))
-    ))
+    Secret::new(format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))))
 }
 
 /// Adds the credentials to the headers and form as `choice` says; returns what was used.
@@ -35,10 +36,7 @@ pub fn apply(
     let empty = Secret::new("");
     let secret = creds.secret.unwrap_or(&empty);
     let basic = |headers: &mut Vec<(String, Value)>| {
-        headers.push((
-            "Authorization".into(),
-            Value::Secret(basic_header(creds.client_id, secret.expose())),
-        ));
+        headers.push(("Authorization".into(), Value::Secret(basic_header(creds.client_id, secret.expose()))));
     };
     let post = |form: &mut Vec<(String, Value)>| {
         form.push(("client_id".into(), Value::Plain(creds.client_id.into())));
@@ -57,6 +55,14 @@ pub fn apply(
             basic(headers);
             post(form);
             AuthUsed::Both
+        }
+        AuthChoice::PrivateKeyJwt => {
+            // RFC 7521 §4.2: client_id is optional; SMART Backend Services omit it.
+            form.push(("client_assertion_type".into(), Value::Plain(assertion::ASSERTION_TYPE.into())));
+            if let Some(a) = creds.assertion {
+                form.push(("client_assertion".into(), Value::Secret(a.clone())));
+            }
+            AuthUsed::PrivateKeyJwt
         }
         AuthChoice::None => {
             // A public client still names itself (RFC 6749 §3.2.1).

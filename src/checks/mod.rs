@@ -5,6 +5,8 @@
 //! `invalid_client` error) answers [`Verdict::NotApplicable`] with the reason: each server defect
 //! then fails exactly the rule it breaks, and the report says why the others did not apply.
 
+mod discovery;
+mod private_key_jwt;
 mod resource;
 mod token_errors;
 mod token_success;
@@ -43,10 +45,7 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn fail(expected: impl Into<String>, seen: impl Into<String>) -> Self {
-        Verdict::Fail {
-            expected: expected.into(),
-            seen: seen.into(),
-        }
+        Verdict::Fail { expected: expected.into(), seen: seen.into() }
     }
 
     pub fn na(reason: impl Into<String>) -> Self {
@@ -55,11 +54,7 @@ impl Verdict {
 
     /// Pass when `ok`, else fail with the given expectation and observation.
     pub fn from_bool(ok: bool, expected: impl Into<String>, seen: impl FnOnce() -> String) -> Self {
-        if ok {
-            Verdict::Pass
-        } else {
-            Verdict::fail(expected, seen())
-        }
+        if ok { Verdict::Pass } else { Verdict::fail(expected, seen()) }
     }
 }
 
@@ -96,6 +91,26 @@ pub const BUNDLES: &[Bundle] = &[
         checks: token_success::TOKEN_RESPONSE,
     },
     Bundle {
+        name: "openid-configuration",
+        summary: "the OpenID Provider metadata document (OIDC Discovery §3, §4.3)",
+        checks: &["oidc.discovery.issuer", "oidc.discovery.required-members", "oidc.discovery.https-urls"],
+    },
+    Bundle {
+        name: "smart-configuration",
+        summary: "the SMART well-known document for backend services (SMART 2.2 @285–289, @372–394)",
+        checks: &[
+            "smart.discovery.json",
+            "smart.discovery.token-endpoint",
+            "smart.discovery.client-credentials",
+            "smart.discovery.asymmetric-capability",
+            "smart.discovery.private-key-jwt",
+            "smart.discovery.signing-algs",
+            "smart.discovery.scopes-supported",
+            "smart.discovery.introspection-endpoint",
+            "oidc.discovery.https-urls",
+        ],
+    },
+    Bundle {
         name: "error-response",
         summary: "format of an error response from the token endpoint (RFC 6749 §5.2)",
         checks: token_errors::ERROR_RESPONSE,
@@ -108,6 +123,8 @@ pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
         .iter()
         .chain(token_errors::CHECKS)
         .chain(resource::CHECKS)
+        .chain(private_key_jwt::CHECKS)
+        .chain(discovery::CHECKS)
 }
 
 pub fn find(id: &str) -> Option<&'static CheckDef> {
@@ -122,21 +139,14 @@ pub fn resolve(name: &str) -> Option<Vec<&'static CheckDef>> {
     BUNDLES.iter().find(|b| b.name == name).map(|b| {
         b.checks
             .iter()
-            .map(|id| {
-                find(id)
-                    .unwrap_or_else(|| unreachable!("bundle {} names unknown check {id}", b.name))
-            })
+            .map(|id| find(id).unwrap_or_else(|| unreachable!("bundle {} names unknown check {id}", b.name)))
             .collect()
     })
 }
 
 /// Every name a scenario may use in `checks:`, for "did you mean".
 pub fn known_names() -> Vec<&'static str> {
-    BUNDLES
-        .iter()
-        .map(|b| b.name)
-        .chain(catalogue().map(|c| c.id))
-        .collect()
+    BUNDLES.iter().map(|b| b.name).chain(catalogue().map(|c| c.id)).collect()
 }
 
 #[cfg(test)]
@@ -150,8 +160,7 @@ mod tests {
         for c in catalogue() {
             assert!(seen.insert(c.id), "duplicate check id {}", c.id);
             assert!(
-                c.id.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ".-".contains(ch)),
+                c.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ".-".contains(ch)),
                 "{}",
                 c.id
             );
@@ -164,11 +173,7 @@ mod tests {
     fn every_bundle_resolves() {
         for b in BUNDLES {
             assert_eq!(resolve(b.name).unwrap().len(), b.checks.len());
-            assert!(
-                find(b.name).is_none(),
-                "bundle {} shadows a check id",
-                b.name
-            );
+            assert!(find(b.name).is_none(), "bundle {} shadows a check id", b.name);
         }
     }
 }

@@ -51,16 +51,11 @@ pub const CHECKS: &[CheckDef] = &[
 ];
 
 fn accepted(x: &Exchange) -> Verdict {
-    Verdict::from_bool(x.response.is_success(), "a 2xx answer", || {
-        x.response.summary()
-    })
+    Verdict::from_bool(x.response.is_success(), "a 2xx answer", || x.response.summary())
 }
 
 fn bearer_challenge(x: &Exchange) -> Option<super::wire::Challenge> {
-    x.response
-        .header("www-authenticate")
-        .and_then(parse_challenge)
-        .filter(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+    x.response.header("www-authenticate").and_then(parse_challenge).filter(|c| c.scheme.eq_ignore_ascii_case("bearer"))
 }
 
 fn seen_challenge(x: &Exchange) -> String {
@@ -76,9 +71,7 @@ fn no_token(x: &Exchange) -> Verdict {
         return Verdict::na("the request carried a token");
     }
     let ok = x.response.status == 401 && bearer_challenge(x).is_some();
-    Verdict::from_bool(ok, "status 401 with WWW-Authenticate: Bearer", || {
-        seen_challenge(x)
-    })
+    Verdict::from_bool(ok, "status 401 with WWW-Authenticate: Bearer", || seen_challenge(x))
 }
 
 fn no_error_code_without_token(x: &Exchange) -> Verdict {
@@ -97,9 +90,7 @@ fn no_error_code_without_token(x: &Exchange) -> Verdict {
 fn challenge_with(x: &Exchange, status: u16, code: &str) -> Verdict {
     let error = bearer_challenge(x).and_then(|c| c.param("error").map(str::to_owned));
     let ok = x.response.status == status && error.as_deref() == Some(code);
-    Verdict::from_bool(
-        ok,
-        format!("status {status} with WWW-Authenticate: Bearer error=\"{code}\""),
-        || seen_challenge(x),
-    )
+    Verdict::from_bool(ok, format!("status {status} with WWW-Authenticate: Bearer error=\"{code}\""), || {
+        seen_challenge(x)
+    })
 }

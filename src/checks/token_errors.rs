@@ -124,12 +124,7 @@ pub const CHECKS: &[CheckDef] = &[
 ];
 
 fn error_only(x: &Exchange) -> Option<Verdict> {
-    (x.response.status < 400).then(|| {
-        Verdict::na(format!(
-            "not an error response (status {})",
-            x.response.status
-        ))
-    })
+    (x.response.status < 400).then(|| Verdict::na(format!("not an error response (status {})", x.response.status)))
 }
 
 fn no_token_issued(x: &Exchange) -> Verdict {
@@ -139,17 +134,14 @@ fn no_token_issued(x: &Exchange) -> Verdict {
 
 /// The request must be refused (4xx); when the error code is readable it must be `code`. An
 /// unreadable body is `rfc6749.5.2.error-json`'s failure, not this rule's.
-fn refused_with(x: &Exchange, code: &str) -> Verdict {
+pub(super) fn refused_with(x: &Exchange, code: &str) -> Verdict {
     let r = &x.response;
     if !(400..500).contains(&r.status) {
         return Verdict::fail(format!("a 4xx refusal with error={code}"), r.summary());
     }
     match r.json_str("error") {
         Some(seen) if seen == code => Verdict::Pass,
-        Some(seen) => Verdict::fail(
-            format!("error={code}"),
-            format!("error={seen} ({})", r.summary()),
-        ),
+        Some(seen) => Verdict::fail(format!("error={code}"), format!("error={seen} ({})", r.summary())),
         None => Verdict::na(format!(
             "refused with status {}, but the error code is unreadable (see rfc6749.5.2.error-json)",
             r.status
@@ -158,14 +150,8 @@ fn refused_with(x: &Exchange, code: &str) -> Verdict {
 }
 
 fn invalid_client_after_basic(x: &Exchange) -> Option<Verdict> {
-    if !x
-        .context
-        .auth
-        .is_some_and(|a| a.used_authorization_header())
-    {
-        return Some(Verdict::na(
-            "the client did not authenticate with the Authorization header",
-        ));
+    if !x.context.auth.is_some_and(|a| a.used_authorization_header()) {
+        return Some(Verdict::na("the client did not authenticate with the Authorization header"));
     }
     if x.response.json_str("error") != Some("invalid_client") {
         return Some(Verdict::na("the answer is not an invalid_client error"));
@@ -177,9 +163,7 @@ fn invalid_client_401(x: &Exchange) -> Verdict {
     if let Some(na) = invalid_client_after_basic(x) {
         return na;
     }
-    Verdict::from_bool(x.response.status == 401, "status 401", || {
-        x.response.summary()
-    })
+    Verdict::from_bool(x.response.status == 401, "status 401", || x.response.summary())
 }
 
 fn www_authenticate_basic(x: &Exchange) -> Verdict {
@@ -187,9 +171,7 @@ fn www_authenticate_basic(x: &Exchange) -> Verdict {
         return na;
     }
     let header = x.response.header("www-authenticate");
-    let basic = header
-        .and_then(parse_challenge)
-        .is_some_and(|c| c.scheme.eq_ignore_ascii_case("basic"));
+    let basic = header.and_then(parse_challenge).is_some_and(|c| c.scheme.eq_ignore_ascii_case("basic"));
     Verdict::from_bool(basic, "WWW-Authenticate: Basic …", || {
         format!("WWW-Authenticate: {}", header.unwrap_or("(absent)"))
     })
@@ -202,15 +184,11 @@ fn error_status(x: &Exchange) -> Verdict {
     let status = x.response.status;
     match x.response.json_str("error") {
         Some("invalid_client") | None => {
-            Verdict::from_bool(status == 400 || status == 401, "status 400 or 401", || {
-                x.response.summary()
-            })
+            Verdict::from_bool(status == 400 || status == 401, "status 400 or 401", || x.response.summary())
         }
-        Some(code) => Verdict::from_bool(
-            status == 400,
-            format!("status 400 for error={code}"),
-            || x.response.summary(),
-        ),
+        Some(code) => {
+            Verdict::from_bool(status == 400, format!("status 400 for error={code}"), || x.response.summary())
+        }
     }
 }
 
@@ -221,11 +199,9 @@ fn error_json(x: &Exchange) -> Verdict {
     let r = &x.response;
     let json_type = r.media_type().as_deref() == Some("application/json");
     let has_error = r.json_str("error").is_some();
-    Verdict::from_bool(
-        json_type && has_error,
-        "Content-Type: application/json and a string error member",
-        || r.summary(),
-    )
+    Verdict::from_bool(json_type && has_error, "Content-Type: application/json and a string error member", || {
+        r.summary()
+    })
 }
 
 fn error_code_registered(x: &Exchange) -> Verdict {

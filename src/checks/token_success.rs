@@ -145,22 +145,13 @@ pub const CHECKS: &[CheckDef] = &[
 const LIFETIME_TOLERANCE_SECS: i64 = 5;
 
 fn success_only(x: &Exchange) -> Option<Verdict> {
-    (!x.response.is_success()).then(|| {
-        Verdict::na(format!(
-            "not a success response (status {})",
-            x.response.status
-        ))
-    })
+    (!x.response.is_success()).then(|| Verdict::na(format!("not a success response (status {})", x.response.status)))
 }
 
-fn token_issued(x: &Exchange) -> Verdict {
+pub(super) fn token_issued(x: &Exchange) -> Verdict {
     let r = &x.response;
     let has_token = r.json_str("access_token").is_some_and(|t| !t.is_empty());
-    Verdict::from_bool(
-        r.status == 200 && has_token,
-        "status 200 with an access_token",
-        || r.summary(),
-    )
+    Verdict::from_bool(r.status == 200 && has_token, "status 200 with an access_token", || r.summary())
 }
 
 fn content_type(x: &Exchange) -> Verdict {
@@ -168,31 +159,17 @@ fn content_type(x: &Exchange) -> Verdict {
         return na;
     }
     let media = x.response.media_type();
-    Verdict::from_bool(
-        media.as_deref() == Some("application/json"),
-        "Content-Type: application/json",
-        || {
-            format!(
-                "Content-Type: {}",
-                x.response.header("content-type").unwrap_or("(absent)")
-            )
-        },
-    )
+    Verdict::from_bool(media.as_deref() == Some("application/json"), "Content-Type: application/json", || {
+        format!("Content-Type: {}", x.response.header("content-type").unwrap_or("(absent)"))
+    })
 }
 
 fn access_token(x: &Exchange) -> Verdict {
     if let Some(na) = success_only(x) {
         return na;
     }
-    let ok = x
-        .response
-        .json_str("access_token")
-        .is_some_and(|t| !t.is_empty());
-    Verdict::from_bool(
-        ok,
-        "a JSON object with a non-empty access_token string",
-        || x.response.summary(),
-    )
+    let ok = x.response.json_str("access_token").is_some_and(|t| !t.is_empty());
+    Verdict::from_bool(ok, "a JSON object with a non-empty access_token string", || x.response.summary())
 }
 
 fn token_type(x: &Exchange) -> Verdict {
@@ -210,13 +187,8 @@ fn expires_in_present(x: &Exchange) -> Verdict {
     if let Some(na) = success_only(x) {
         return na;
     }
-    let present = x
-        .response
-        .json_object()
-        .is_some_and(|o| o.contains_key("expires_in"));
-    Verdict::from_bool(present, "an expires_in member", || {
-        "no expires_in member".into()
-    })
+    let present = x.response.json_object().is_some_and(|o| o.contains_key("expires_in"));
+    Verdict::from_bool(present, "an expires_in member", || "no expires_in member".into())
 }
 
 fn expires_in_type(x: &Exchange) -> Verdict {
@@ -225,11 +197,9 @@ fn expires_in_type(x: &Exchange) -> Verdict {
     }
     match x.response.json_object().and_then(|o| o.get("expires_in")) {
         None => Verdict::na("no expires_in member"),
-        Some(v) => Verdict::from_bool(
-            v.as_u64().is_some_and(|n| n > 0),
-            "a positive integer",
-            || format!("expires_in {v}"),
-        ),
+        Some(v) => {
+            Verdict::from_bool(v.as_u64().is_some_and(|n| n > 0), "a positive integer", || format!("expires_in {v}"))
+        }
     }
 }
 
@@ -243,11 +213,7 @@ fn scope_when_different(x: &Exchange) -> Verdict {
     if body.contains_key("scope") {
         return Verdict::Pass;
     }
-    let requested = x
-        .context
-        .requested_scope
-        .as_deref()
-        .filter(|s| !s.trim().is_empty());
+    let requested = x.context.requested_scope.as_deref().filter(|s| !s.trim().is_empty());
     let Some(requested) = requested else {
         return Verdict::fail(
             "a scope member (no scope was requested, so the granted scope differs)",
@@ -262,9 +228,7 @@ fn scope_when_different(x: &Exchange) -> Verdict {
         .and_then(|c| c.get("scope").and_then(|s| s.as_str()).map(str::to_owned));
     match granted {
         Some(g) if scope_set(&g) != scope_set(requested) => Verdict::fail(
-            format!(
-                "a scope member, since the token grants \"{g}\" and \"{requested}\" was requested"
-            ),
+            format!("a scope member, since the token grants \"{g}\" and \"{requested}\" was requested"),
             "no scope member",
         ),
         _ => Verdict::Pass,
@@ -272,10 +236,7 @@ fn scope_when_different(x: &Exchange) -> Verdict {
 }
 
 fn has_directive(header: Option<&str>, directive: &str) -> bool {
-    header.is_some_and(|v| {
-        v.split(',')
-            .any(|d| d.trim().eq_ignore_ascii_case(directive))
-    })
+    header.is_some_and(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case(directive)))
 }
 
 fn cache_control(x: &Exchange) -> Verdict {
@@ -283,11 +244,9 @@ fn cache_control(x: &Exchange) -> Verdict {
         return na;
     }
     let h = x.response.header("cache-control");
-    Verdict::from_bool(
-        has_directive(h, "no-store"),
-        "Cache-Control: no-store",
-        || format!("Cache-Control: {}", h.unwrap_or("(absent)")),
-    )
+    Verdict::from_bool(has_directive(h, "no-store"), "Cache-Control: no-store", || {
+        format!("Cache-Control: {}", h.unwrap_or("(absent)"))
+    })
 }
 
 fn pragma(x: &Exchange) -> Verdict {
@@ -307,25 +266,15 @@ fn no_refresh_token(x: &Exchange) -> Verdict {
     if x.context.grant_type.as_deref() != Some("client_credentials") {
         return Verdict::na("not a client_credentials grant");
     }
-    let issued = x
-        .response
-        .json_object()
-        .is_some_and(|o| o.contains_key("refresh_token"));
-    Verdict::from_bool(!issued, "no refresh_token", || {
-        "a refresh_token was issued".into()
-    })
+    let issued = x.response.json_object().is_some_and(|o| o.contains_key("refresh_token"));
+    Verdict::from_bool(!issued, "no refresh_token", || "a refresh_token was issued".into())
 }
 
 fn exp_matches_expires_in(x: &Exchange) -> Verdict {
     if let Some(na) = success_only(x) {
         return na;
     }
-    let Some(expires_in) = x
-        .response
-        .json_object()
-        .and_then(|o| o.get("expires_in"))
-        .and_then(|v| v.as_i64())
-    else {
+    let Some(expires_in) = x.response.json_object().and_then(|o| o.get("expires_in")).and_then(|v| v.as_i64()) else {
         return Verdict::na("no numeric expires_in");
     };
     let Some(claims) = x.response.json_str("access_token").and_then(jwt_claims) else {

@@ -13,10 +13,7 @@ pub struct Challenge {
 
 impl Challenge {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -37,8 +34,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         while matches!(chars.peek(), Some(c) if c.is_whitespace() || *c == ',') {
             chars.next();
         }
-        let key: String =
-            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
         if key.trim().is_empty() {
             break;
         }
@@ -56,17 +52,11 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
             }
             v
         } else {
-            std::iter::from_fn(|| chars.next_if(|c| *c != ','))
-                .collect::<String>()
-                .trim()
-                .to_string()
+            std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect::<String>().trim().to_string()
         };
         params.push((key.trim().to_string(), value));
     }
-    Some(Challenge {
-        scheme: scheme.to_string(),
-        params,
-    })
+    Some(Challenge { scheme: scheme.to_string(), params })
 }
 
 /// The payload of a compact JWS, if `token` looks like one and its payload is a JSON object.
@@ -76,16 +66,14 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Val
     if parts.next().is_some() {
         return None;
     }
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
     header.get("alg")?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
 /// RFC 6749 Appendix A.7/A.8: `error` and `error_description` use %x20-21 / %x23-5B / %x5D-7E.
 pub fn is_error_charset(s: &str) -> bool {
-    s.bytes()
-        .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+    s.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// Scope strings compare as sets of space-delimited tokens (RFC 6749 §3.3).
@@ -99,10 +87,8 @@ mod tests {
 
     #[test]
     fn parses_bearer_error_with_quoted_commas() {
-        let c = parse_challenge(
-            r#"Bearer realm="api, v1", error="invalid_token", error_description="expired""#,
-        )
-        .unwrap();
+        let c =
+            parse_challenge(r#"Bearer realm="api, v1", error="invalid_token", error_description="expired""#).unwrap();
         assert_eq!(c.scheme, "Bearer");
         assert_eq!(c.param("realm"), Some("api, v1"));
         assert_eq!(c.param("error"), Some("invalid_token"));

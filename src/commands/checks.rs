@@ -5,17 +5,9 @@ use crate::exit;
 
 pub fn print() -> u8 {
     let width = catalogue().map(|c| c.id.len()).max().unwrap_or(0);
-    println!(
-        "Checks (MUST fails the run; SHOULD warns unless --strict or the suite requires it):\n"
-    );
+    println!("Checks (MUST fails the run; SHOULD warns unless --strict or the suite requires it):\n");
     for c in catalogue() {
-        println!(
-            "  {:width$}  {:6}  {:28}  {}",
-            c.id,
-            c.severity.label(),
-            c.rule,
-            c.summary
-        );
+        println!("  {:width$}  {:6}  {:28}  {}", c.id, c.severity.label(), c.rule, c.summary);
     }
     println!("\nBundles (use the name in `checks:`):\n");
     for b in BUNDLES {

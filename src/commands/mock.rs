@@ -15,11 +15,7 @@ pub async fn mock(which: MockCommand, out: Output) -> u8 {
 async fn identity_server_mock(args: MockArgs, out: Output) -> u8 {
     use identity_server::Defect;
     if args.list_defects {
-        let width = Defect::ALL
-            .iter()
-            .map(|d| d.name().len())
-            .max()
-            .unwrap_or(0);
+        let width = Defect::ALL.iter().map(|d| d.name().len()).max().unwrap_or(0);
         for d in Defect::ALL {
             println!("{:width$}  {}", d.name(), d.rule());
         }
@@ -35,18 +31,12 @@ async fn identity_server_mock(args: MockArgs, out: Output) -> u8 {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => "`--list-defects` lists them".into(),
                 };
-                out.error(
-                    &Plain::new(format!("the identity-server mock has no defect `{name}`"))
-                        .help(help),
-                );
+                out.error(&Plain::new(format!("the identity-server mock has no defect `{name}`")).help(help));
                 return exit::INVALID_INPUT;
             }
         }
     }
-    let mut config = identity_server::Config {
-        defects: DefectSet::new(defects),
-        ..Default::default()
-    };
+    let mut config = identity_server::Config { defects: DefectSet::new(defects), ..Default::default() };
     if let Some(path) = &args.clients {
         match identity_server::MockClients::load(path) {
             Ok(c) => config.clients = c,
@@ -62,24 +52,14 @@ async fn identity_server_mock(args: MockArgs, out: Output) -> u8 {
     let mock = match IdentityServerMock::start(config, args.port).await {
         Ok(m) => m,
         Err(e) => {
-            out.error(&Plain::new(format!(
-                "cannot listen on 127.0.0.1:{}: {e}",
-                args.port.unwrap_or(0)
-            )));
+            out.error(&Plain::new(format!("cannot listen on 127.0.0.1:{}: {e}", args.port.unwrap_or(0))));
             return exit::RUNTIME_ERROR;
         }
     };
     println!("identity-server mock listening");
     println!("  issuer:    {}", mock.issuer());
-    println!(
-        "  discovery: {}/.well-known/openid-configuration",
-        mock.issuer()
-    );
-    println!(
-        "  resource:  {}{}",
-        mock.issuer(),
-        identity_server::RESOURCE_PATH
-    );
+    println!("  discovery: {}/.well-known/openid-configuration", mock.issuer());
+    println!("  resource:  {}{}", mock.issuer(), identity_server::RESOURCE_PATH);
     println!("  clients (secrets are in the clients file; shown here by fingerprint):");
     for c in &mock.config().clients.clients {
         println!(

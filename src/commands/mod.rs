@@ -2,6 +2,7 @@
 //! the edge, as diagnostics.
 
 mod checks;
+mod keys;
 mod mock;
 mod run;
 mod validate;
@@ -22,9 +23,7 @@ pub struct Output {
 impl Output {
     pub fn detect(no_color: bool) -> Self {
         let wanted = !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Self {
-            color: wanted && std::io::stdout().is_terminal(),
-        }
+        Self { color: wanted && std::io::stdout().is_terminal() }
     }
 
     /// Prints a diagnostic to stderr.
@@ -41,6 +40,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Validate(args) => validate::validate(args, out),
         Command::Checks => checks::print(),
         Command::Mock(which) => mock::mock(which, out).await,
+        Command::Keys(command) => keys::keys(command, out),
     }
 }
 
@@ -55,10 +55,7 @@ pub struct Plain {
 
 impl Plain {
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            help: None,
-        }
+        Self { message: message.into(), help: None }
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {

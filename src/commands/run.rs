@@ -6,7 +6,11 @@ use super::{Output, Plain};
 use crate::cli::RunArgs;
 use crate::diagnostics::did_you_mean;
 use crate::exit;
-use crate::mock::{self, IdentityServerMock, identity_server};
+use std::sync::Arc;
+
+use crate::jwks_server::{JwksServer, publish_served_clients};
+use crate::mock::embedded::Embedded;
+use crate::mock::{self, identity_server};
 use crate::report;
 use crate::results::RunReport;
 use crate::run::{RunError, RunOptions, Runner};
@@ -29,29 +33,38 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
         match item {
             Loaded::Suite(s) => suites.push(*s),
             Loaded::LoadProfile(path) => {
-                eprintln!(
-                    "note: {} is a load profile; run it with `oauth-harness load`",
-                    path.display()
-                )
+                eprintln!("note: {} is a load profile; run it with `oauth-harness load`", path.display())
             }
         }
     }
     if suites.is_empty() {
         out.error(
-            &Plain::new("no conformance suite to run")
-                .help("only load profiles were found; use `oauth-harness load`"),
+            &Plain::new("no conformance suite to run").help("only load profiles were found; use `oauth-harness load`"),
         );
         return exit::INVALID_INPUT;
     }
 
-    // Keep the embedded mock alive for the whole run.
-    let (mut target, _mock) = match args.target.as_deref() {
-        Some(path) => match load_target(path, &args, out) {
-            Ok(t) => (t, None),
-            Err(code) => return code,
-        },
-        None => match start_mocks(&args.mock_defects, out).await {
-            Ok((target, mock)) => (target, Some(mock)),
+    // The embedded mocks (and the JWKS server) live for the whole run.
+    let (mut target, jwks, _embedded) = match args.target.as_deref() {
+        Some(path) => {
+            let target = match load_target(path, &args, out) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            let jwks = match JwksServer::start(target.jwks_server_port).await {
+                Ok(j) => Arc::new(j),
+                Err(e) => {
+                    out.error(&Plain::new(format!("cannot start the JWKS server on 127.0.0.1: {e}")));
+                    return exit::RUNTIME_ERROR;
+                }
+            };
+            for (client, url) in publish_served_clients(&target, &jwks) {
+                eprintln!("note: serving the JWKS of client `{client}` at {url} (register this URL)");
+            }
+            (target, jwks, None)
+        }
+        None => match start_embedded(&args.mock_defects, out).await {
+            Ok(embedded) => (embedded.target.clone(), embedded.jwks.clone(), Some(embedded)),
             Err(code) => return code,
         },
     };
@@ -60,12 +73,8 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
     }
 
     let redactor = Redactor::new();
-    let options = RunOptions {
-        filter: args.filter.clone(),
-        strict: args.strict,
-        jobs: args.jobs as usize,
-    };
-    let runner = match Runner::prepare(target, redactor.clone(), options).await {
+    let options = RunOptions { filter: args.filter.clone(), strict: args.strict, jobs: args.jobs as usize };
+    let runner = match Runner::prepare(target, jwks, redactor.clone(), options).await {
         Ok(r) => r,
         Err(e) => {
             out.error(&e);
@@ -87,10 +96,7 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
             return exit::RUNTIME_ERROR;
         }
     };
-    print!(
-        "{}",
-        redactor.scrub(&report::terminal::render(&report, out.color))
-    );
+    print!("{}", redactor.scrub(&report::terminal::render(&report, out.color)));
     if let Err(code) = write_reports(&args, &report, &redactor, out) {
         return code;
     }
@@ -99,9 +105,7 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
 
 fn load_target(path: &Path, args: &RunArgs, out: Output) -> Result<Target, u8> {
     if !args.mock_defects.is_empty() {
-        out.error(&Plain::new(
-            "--mock-defect switches defects on in the embedded mocks; it cannot apply to --target",
-        ));
+        out.error(&Plain::new("--mock-defect switches defects on in the embedded mocks; it cannot apply to --target"));
         return Err(exit::INVALID_INPUT);
     }
     Target::load(path).map_err(|errors| {
@@ -112,19 +116,18 @@ fn load_target(path: &Path, args: &RunArgs, out: Output) -> Result<Target, u8> {
     })
 }
 
-async fn start_mocks(
-    defect_names: &[String],
-    out: Output,
-) -> Result<(Target, IdentityServerMock), u8> {
+async fn start_embedded(defect_names: &[String], out: Output) -> Result<Embedded, u8> {
     let mut defects = Vec::new();
     for name in defect_names {
         match identity_server::Defect::from_name(name) {
             Some(d) => defects.push(d),
             None => {
-                let mut e = Plain::new(format!("no mock has a defect named `{name}`"));
                 let names = mock::all_defect_names();
-                e = match did_you_mean(name, names.iter().copied()) {
-                    Some(best) => e.help(format!("did you mean `{best}`? (`oauth-harness mock identity-server --list-defects`)")),
+                let e = Plain::new(format!("no mock has a defect named `{name}`"));
+                let e = match did_you_mean(name, names.iter().copied()) {
+                    Some(best) => {
+                        e.help(format!("did you mean `{best}`? (`oauth-harness mock identity-server --list-defects`)"))
+                    }
                     None => e.help("`oauth-harness mock identity-server --list-defects` lists them"),
                 };
                 out.error(&e);
@@ -132,30 +135,15 @@ async fn start_mocks(
             }
         }
     }
-    let config = identity_server::Config {
-        defects: mock::DefectSet::new(defects),
-        ..Default::default()
-    };
-    match IdentityServerMock::start(config, None).await {
-        Ok(mock) => Ok((mock.target(), mock)),
-        Err(e) => {
-            out.error(&Plain::new(format!("cannot start the embedded mock: {e}")));
-            Err(exit::RUNTIME_ERROR)
-        }
-    }
+    Embedded::start(mock::DefectSet::new(defects)).await.map_err(|e| {
+        out.error(&Plain::new(format!("cannot start the embedded mocks: {e}")));
+        exit::RUNTIME_ERROR
+    })
 }
 
-fn write_reports(
-    args: &RunArgs,
-    report: &RunReport,
-    redactor: &Redactor,
-    out: Output,
-) -> Result<(), u8> {
+fn write_reports(args: &RunArgs, report: &RunReport, redactor: &Redactor, out: Output) -> Result<(), u8> {
     let outputs = [
-        (
-            &args.report_junit,
-            report::junit::render as fn(&RunReport) -> String,
-        ),
+        (&args.report_junit, report::junit::render as fn(&RunReport) -> String),
         (&args.report_json, report::json::render),
     ];
     for (path, render) in outputs {
@@ -171,11 +159,9 @@ fn write_reports(
 
 fn write_file(path: &Path, text: &str) -> Result<(), Plain> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Plain::new(format!("cannot create `{}`: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Plain::new(format!("cannot create `{}`: {e}", dir.display())))?;
     }
-    std::fs::write(path, text)
-        .map_err(|e| Plain::new(format!("cannot write `{}`: {e}", path.display())))
+    std::fs::write(path, text).map_err(|e| Plain::new(format!("cannot write `{}`: {e}", path.display())))
 }
 
 /// Errors (an incomplete run) outrank failures; both outrank success.

@@ -29,12 +29,9 @@ pub fn validate(args: ValidateArgs, out: Output) -> u8 {
                         Loaded::LoadProfile(_) => None,
                     })
                     .collect();
-                if let Err(errors) = preflight(
-                    suites
-                        .iter()
-                        .flat_map(|s| s.cases.iter().map(move |c| (*s, c))),
-                    &target,
-                ) {
+                if let Err(errors) =
+                    preflight(suites.iter().flat_map(|s| s.cases.iter().map(move |c| (*s, c))), &target)
+                {
                     for e in &errors {
                         out.error(e);
                     }
@@ -53,10 +50,7 @@ pub fn validate(args: ValidateArgs, out: Output) -> u8 {
         out.error(&Plain::new(format!("{problems} problem(s) found")));
         return exit::INVALID_INPUT;
     }
-    let suites = loaded
-        .iter()
-        .filter(|l| matches!(l, Loaded::Suite(_)))
-        .count();
+    let suites = loaded.iter().filter(|l| matches!(l, Loaded::Suite(_))).count();
     let cases: usize = loaded
         .iter()
         .map(|l| match l {

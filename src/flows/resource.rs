@@ -14,19 +14,10 @@ pub fn build(url: &Url, bearer: Option<&Secret>) -> (Request, RequestContext) {
     let mut request = Request::new(Method::GET, url.clone());
     let auth = match bearer {
         Some(token) => {
-            request = request.header(
-                "Authorization",
-                Value::Secret(Secret::new(format!("Bearer {}", token.expose()))),
-            );
+            request = request.header("Authorization", Value::Secret(Secret::new(format!("Bearer {}", token.expose()))));
             AuthUsed::Bearer
         }
         None => AuthUsed::None,
     };
-    (
-        request,
-        RequestContext {
-            auth: Some(auth),
-            ..RequestContext::default()
-        },
-    )
+    (request, RequestContext { auth: Some(auth), ..RequestContext::default() })
 }

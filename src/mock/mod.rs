@@ -2,6 +2,7 @@
 //! proof that it catches broken servers.
 
 pub mod defects;
+pub mod embedded;
 pub mod identity_server;
 mod signing;
 
@@ -15,8 +16,5 @@ pub fn owner_of(defect: &str) -> Option<&'static str> {
 
 /// Every defect name of every mock, for "did you mean".
 pub fn all_defect_names() -> Vec<&'static str> {
-    identity_server::Defect::ALL
-        .iter()
-        .map(|d| d.name())
-        .collect()
+    identity_server::Defect::ALL.iter().map(|d| d.name()).collect()
 }

@@ -19,9 +19,8 @@ pub struct SigningKey {
 impl SigningKey {
     pub fn generate() -> Self {
         let rng = SystemRandom::new();
-        let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap_or_else(|_| {
-            unreachable!("P-384 key generation does not fail with the system RNG")
-        });
+        let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING)
+            .unwrap_or_else(|_| unreachable!("P-384 key generation does not fail with the system RNG"));
         // Uncompressed point: 0x04 || X (48 bytes) || Y (48 bytes).
         let point = pair.public_key().as_ref();
         let x = URL_SAFE_NO_PAD.encode(&point[1..49]);
@@ -30,12 +29,7 @@ impl SigningKey {
         let canonical = format!(r#"{{"crv":"P-384","kty":"EC","x":"{x}","y":"{y}"}}"#);
         let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
         let jwk = json!({ "kty": "EC", "crv": "P-384", "x": x, "y": y, "use": "sig", "alg": "ES384", "kid": kid });
-        Self {
-            pair,
-            rng,
-            kid,
-            jwk,
-        }
+        Self { pair, rng, kid, jwk }
     }
 
     pub fn jwks(&self) -> serde_json::Value {
@@ -45,19 +39,13 @@ impl SigningKey {
     /// A compact JWS over `claims`.
     pub fn sign(&self, claims: &serde_json::Value, typ: &str) -> String {
         let header = json!({ "alg": "ES384", "typ": typ, "kid": self.kid });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let signing_input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let signature = self
             .pair
             .sign(&self.rng, signing_input.as_bytes())
             .unwrap_or_else(|_| unreachable!("ECDSA signing with a valid key does not fail"));
-        format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.as_ref())
-        )
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
     }
 }
 

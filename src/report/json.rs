@@ -4,6 +4,5 @@
 use crate::results::RunReport;
 
 pub fn render(report: &RunReport) -> String {
-    serde_json::to_string_pretty(report)
-        .unwrap_or_else(|e| unreachable!("RunReport serializes: {e}"))
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| unreachable!("RunReport serializes: {e}"))
 }

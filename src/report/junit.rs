@@ -31,9 +31,7 @@ pub fn render(report: &RunReport) -> String {
                 CaseOutcome::Failed => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     let first = case.failed_checks().next();
-                    let message = first
-                        .map(|c| format!("{} ({}): {}", c.id, c.rule, c.summary))
-                        .unwrap_or_default();
+                    let message = first.map(|c| format!("{} ({}): {}", c.id, c.rule, c.summary)).unwrap_or_default();
                     s.set_message(message);
                     s.set_type("check failed");
                     s.set_description(findings.join("\n"));
@@ -56,7 +54,5 @@ pub fn render(report: &RunReport) -> String {
         }
         junit.add_test_suite(ts);
     }
-    junit
-        .to_string()
-        .unwrap_or_else(|e| unreachable!("JUnit serialization to a String: {e}"))
+    junit.to_string().unwrap_or_else(|e| unreachable!("JUnit serialization to a String: {e}"))
 }

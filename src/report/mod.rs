@@ -9,13 +9,7 @@ use crate::results::{CheckOutcome, VerdictKind};
 
 /// One failed or warned check, as text blocks for any format.
 pub fn finding_lines(check: &CheckOutcome) -> Vec<String> {
-    let mut lines = vec![format!(
-        "{} [{} · {}] {}",
-        check.id,
-        severity_label(check),
-        check.rule,
-        check.summary
-    )];
+    let mut lines = vec![format!("{} [{} · {}] {}", check.id, severity_label(check), check.rule, check.summary)];
     if let Some(expected) = &check.expected {
         lines.push(format!("expected: {expected}"));
     }

@@ -8,11 +8,7 @@ use super::finding_lines;
 use crate::results::{CaseOutcome, RunReport, VerdictKind};
 
 fn paint(text: &str, style: Style, color: bool) -> String {
-    if color {
-        text.style(style).to_string()
-    } else {
-        text.to_string()
-    }
+    if color { text.style(style).to_string() } else { text.to_string() }
 }
 
 fn outcome_label(outcome: CaseOutcome) -> (&'static str, Style) {
@@ -27,24 +23,13 @@ fn outcome_label(outcome: CaseOutcome) -> (&'static str, Style) {
 
 pub fn render(report: &RunReport, color: bool) -> String {
     let mut out = String::new();
-    let id_width = report
-        .suites
-        .iter()
-        .flat_map(|s| &s.cases)
-        .map(|c| c.id.len())
-        .max()
-        .unwrap_or(0);
+    let id_width = report.suites.iter().flat_map(|s| &s.cases).map(|c| c.id.len()).max().unwrap_or(0);
     for suite in &report.suites {
         let heading = match &suite.title {
             Some(t) => format!("{} — {}", suite.name, t),
             None => suite.name.clone(),
         };
-        let _ = writeln!(
-            out,
-            "{} ({})",
-            paint(&heading, Style::new().bold(), color),
-            suite.file
-        );
+        let _ = writeln!(out, "{} ({})", paint(&heading, Style::new().bold(), color), suite.file);
         for case in &suite.cases {
             let (label, style) = outcome_label(case.outcome);
             let _ = writeln!(
@@ -56,11 +41,7 @@ pub fn render(report: &RunReport, color: bool) -> String {
                 case.duration.as_millis()
             );
             if let Some(reason) = &case.reason {
-                let _ = writeln!(
-                    out,
-                    "        {}",
-                    paint(reason, Style::new().dimmed(), color)
-                );
+                let _ = writeln!(out, "        {}", paint(reason, Style::new().dimmed(), color));
             }
             for check in case.steps.iter().flat_map(|s| &s.checks) {
                 let mark = match check.verdict {
@@ -76,11 +57,7 @@ pub fn render(report: &RunReport, color: bool) -> String {
                     let _ = writeln!(out, "            {line}");
                 }
                 if !check.url.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "            {}",
-                        paint(&check.url, Style::new().dimmed(), color)
-                    );
+                    let _ = writeln!(out, "            {}", paint(&check.url, Style::new().dimmed(), color));
                 }
             }
         }

@@ -46,17 +46,14 @@ pub fn interpolate_with(
         match kind.trim() {
             "env" => {
                 let name = arg.trim();
-                out.push_str(
-                    &env(name).ok_or_else(|| InterpolationError::MissingEnv(name.into()))?,
-                );
+                out.push_str(&env(name).ok_or_else(|| InterpolationError::MissingEnv(name.into()))?);
             }
             "file" => {
                 let path = base_dir.join(arg.trim());
-                let content =
-                    std::fs::read_to_string(&path).map_err(|e| InterpolationError::File {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let content = std::fs::read_to_string(&path).map_err(|e| InterpolationError::File {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
                 out.push_str(content.strip_suffix('\n').unwrap_or(&content));
             }
             other => return Err(InterpolationError::UnknownKind(other.into())),
@@ -89,14 +86,8 @@ mod tests {
 
     #[test]
     fn escaped_and_unterminated() {
-        assert_eq!(
-            interpolate_with("$${env:X}", Path::new("."), &env).unwrap(),
-            "${env:X}"
-        );
-        assert_eq!(
-            interpolate_with("${env:X", Path::new("."), &env).unwrap_err(),
-            InterpolationError::Unterminated
-        );
+        assert_eq!(interpolate_with("$${env:X}", Path::new("."), &env).unwrap(), "${env:X}");
+        assert_eq!(interpolate_with("${env:X", Path::new("."), &env).unwrap_err(), InterpolationError::Unterminated);
         assert!(matches!(
             interpolate_with("${vault:x}", Path::new("."), &env),
             Err(InterpolationError::UnknownKind(_))
@@ -107,9 +98,6 @@ mod tests {
     fn reads_files_relative_to_the_yaml() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("s.txt"), "from-file\n").unwrap();
-        assert_eq!(
-            interpolate_with("${file:s.txt}", dir.path(), &env).unwrap(),
-            "from-file"
-        );
+        assert_eq!(interpolate_with("${file:s.txt}", dir.path(), &env).unwrap(), "from-file");
     }
 }

@@ -8,9 +8,7 @@ use miette::Diagnostic;
 use serde_saphyr::Spanned;
 
 use super::interpolate::interpolate;
-use super::model::{
-    CaseDef, Expect, FileKindProbe, ResourceAction, StepDef, SuiteFile, TokenAction,
-};
+use super::model::{CaseDef, Expect, FileKindProbe, ResourceAction, StepDef, SuiteFile, TokenAction};
 use super::{Action, Case, Expectation, Named, ResourceSpec, Step, Suite, TokenSpec};
 use crate::checks::{self, Severity};
 use crate::diagnostics::{LocatedError, SourceFile, Span, did_you_mean};
@@ -44,10 +42,8 @@ pub enum Loaded {
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| LoadError::Unreadable {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| LoadError::Unreadable { path: path.clone(), reason: e.to_string() })?;
         if meta.is_dir() {
             let before = files.len();
             walk(path, &mut files)?;
@@ -62,22 +58,14 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let unreadable = |e: std::io::Error| LoadError::Unreadable {
-        path: dir.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(unreadable)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let unreadable = |e: std::io::Error| LoadError::Unreadable { path: dir.to_path_buf(), reason: e.to_string() };
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).map_err(unreadable)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for entry in entries {
         if entry.is_dir() {
             walk(&entry, out)?;
-        } else if matches!(
-            entry.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
+        } else if matches!(entry.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
             out.push(entry);
         }
     }
@@ -94,10 +82,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<LoadError>> {
         let source = match SourceFile::read(&path) {
             Ok(s) => s,
             Err(e) => {
-                errors.push(LoadError::Unreadable {
-                    path,
-                    reason: e.to_string(),
-                });
+                errors.push(LoadError::Unreadable { path, reason: e.to_string() });
                 continue;
             }
         };
@@ -107,12 +92,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<LoadError>> {
                     errors.push(
                         source
                             .error_at(
-                                Span {
-                                    line: 1,
-                                    column: 1,
-                                    offset: 0,
-                                    len: 1,
-                                },
+                                Span { line: 1, column: 1, offset: 0, len: 1 },
                                 format!("suite name `{}` is used by another file", suite.name),
                             )
                             .with_help("suite names must be unique: they name JUnit testsuites")
@@ -125,11 +105,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<LoadError>> {
             Err(mut errs) => errors.append(&mut errs),
         }
     }
-    if errors.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(loaded) } else { Err(errors) }
 }
 
 fn parse_file(source: &SourceFile) -> Result<Loaded, Vec<LoadError>> {
@@ -158,10 +134,7 @@ pub fn yaml_error(source: &SourceFile, err: &serde_saphyr::Error) -> LocatedErro
         Some(i) if message[i..].contains(", column ") => message[..i].to_string(),
         _ => message,
     };
-    let span = err
-        .location()
-        .map(|l| Span::from_location(&l))
-        .unwrap_or_default();
+    let span = err.location().map(|l| Span::from_location(&l)).unwrap_or_default();
     let mut located = source.error_at(span, message.clone());
     if let Some(hint) = unknown_field_hint(&message) {
         located = located.with_label("unknown key").with_help(hint);
@@ -186,18 +159,11 @@ fn unknown_field_hint(message: &str) -> Option<String> {
 
 /// Parses and validates one suite file.
 pub fn parse_suite(source: &SourceFile) -> Result<Suite, Vec<LoadError>> {
-    let file: SuiteFile = serde_saphyr::from_str(&source.text)
-        .map_err(|e| vec![LoadError::from(yaml_error(source, &e))])?;
-    let mut v = Validator {
-        source,
-        errors: Vec::new(),
-    };
+    let file: SuiteFile =
+        serde_saphyr::from_str(&source.text).map_err(|e| vec![LoadError::from(yaml_error(source, &e))])?;
+    let mut v = Validator { source, errors: Vec::new() };
     let suite = v.suite(file);
-    if v.errors.is_empty() {
-        Ok(suite)
-    } else {
-        Err(v.errors.into_iter().map(LoadError::from).collect())
-    }
+    if v.errors.is_empty() { Ok(suite) } else { Err(v.errors.into_iter().map(LoadError::from).collect()) }
 }
 
 struct Validator<'a> {
@@ -229,10 +195,7 @@ impl Validator<'_> {
     }
 
     fn named(&self, value: &Option<Spanned<String>>) -> Option<Named> {
-        value.as_ref().map(|v| Named {
-            name: v.value.clone(),
-            span: self.at(v),
-        })
+        value.as_ref().map(|v| Named { name: v.value.clone(), span: self.at(v) })
     }
 
     fn suite(&mut self, file: SuiteFile) -> Suite {
@@ -253,29 +216,16 @@ impl Validator<'_> {
         for def in file.cases {
             let span = self.at(&def.id);
             if !is_valid_id(&def.id.value) {
-                let e = self.error(
-                    span,
-                    format!("case id `{}` is not a stable id", def.id.value),
-                );
-                e.help = Some("use lower-case letters, digits, `.`, `_` and `-`, starting with a letter or digit".into());
+                let e = self.error(span, format!("case id `{}` is not a stable id", def.id.value));
+                e.help =
+                    Some("use lower-case letters, digits, `.`, `_` and `-`, starting with a letter or digit".into());
             } else if !ids.insert(def.id.value.clone()) {
-                self.error(
-                    span,
-                    format!("case id `{}` is used twice in this suite", def.id.value),
-                );
+                self.error(span, format!("case id `{}` is used twice in this suite", def.id.value));
             }
             cases.push(self.case(def));
         }
         if cases.is_empty() {
-            self.error(
-                Span {
-                    line: 1,
-                    column: 1,
-                    offset: 0,
-                    len: 1,
-                },
-                "the suite has no cases",
-            );
+            self.error(Span { line: 1, column: 1, offset: 0, len: 1 }, "the suite has no cases");
         }
         Suite {
             name: file.suite,
@@ -290,43 +240,25 @@ impl Validator<'_> {
 
     fn case(&mut self, def: CaseDef) -> Case {
         let span = self.at(&def.id);
-        let short = StepDef {
-            token: def.token,
-            resource: def.resource,
-            discovery: def.discovery,
-            expect: def.expect,
-        };
-        let has_short =
-            short.token.is_some() || short.resource.is_some() || short.discovery.is_some();
+        let short = StepDef { token: def.token, resource: def.resource, discovery: def.discovery, expect: def.expect };
+        let has_short = short.token.is_some() || short.resource.is_some() || short.discovery.is_some();
         let mut steps = Vec::new();
         match (has_short, def.steps) {
             (true, Some(_)) => {
-                let e = self.error(
-                    span,
-                    format!("case `{}` has both an action and `steps`", def.id.value),
-                );
-                e.help = Some(
-                    "write one action (token/resource/discovery) with `expect`, or a `steps` list"
-                        .into(),
-                );
+                let e = self.error(span, format!("case `{}` has both an action and `steps`", def.id.value));
+                e.help = Some("write one action (token/resource/discovery) with `expect`, or a `steps` list".into());
             }
             (false, None) => {
                 let e = self.error(span, format!("case `{}` does nothing", def.id.value));
                 e.help = Some("add one of `token`, `resource`, `discovery`, or `steps`".into());
             }
             (false, Some(list)) if list.is_empty() => {
-                self.error(
-                    span,
-                    format!("case `{}` has an empty `steps` list", def.id.value),
-                );
+                self.error(span, format!("case `{}` has an empty `steps` list", def.id.value));
             }
             (true, None) => steps.extend(self.step(short, span)),
             (false, Some(list)) => {
                 if short.expect.is_some() {
-                    let e = self.error(
-                        span,
-                        "`expect` belongs inside each step when a case has `steps`",
-                    );
+                    let e = self.error(span, "`expect` belongs inside each step when a case has `steps`");
                     e.help = Some("move `expect` under the step it is about".into());
                 }
                 for step in list {
@@ -338,40 +270,28 @@ impl Validator<'_> {
             id: def.id.value.clone(),
             title: def.title.unwrap_or_else(|| def.id.value.clone()),
             span,
-            advertised: def
-                .when
-                .map(|w| w.advertised.into_iter().collect())
-                .unwrap_or_default(),
+            advertised: def.when.map(|w| w.advertised.into_iter().collect()).unwrap_or_default(),
             client: self.named(&def.client),
             steps,
         }
     }
 
     fn step(&mut self, def: StepDef, case_span: Span) -> Option<Step> {
-        let count = [
-            def.token.is_some(),
-            def.resource.is_some(),
-            def.discovery.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
+        let count =
+            [def.token.is_some(), def.resource.is_some(), def.discovery.is_some()].iter().filter(|b| **b).count();
         if count > 1 {
             let e = self.error(case_span, "a step has more than one action");
             e.help = Some("split token/resource/discovery into separate steps".into());
             return None;
         }
         let action = if let Some(t) = def.token {
-            Action::Token(self.token(t))
+            Action::Token(Box::new(self.token(t)))
         } else if let Some(r) = def.resource {
             Action::Resource(self.resource(r))
         } else if let Some(d) = def.discovery {
-            Action::Discovery(d.document)
+            Action::Discovery(super::DiscoverySpec { document: d.document, accept: d.accept })
         } else {
-            self.error(
-                case_span,
-                "a step has no action (token, resource or discovery)",
-            );
+            self.error(case_span, "a step has no action (token, resource or discovery)");
             return None;
         };
         let expect = self.expect(def.expect.unwrap_or_default());
@@ -388,11 +308,8 @@ impl Validator<'_> {
             wrong_secret: t.secret.is_some(),
             client_id: t.client_id.as_ref().map(|c| self.text(c)),
             method: t.method,
-            params: t
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), self.text(v)))
-                .collect(),
+            params: t.params.iter().map(|(k, v)| (k.clone(), self.text(v))).collect(),
+            assertion: t.assertion.map(assertion_spec).unwrap_or_default(),
         }
     }
 
@@ -406,10 +323,7 @@ impl Validator<'_> {
             }
             text
         });
-        ResourceSpec {
-            path,
-            bearer: r.bearer,
-        }
+        ResourceSpec { path, bearer: r.bearer }
     }
 
     fn expect(&mut self, e: Expect) -> Expectation {
@@ -429,11 +343,7 @@ impl Validator<'_> {
                 }
             }
         }
-        Expectation {
-            status: e.status.map(|s| s.value),
-            error: e.error.as_ref().map(|s| self.text(s)),
-            checks,
-        }
+        Expectation { status: e.status.map(|s| s.value), error: e.error.as_ref().map(|s| self.text(s)), checks }
     }
 
     fn unknown_check(&mut self, span: Span, name: &str) {
@@ -447,13 +357,32 @@ impl Validator<'_> {
     }
 }
 
+fn assertion_spec(a: super::model::AssertionAction) -> super::AssertionSpec {
+    use crate::auth::assertion::Mutation;
+    let mut claims = a.claims;
+    for name in a.drop {
+        claims.insert(name, serde_json::Value::Null);
+    }
+    super::AssertionSpec {
+        mutation: Mutation {
+            header: a.header,
+            claims,
+            exp_in: a.exp_in,
+            nbf_in: a.nbf_in,
+            aud_array: a.aud_array,
+            alg: a.alg,
+            hs256_with_public_key: a.hs256_with_public_key,
+            bad_signature: a.bad_signature,
+        },
+        replay: a.replay.is_some(),
+        unregistered_key: a.sign_with.is_some() || a.jku.is_some(),
+        serve_jku: a.jku.is_some(),
+    }
+}
+
 fn is_valid_id(id: &str) -> bool {
-    id.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    id.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
 }
 
 #[cfg(test)]
@@ -475,10 +404,7 @@ mod tests {
     fn short_form_case_becomes_one_step() {
         let s = parse("suite: x\ncases:\n  - id: a\n    token: { scope: implant }\n    expect: { status: 200, checks: [token-response] }\n").unwrap();
         assert_eq!(s.cases[0].steps.len(), 1);
-        assert_eq!(
-            s.cases[0].steps[0].expect.checks.len(),
-            checks::resolve("token-response").unwrap().len()
-        );
+        assert_eq!(s.cases[0].steps[0].expect.checks.len(), checks::resolve("token-response").unwrap().len());
     }
 
     #[test]
@@ -490,9 +416,7 @@ mod tests {
 
     #[test]
     fn unknown_check_is_located_with_a_suggestion() {
-        let e = first_error(
-            "suite: x\ncases:\n  - id: a\n    token: {}\n    expect: { checks: [token-respons] }\n",
-        );
+        let e = first_error("suite: x\ncases:\n  - id: a\n    token: {}\n    expect: { checks: [token-respons] }\n");
         assert_eq!(e.location, "s.yaml:5:24");
         assert!(e.help.unwrap().contains("`token-response`"));
     }
@@ -513,14 +437,9 @@ mod tests {
 
     #[test]
     fn missing_env_var_is_named() {
-        let e = first_error(
-            "suite: x\ncases:\n  - id: a\n    token: { scope: \"${env:OAUTH_HARNESS_SURELY_UNSET}\" }\n",
-        );
-        assert!(
-            e.message.contains("OAUTH_HARNESS_SURELY_UNSET"),
-            "{}",
-            e.message
-        );
+        let e =
+            first_error("suite: x\ncases:\n  - id: a\n    token: { scope: \"${env:OAUTH_HARNESS_SURELY_UNSET}\" }\n");
+        assert!(e.message.contains("OAUTH_HARNESS_SURELY_UNSET"), "{}", e.message);
         assert_eq!(e.location, "s.yaml:4:21");
     }
 }

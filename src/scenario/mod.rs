@@ -11,6 +11,8 @@ use crate::checks::CheckDef;
 use crate::diagnostics::{SourceFile, Span};
 pub use model::{AuthChoice, BearerChoice, DiscoveryDocument, FormParam, HttpMethod, StatusSet};
 
+use crate::auth::assertion::Mutation;
+
 /// A name with the place it was written, so run-time errors (an unknown client) can point at it.
 #[derive(Debug, Clone)]
 pub struct Named {
@@ -50,9 +52,15 @@ pub struct Step {
 
 #[derive(Debug)]
 pub enum Action {
-    Token(TokenSpec),
+    Token(Box<TokenSpec>),
     Resource(ResourceSpec),
-    Discovery(DiscoveryDocument),
+    Discovery(DiscoverySpec),
+}
+
+#[derive(Debug)]
+pub struct DiscoverySpec {
+    pub document: DiscoveryDocument,
+    pub accept: Option<String>,
 }
 
 impl Action {
@@ -76,6 +84,19 @@ pub struct TokenSpec {
     pub client_id: Option<String>,
     pub method: Option<HttpMethod>,
     pub params: Vec<(String, String)>,
+    pub assertion: AssertionSpec,
+}
+
+/// The client assertion a private_key_jwt step sends.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AssertionSpec {
+    pub mutation: Mutation,
+    /// Send the case's previous assertion again.
+    pub replay: bool,
+    /// Sign with a key the server does not know.
+    pub unregistered_key: bool,
+    /// Put a harness-served JWKS URL (with the unregistered key) in `jku`.
+    pub serve_jku: bool,
 }
 
 #[derive(Debug, Default)]

@@ -84,9 +84,65 @@ pub struct TokenAction {
     pub client_id: Option<Spanned<String>>,
     /// `POST` unless said otherwise (RFC 6749 §3.2 checks use `GET`).
     pub method: Option<HttpMethod>,
-    /// Extra form parameters.
+    /// Extra form parameters; one named like a parameter the request has replaces it.
     #[serde(default)]
     pub params: BTreeMap<String, Spanned<String>>,
+    /// Deviations of the private_key_jwt client assertion.
+    pub assertion: Option<AssertionAction>,
+}
+
+/// How the client assertion deviates from the good one (RFC 7523 §3 negative cases).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionAction {
+    /// Claims to set (`null` removes one).
+    #[serde(default)]
+    pub claims: BTreeMap<String, serde_json::Value>,
+    /// Header members to set (`null` removes one).
+    #[serde(default)]
+    pub header: BTreeMap<String, serde_json::Value>,
+    /// Claims to leave out.
+    #[serde(default)]
+    pub drop: Vec<String>,
+    /// `exp` this many seconds from now (negative: already expired).
+    pub exp_in: Option<i64>,
+    /// Adds `nbf` this many seconds from now.
+    pub nbf_in: Option<i64>,
+    /// `aud` as an array; `$token_endpoint` stands for the token URL.
+    pub aud_array: Option<Vec<String>>,
+    /// Header `alg`: `none`, or another JWS algorithm (e.g. one the server does not advertise).
+    pub alg: Option<String>,
+    /// HS256 keyed with the client's public key PEM (algorithm confusion).
+    #[serde(default)]
+    pub hs256_with_public_key: bool,
+    /// Corrupt the signature.
+    #[serde(default)]
+    pub bad_signature: bool,
+    /// `previous`: send the case's previous assertion again (jti replay).
+    pub replay: Option<Replay>,
+    /// `unregistered`: sign with a key the server does not know, under that key's own kid.
+    pub sign_with: Option<SignWith>,
+    /// `serve`: a `jku` header pointing at a JWKS the harness serves (with the unregistered key),
+    /// so the harness can tell whether the server fetched it.
+    pub jku: Option<JkuChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replay {
+    Previous,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignWith {
+    Unregistered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JkuChoice {
+    Serve,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -96,6 +152,8 @@ pub enum AuthChoice {
     ClientSecretPost,
     /// Basic and post in the same request: a client MUST NOT do this (RFC 6749 §2.3).
     Both,
+    /// A signed client assertion (RFC 7523 §2.2).
+    PrivateKeyJwt,
     None,
 }
 
@@ -104,6 +162,8 @@ pub enum AuthChoice {
 pub enum FormParam {
     GrantType,
     Scope,
+    ClientAssertion,
+    ClientAssertionType,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -148,18 +208,22 @@ pub enum BearerChoice {
 #[serde(deny_unknown_fields)]
 pub struct DiscoveryAction {
     pub document: DiscoveryDocument,
+    /// The `Accept` header to send (`application/json` unless said otherwise).
+    pub accept: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiscoveryDocument {
     OpenidConfiguration,
+    SmartConfiguration,
 }
 
 impl DiscoveryDocument {
     pub fn well_known_path(self) -> &'static str {
         match self {
             DiscoveryDocument::OpenidConfiguration => "/.well-known/openid-configuration",
+            DiscoveryDocument::SmartConfiguration => "/.well-known/smart-configuration",
         }
     }
 }

@@ -9,8 +9,7 @@ use oauth_harness::mock::identity_server::{Config, MockClients};
 
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-harness"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
     cmd
 }
 
@@ -36,9 +35,7 @@ pub fn repo_path(rel: &str) -> PathBuf {
 
 /// Starts the Identity Server mock in this process.
 pub async fn start_mock(config: Config) -> IdentityServerMock {
-    IdentityServerMock::start(config, None)
-        .await
-        .expect("mock starts")
+    IdentityServerMock::start(config, None).await.expect("mock starts")
 }
 
 /// A target file for `mock`, with the `confidential` client's secret read from `secret_env`.
@@ -50,6 +47,17 @@ pub fn write_target(dir: &Path, mock: &IdentityServerMock, secret_env: Option<&s
         scope = clients.insufficient_scope.clone().unwrap_or_default()
     );
     for c in &clients.clients {
+        if let Some(key) = &c.key {
+            let pem = repo_path(&format!("fixtures/keys/{key}/private.pem"));
+            yaml.push_str(&format!(
+                "  {}:\n    client_id: {}\n    auth: private_key_jwt\n    private_key: {}\n    scope: {}\n",
+                c.name,
+                c.client_id,
+                pem.display(),
+                c.default_scope.clone().unwrap_or_default()
+            ));
+            continue;
+        }
         let secret = match secret_env {
             Some(var) if c.name == "confidential" => format!("\"${{env:{var}}}\""),
             _ => serde_json::to_string(&c.client_secret).unwrap(),
@@ -81,17 +89,11 @@ pub fn normalise(text: &str) -> String {
         (r"\[redacted sha256:[0-9a-f]{8}\]", "[redacted sha256:FP]"),
         // Header pairs are printed over several lines in the JSON report.
         (r#""date",(\s*)"[^"]+""#, r#""date",$1"DATE""#),
-        (
-            r#""content-length",(\s*)"\d+""#,
-            r#""content-length",$1"N""#,
-        ),
+        (r#""content-length",(\s*)"\d+""#, r#""content-length",$1"N""#),
     ];
     let mut out = text.to_string();
     for (pattern, replacement) in rules {
-        out = regex_lite::Regex::new(pattern)
-            .unwrap()
-            .replace_all(&out, *replacement)
-            .into_owned();
+        out = regex_lite::Regex::new(pattern).unwrap().replace_all(&out, *replacement).into_owned();
     }
     out
 }

@@ -22,9 +22,20 @@ pub struct ClientConfig {
     /// The name scenarios use for this client (`client: confidential`).
     pub name: String,
     pub client_id: String,
+    #[serde(default)]
     pub client_secret: String,
-    /// `client_secret_basic`, `client_secret_post`; the first is the client's default.
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`; the first is the default.
     pub auth_methods: Vec<String>,
+    /// private_key_jwt: a built-in fixture key (`backend-rs384`, `backend-es384`) whose public
+    /// JWKS is registered for the client.
+    pub key: Option<String>,
+    /// private_key_jwt: registered public keys, by value.
+    pub jwks: Option<serde_json::Value>,
+    /// private_key_jwt: registered JWKS URL (the harness serves it in embedded runs).
+    pub jwks_uri: Option<String>,
+    /// Register the built-in key by URL rather than by value (embedded runs serve the JWKS).
+    #[serde(default)]
+    pub register_by_url: bool,
     /// Scopes the client may be granted, in registration order.
     pub scopes: Vec<String>,
     /// Granted when the request names no scope.
@@ -33,19 +44,45 @@ pub struct ClientConfig {
 
 const BUILTIN: &str = include_str!("builtin-clients.yaml");
 
+/// Test key pairs shipped in `fixtures/keys/` (made by `oauth-harness keys generate`), compiled in
+/// so the embedded mocks work from any directory. Public test material, never real credentials.
+pub const BUILTIN_KEYS: &[(&str, &str)] = &[
+    ("backend-rs384", include_str!("../../../fixtures/keys/backend-rs384/private.pem")),
+    ("backend-es384", include_str!("../../../fixtures/keys/backend-es384/private.pem")),
+];
+
+/// A built-in fixture key by name.
+pub fn builtin_key(name: &str) -> Option<crate::keys::KeyPair> {
+    let (_, pem) = BUILTIN_KEYS.iter().find(|(n, _)| *n == name)?;
+    crate::keys::KeyPair::from_pem(pem, Path::new(name), crate::keys::KidStyle::Rfc7638).ok()
+}
+
 impl MockClients {
     pub fn builtin() -> Self {
-        serde_saphyr::from_str(BUILTIN)
-            .unwrap_or_else(|e| unreachable!("builtin-clients.yaml is valid: {e}"))
+        let mut clients: Self =
+            serde_saphyr::from_str(BUILTIN).unwrap_or_else(|e| unreachable!("builtin-clients.yaml is valid: {e}"));
+        clients.resolve_keys();
+        clients
+    }
+
+    /// Registers by value the public JWKS of every client that names a built-in key and has
+    /// neither its own `jwks` nor a `jwks_uri`.
+    pub fn resolve_keys(&mut self) {
+        for c in self.clients.iter_mut() {
+            if let (Some(name), None, None) = (&c.key, &c.jwks, &c.jwks_uri) {
+                c.jwks = builtin_key(name).map(|k| k.jwks());
+            }
+        }
     }
 
     /// Reads a clients file (YAML, and so JSON too).
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let source = SourceFile::read(path).map_err(|e| LoadError::Unreadable {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        serde_saphyr::from_str(&source.text).map_err(|e| LoadError::from(yaml_error(&source, &e)))
+        let source = SourceFile::read(path)
+            .map_err(|e| LoadError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+        let mut clients: Self =
+            serde_saphyr::from_str(&source.text).map_err(|e| LoadError::from(yaml_error(&source, &e)))?;
+        clients.resolve_keys();
+        Ok(clients)
     }
 
     pub fn by_id(&self, client_id: &str) -> Option<&ClientConfig> {

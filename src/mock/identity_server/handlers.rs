@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use wiremock::{Request, Respond, ResponseTemplate};
 
+use super::assertion::{JwksCache, ReplayCache, SIGNING_ALGS, Verifier};
 use super::state::{IssuedToken, IssuedTokens};
 use super::{Defect, MockClients, RESOURCE_PATH, RESOURCE_SCOPE};
 use crate::clock::unix_now;
@@ -20,6 +21,8 @@ pub struct App {
     pub defects: DefectSet<Defect>,
     pub key: Arc<SigningKey>,
     pub tokens: Arc<IssuedTokens>,
+    pub replay: Arc<ReplayCache>,
+    pub jwks_cache: Arc<JwksCache>,
 }
 
 impl Respond for App {
@@ -27,6 +30,7 @@ impl Respond for App {
         match request.url.path() {
             "/connect/token" => self.token(request),
             "/.well-known/openid-configuration" => self.discovery(),
+            "/.well-known/smart-configuration" => self.smart_configuration(request),
             "/.well-known/openid-configuration/jwks" => json_ok(&self.key.jwks()),
             RESOURCE_PATH => self.resource(request),
             _ => ResponseTemplate::new(404).set_body_json(json!({ "error": "not_found" })),
@@ -45,12 +49,7 @@ struct OAuthError {
 
 impl OAuthError {
     fn new(code: &'static str, description: &'static str) -> Self {
-        Self {
-            status: 400,
-            code,
-            description,
-            basic_challenge: false,
-        }
+        Self { status: 400, code, description, basic_challenge: false }
     }
 }
 
@@ -59,6 +58,8 @@ struct Presented {
     client_id: String,
     secret: String,
     via_header: bool,
+    /// Authenticated by a verified client assertion (private_key_jwt).
+    by_assertion: bool,
 }
 
 fn json_ok(body: &serde_json::Value) -> ResponseTemplate {
@@ -66,16 +67,52 @@ fn json_ok(body: &serde_json::Value) -> ResponseTemplate {
 }
 
 impl App {
+    fn token_endpoint(&self) -> String {
+        format!("{}/connect/token", self.issuer)
+    }
+
     fn discovery(&self) -> ResponseTemplate {
-        let methods: Vec<&str> = ["client_secret_basic", "client_secret_post"].to_vec();
+        let issuer = if self.defects.on(Defect::DiscoveryIssuerMismatch) {
+            format!("{}/identity", self.issuer)
+        } else {
+            self.issuer.clone()
+        };
         json_ok(&json!({
-            "issuer": self.issuer,
-            "token_endpoint": format!("{}/connect/token", self.issuer),
+            "issuer": issuer,
+            "token_endpoint": self.token_endpoint(),
             "jwks_uri": format!("{}/.well-known/openid-configuration/jwks", self.issuer),
             "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": methods,
-            "scopes_supported": [RESOURCE_SCOPE, "profile"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+            "scopes_supported": [RESOURCE_SCOPE, "profile", "system/Patient.rs", "system/Observation.rs", "system/*.read"],
             "response_types_supported": ["token"],
+        }))
+    }
+
+    /// SMART App Launch 2.2 §2.4 well-known document; JSON whatever the Accept header says.
+    fn smart_configuration(&self, request: &Request) -> ResponseTemplate {
+        let accept = request.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if self.defects.on(Defect::SmartConfigHtmlForBrowsers) && accept.contains("text/html") {
+            return ResponseTemplate::new(200)
+                .set_body_raw("<html><body>SMART configuration</body></html>", "text/html");
+        }
+        let mut methods = vec!["client_secret_basic", "private_key_jwt"];
+        if self.defects.on(Defect::DiscoveryMissingPrivateKeyJwt) {
+            methods.retain(|m| *m != "private_key_jwt");
+        }
+        let mut capabilities = vec!["client-confidential-asymmetric", "client-confidential-symmetric"];
+        if self.defects.on(Defect::SmartConfigNoAsymmetricCapability) {
+            capabilities.retain(|c| *c != "client-confidential-asymmetric");
+        }
+        json_ok(&json!({
+            "issuer": self.issuer,
+            "jwks_uri": format!("{}/.well-known/openid-configuration/jwks", self.issuer),
+            "token_endpoint": self.token_endpoint(),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": methods,
+            "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+            "scopes_supported": ["system/Patient.rs", "system/Observation.rs", "system/*.read"],
+            "capabilities": capabilities,
         }))
     }
 
@@ -87,9 +124,7 @@ impl App {
             _ => {
                 return ResponseTemplate::new(405)
                     .insert_header("Allow", "POST")
-                    .set_body_json(
-                        json!({ "error": "invalid_request", "error_description": "use POST" }),
-                    );
+                    .set_body_json(json!({ "error": "invalid_request", "error_description": "use POST" }));
             }
         };
         match self.issue(request, &form) {
@@ -98,23 +133,11 @@ impl App {
         }
     }
 
-    fn issue(
-        &self,
-        request: &Request,
-        form: &[(String, String)],
-    ) -> Result<serde_json::Value, OAuthError> {
-        let param = |name: &str| {
-            form.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+    fn issue(&self, request: &Request, form: &[(String, String)]) -> Result<serde_json::Value, OAuthError> {
+        let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let presented = self.authenticate(request, form)?;
         let invalid_client = |presented: &Presented| OAuthError {
-            status: if presented.via_header && !self.defects.on(Defect::InvalidClient400) {
-                401
-            } else {
-                400
-            },
+            status: if presented.via_header && !self.defects.on(Defect::InvalidClient400) { 401 } else { 400 },
             code: "invalid_client",
             description: "client authentication failed",
             basic_challenge: presented.via_header,
@@ -122,16 +145,16 @@ impl App {
         let Some(client) = self.clients.by_id(&presented.client_id) else {
             return Err(invalid_client(&presented));
         };
-        if client.client_secret != presented.secret && !self.defects.on(Defect::AcceptWrongSecret) {
+        let secret_ok = !client.client_secret.is_empty() && client.client_secret == presented.secret;
+        if !presented.by_assertion && !secret_ok && !self.defects.on(Defect::AcceptWrongSecret) {
             return Err(invalid_client(&presented));
         }
-        let method = if presented.via_header {
-            "client_secret_basic"
-        } else {
-            "client_secret_post"
+        let method = match (presented.by_assertion, presented.via_header) {
+            (true, _) => "private_key_jwt",
+            (false, true) => "client_secret_basic",
+            (false, false) => "client_secret_post",
         };
-        let post_refused =
-            method == "client_secret_post" && self.defects.on(Defect::ClientSecretPostIgnored);
+        let post_refused = method == "client_secret_post" && self.defects.on(Defect::ClientSecretPostIgnored);
         if !client.allows(method) || post_refused {
             return Err(invalid_client(&presented));
         }
@@ -141,35 +164,24 @@ impl App {
             None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
         };
         if grant != "client_credentials" {
-            return Err(
-                if self.defects.on(Defect::UnsupportedGrantAsInvalidRequest) {
-                    OAuthError::new("invalid_request", "bad grant")
-                } else {
-                    OAuthError::new(
-                        "unsupported_grant_type",
-                        "only client_credentials is supported",
-                    )
-                },
-            );
+            return Err(if self.defects.on(Defect::UnsupportedGrantAsInvalidRequest) {
+                OAuthError::new("invalid_request", "bad grant")
+            } else {
+                OAuthError::new("unsupported_grant_type", "only client_credentials is supported")
+            });
         }
-        let requested: Vec<&str> = param("scope")
-            .map(|s| s.split(' ').filter(|s| !s.is_empty()).collect())
-            .unwrap_or_default();
+        let requested: Vec<&str> =
+            param("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
         let granted: Vec<String> = if requested.is_empty() {
             client.default_scope.iter().cloned().collect()
         } else {
             let allowed = |s: &&str| client.scopes.iter().any(|a| a == s);
             if !self.defects.on(Defect::IgnoreScopeRestriction) && !requested.iter().all(allowed) {
-                return Err(OAuthError::new(
-                    "invalid_scope",
-                    "a requested scope is not allowed for this client",
-                ));
+                return Err(OAuthError::new("invalid_scope", "a requested scope is not allowed for this client"));
             }
             if self.defects.on(Defect::ScopeOrderSensitive) {
-                let positions: Vec<usize> = requested
-                    .iter()
-                    .filter_map(|s| client.scopes.iter().position(|a| a == s))
-                    .collect();
+                let positions: Vec<usize> =
+                    requested.iter().filter_map(|s| client.scopes.iter().position(|a| a == s)).collect();
                 if positions.windows(2).any(|w| w[0] > w[1]) {
                     return Err(OAuthError::new("invalid_scope", "scopes out of order"));
                 }
@@ -179,11 +191,7 @@ impl App {
         let scope = granted.join(" ");
         let now = unix_now();
         let ttl = self.token_ttl_secs as i64;
-        let exp_offset = if self.defects.on(Defect::WrongExpiresIn) {
-            ttl + 600
-        } else {
-            ttl
-        };
+        let exp_offset = if self.defects.on(Defect::WrongExpiresIn) { ttl + 600 } else { ttl };
         let jti = random_id();
         let access_token = self.key.sign(
             &json!({
@@ -195,14 +203,11 @@ impl App {
         );
         self.tokens.insert(
             access_token.clone(),
-            IssuedToken {
-                client_id: client.client_id.clone(),
-                scope: scope.clone(),
-                exp: now + ttl,
-            },
+            IssuedToken { client_id: client.client_id.clone(), scope: scope.clone(), exp: now + ttl },
             now,
         );
-        let mut body = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope });
+        let mut body =
+            json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope });
         let obj = body.as_object_mut().unwrap_or_else(|| unreachable!());
         if self.defects.on(Defect::TokenTypeNotBearer) {
             obj.insert("token_type".into(), json!("Token"));
@@ -220,29 +225,21 @@ impl App {
     }
 
     /// Reads client credentials from the Authorization header and/or the form.
-    fn authenticate(
-        &self,
-        request: &Request,
-        form: &[(String, String)],
-    ) -> Result<Presented, OAuthError> {
+    fn authenticate(&self, request: &Request, form: &[(String, String)]) -> Result<Presented, OAuthError> {
         let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let header = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let basic = header
-            .and_then(|h| h.strip_prefix("Basic "))
-            .map(|b64| self.decode_basic(b64));
+        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
+        if param("client_assertion").is_some() || param("client_assertion_type").is_some() {
+            return self.authenticate_assertion(form, header.is_some());
+        }
+        let basic = header.and_then(|h| h.strip_prefix("Basic ")).map(|b64| self.decode_basic(b64));
         let form_secret = param("client_secret");
         match (basic, form_secret) {
-            (Some(Some(_)), Some(_)) if !self.defects.on(Defect::AcceptTwoAuthMethods) => Err(
-                OAuthError::new("invalid_request", "use one client authentication method"),
-            ),
-            (Some(Some((client_id, secret))), _) => Ok(Presented {
-                client_id,
-                secret,
-                via_header: true,
-            }),
+            (Some(Some(_)), Some(_)) if !self.defects.on(Defect::AcceptTwoAuthMethods) => {
+                Err(OAuthError::new("invalid_request", "use one client authentication method"))
+            }
+            (Some(Some((client_id, secret))), _) => {
+                Ok(Presented { client_id, secret, via_header: true, by_assertion: false })
+            }
             (Some(None), _) => Err(OAuthError {
                 status: 401,
                 code: "invalid_client",
@@ -253,11 +250,36 @@ impl App {
                 client_id: param("client_id").unwrap_or_default(),
                 secret,
                 via_header: false,
+                by_assertion: false,
             }),
-            (None, None) => Err(OAuthError::new(
-                "invalid_client",
-                "no client authentication",
-            )),
+            (None, None) => Err(OAuthError::new("invalid_client", "no client authentication")),
+        }
+    }
+
+    /// private_key_jwt (RFC 7523 §2.2): the assertion is the credential; refusals are 401
+    /// invalid_client (SMART @340).
+    fn authenticate_assertion(&self, form: &[(String, String)], with_header: bool) -> Result<Presented, OAuthError> {
+        let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        if with_header && !self.defects.on(Defect::AcceptTwoAuthMethods) {
+            return Err(OAuthError::new("invalid_request", "use one client authentication method"));
+        }
+        let token_endpoint = self.token_endpoint();
+        let verifier = Verifier {
+            token_endpoint: &token_endpoint,
+            defects: &self.defects,
+            replay: &self.replay,
+            jwks: &self.jwks_cache,
+        };
+        match verifier.authenticate(param("client_assertion_type"), param("client_assertion"), &self.clients.clients) {
+            Ok(client) => Ok(Presented {
+                client_id: client.client_id.clone(),
+                secret: String::new(),
+                via_header: false,
+                by_assertion: true,
+            }),
+            Err(description) => {
+                Err(OAuthError { status: 401, code: "invalid_client", description, basic_challenge: false })
+            }
         }
     }
 
@@ -269,10 +291,7 @@ impl App {
             return Some((id.to_string(), secret.to_string()));
         }
         let decode = |s: &str| -> String {
-            form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
+            form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
         };
         Some((decode(id), decode(secret)))
     }
@@ -284,25 +303,18 @@ impl App {
             ResponseTemplate::new(200).set_body_json(body)
         };
         if !self.defects.on(Defect::NoCacheHeaders) {
-            response = response
-                .insert_header("Cache-Control", "no-store")
-                .insert_header("Pragma", "no-cache");
+            response = response.insert_header("Cache-Control", "no-store").insert_header("Pragma", "no-cache");
         }
         response
     }
 
     fn error_response(&self, e: OAuthError) -> ResponseTemplate {
-        let mut response =
-            ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store");
+        let mut response = ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store");
         if e.basic_challenge && !self.defects.on(Defect::BasicNoWwwAuthenticate) {
-            response =
-                response.insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#);
+            response = response.insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#);
         }
         if self.defects.on(Defect::ErrorNotJson) {
-            let html = format!(
-                "<html><body><h1>{} Bad Request</h1></body></html>",
-                e.status
-            );
+            let html = format!("<html><body><h1>{} Bad Request</h1></body></html>", e.status);
             return response.set_body_raw(html, "text/html");
         }
         let description = if self.defects.on(Defect::ErrorDescriptionBadCharset) {
@@ -315,10 +327,7 @@ impl App {
 
     fn resource(&self, request: &Request) -> ResponseTemplate {
         let realm = r#"Bearer realm="implant""#;
-        let header = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
+        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             if self.defects.on(Defect::ResourceAcceptsNoToken) {
                 return json_ok(&json!({ "implants": [] }));
@@ -330,19 +339,14 @@ impl App {
             let challenge = if self.defects.on(Defect::ResourceInvalidTokenNoError) {
                 realm.to_string()
             } else {
-                format!(
-                    r#"{realm}, error="invalid_token", error_description="the token is unknown or expired""#
-                )
+                format!(r#"{realm}, error="invalid_token", error_description="the token is unknown or expired""#)
             };
-            return ResponseTemplate::new(401)
-                .insert_header("WWW-Authenticate", challenge.as_str());
+            return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
         };
         let has_scope = issued.scope.split(' ').any(|s| s == RESOURCE_SCOPE);
         if !has_scope && !self.defects.on(Defect::ResourceIgnoresScope) {
-            let challenge =
-                format!(r#"{realm}, error="insufficient_scope", scope="{RESOURCE_SCOPE}""#);
-            return ResponseTemplate::new(403)
-                .insert_header("WWW-Authenticate", challenge.as_str());
+            let challenge = format!(r#"{realm}, error="insufficient_scope", scope="{RESOURCE_SCOPE}""#);
+            return ResponseTemplate::new(403).insert_header("WWW-Authenticate", challenge.as_str());
         }
         json_ok(&json!({ "client_id": issued.client_id, "implants": [] }))
     }
@@ -352,8 +356,6 @@ impl App {
 fn random_id() -> String {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .unwrap_or_else(|_| unreachable!("the system RNG does not fail"));
+    SystemRandom::new().fill(&mut bytes).unwrap_or_else(|_| unreachable!("the system RNG does not fail"));
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -2,6 +2,7 @@
 //! client_secret_basic / client_secret_post), discovery, JWKS, and a protected resource
 //! `/api/implant`. Stateful: issued tokens are remembered and checked by the resource.
 
+mod assertion;
 mod clients;
 mod handlers;
 mod state;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer};
 
-pub use clients::{ClientConfig, MockClients};
+pub use clients::{BUILTIN_KEYS, ClientConfig, MockClients, builtin_key};
 
 use super::defects::{DefectSet, defects};
 use super::signing::SigningKey;
@@ -49,6 +50,23 @@ defects! {
         ResourceAcceptsNoToken => ("resource-accepts-no-token", "RFC 6750 §3: the resource answers 200 to a request without a token"),
         ResourceInvalidTokenNoError => ("resource-invalid-token-no-error", "RFC 6750 §3.1: an invalid token's 401 lacks error=\"invalid_token\""),
         ResourceIgnoresScope => ("resource-ignores-scope", "RFC 6750 §3.1: a token without the resource's scope is accepted (no 403)"),
+        AcceptWrongAud => ("accept-wrong-aud", "RFC 7523 §3 (3): an assertion whose aud is not the token endpoint is accepted"),
+        AcceptExpiredAssertion => ("accept-expired-assertion", "RFC 7523 §3 (4): an expired assertion is accepted"),
+        AcceptLongExp => ("accept-long-exp", "SMART @331: an assertion expiring more than 5 minutes ahead is accepted"),
+        AcceptReplayedJti => ("accept-replayed-jti", "SMART @336: the same assertion (jti) is accepted twice"),
+        AcceptMissingJti => ("accept-missing-jti", "SMART @330: an assertion without jti is accepted"),
+        AcceptSubMismatch => ("accept-sub-mismatch", "RFC 7523 §3 (2): sub is not compared with the client_id"),
+        AcceptAlgNone => ("accept-alg-none", "RFC 8725 §3.1: an unsigned assertion (alg none) is accepted"),
+        AcceptHs256Confusion => ("accept-hs256-confusion", "RFC 8725 §3.1: HS256 keyed with the client's public key is accepted"),
+        AcceptUnadvertisedAlg => ("accept-unadvertised-alg", "SMART @324: an assertion signed with an unadvertised alg (RS256) is accepted"),
+        AcceptBadSignature => ("accept-bad-signature", "RFC 7523 §3 (9): the assertion's signature is not verified"),
+        AcceptUnregisteredKey => ("accept-unregistered-key", "SMART @338: an assertion whose kid matches no registered key is accepted"),
+        FollowAnyJku => ("follow-any-jku", "RFC 8725 §3.10: a jku header is fetched and its keys trusted"),
+        AcceptWrongAssertionType => ("accept-wrong-assertion-type", "RFC 7521 §4.2: a wrong client_assertion_type is ignored"),
+        DiscoveryMissingPrivateKeyJwt => ("discovery-missing-private-key-jwt", "SMART @285: smart-configuration omits private_key_jwt from token_endpoint_auth_methods_supported"),
+        SmartConfigHtmlForBrowsers => ("smart-config-html-for-browsers", "SMART @372: smart-configuration answers HTML when Accept is text/html"),
+        SmartConfigNoAsymmetricCapability => ("smart-config-no-asymmetric-capability", "SMART @287: capabilities lacks client-confidential-asymmetric"),
+        DiscoveryIssuerMismatch => ("discovery-issuer-mismatch", "OIDC Discovery §4.3: issuer differs from the URL the document was fetched from"),
     }
 }
 
@@ -96,6 +114,8 @@ impl IdentityServerMock {
             defects: config.defects.clone(),
             key: Arc::new(SigningKey::generate()),
             tokens: Arc::new(state::IssuedTokens::default()),
+            replay: Arc::new(assertion::ReplayCache::default()),
+            jwks_cache: Arc::new(assertion::JwksCache::default()),
         };
         Mock::given(any()).respond_with(app).mount(&server).await;
         Ok(Self { server, config })
@@ -111,28 +131,26 @@ impl IdentityServerMock {
 
     /// A target describing this mock, with every registered client under its scenario name.
     pub fn target(&self) -> Target {
-        let issuer = url::Url::parse(&self.issuer())
-            .unwrap_or_else(|_| unreachable!("wiremock URIs are valid"));
-        let resource_url = issuer
-            .join(RESOURCE_PATH)
-            .unwrap_or_else(|_| unreachable!("static path"));
+        let issuer = url::Url::parse(&self.issuer()).unwrap_or_else(|_| unreachable!("wiremock URIs are valid"));
+        let resource_url = issuer.join(RESOURCE_PATH).unwrap_or_else(|_| unreachable!("static path"));
         let clients = self
             .config
             .clients
             .clients
             .iter()
             .map(|c| {
-                let auth =
-                    if c.auth_methods.first().map(String::as_str) == Some("client_secret_post") {
-                        ClientAuth::ClientSecretPost
-                    } else {
-                        ClientAuth::ClientSecretBasic
-                    };
+                let auth = match c.auth_methods.first().map(String::as_str) {
+                    Some("client_secret_post") => ClientAuth::ClientSecretPost,
+                    Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
+                    _ => ClientAuth::ClientSecretBasic,
+                };
                 let client = Client {
                     client_id: c.client_id.clone(),
-                    secret: Some(crate::secret::Secret::new(c.client_secret.clone())),
+                    secret: (!c.client_secret.is_empty()).then(|| crate::secret::Secret::new(c.client_secret.clone())),
                     auth,
                     scope: c.default_scope.clone(),
+                    key: c.key.as_deref().and_then(builtin_key).map(Arc::new),
+                    serve_jwks: c.register_by_url && c.jwks_uri.is_some(),
                 };
                 (c.name.clone(), client)
             })
@@ -148,6 +166,7 @@ impl IdentityServerMock {
             }),
             timeout: crate::target::DEFAULT_TIMEOUT,
             clients,
+            jwks_server_port: None,
         }
     }
 }

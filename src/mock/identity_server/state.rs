@@ -27,10 +27,6 @@ impl IssuedTokens {
     }
 
     pub fn get(&self, token: &str) -> Option<IssuedToken> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(token)
-            .cloned()
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned()
     }
 }

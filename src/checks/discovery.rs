@@ -1,0 +1,249 @@
+//! Discovery documents: OpenID Connect Discovery 1.0 and SMART App Launch 2.2
+//! `/.well-known/smart-configuration` (@285–289, @372–394). A backend-only server need not
+//! publish `authorization_endpoint` (it is conditional on app launch support).
+
+use serde_json::{Map, Value};
+
+use super::{CheckDef, Severity, Verdict};
+use crate::exchange::Exchange;
+
+const OIDC: &str = "https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata";
+const SMART: &str = "https://hl7.org/fhir/smart-app-launch/STU2.2/conformance.html";
+
+pub const CHECKS: &[CheckDef] = &[
+    CheckDef {
+        id: "oidc.discovery.issuer",
+        severity: Severity::Must,
+        rule: "OIDC Discovery §4.3",
+        url: "https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfigurationValidation",
+        summary: "`issuer` is identical to the issuer the document was fetched for",
+        evaluate: issuer_matches,
+    },
+    CheckDef {
+        id: "oidc.discovery.required-members",
+        severity: Severity::Must,
+        rule: "OIDC Discovery §3, RFC 8414 §2",
+        url: OIDC,
+        summary: "token_endpoint, jwks_uri, grant_types_supported and token_endpoint_auth_methods_supported are present",
+        evaluate: |x| {
+            members_present(
+                x,
+                &["token_endpoint", "jwks_uri", "grant_types_supported", "token_endpoint_auth_methods_supported"],
+            )
+        },
+    },
+    CheckDef {
+        id: "oidc.discovery.https-urls",
+        severity: Severity::Must,
+        rule: "OIDC Discovery §3",
+        url: OIDC,
+        summary: "endpoint URLs are absolute https URLs (http tolerated on loopback only)",
+        evaluate: https_urls,
+    },
+    CheckDef {
+        id: "smart.discovery.json",
+        severity: Severity::Must,
+        rule: "SMART @372",
+        url: SMART,
+        summary: "smart-configuration is JSON whatever the Accept header asks for",
+        evaluate: json_document,
+    },
+    CheckDef {
+        id: "smart.discovery.token-endpoint",
+        severity: Severity::Must,
+        rule: "SMART @376",
+        url: SMART,
+        summary: "smart-configuration has an absolute token_endpoint URL",
+        evaluate: |x| members_present(x, &["token_endpoint"]),
+    },
+    CheckDef {
+        id: "smart.discovery.client-credentials",
+        severity: Severity::Must,
+        rule: "SMART @285",
+        url: SMART,
+        summary: "grant_types_supported contains client_credentials",
+        evaluate: |x| array_contains(x, "grant_types_supported", &["client_credentials"]),
+    },
+    CheckDef {
+        id: "smart.discovery.asymmetric-capability",
+        severity: Severity::Must,
+        rule: "SMART @287",
+        url: SMART,
+        summary: "capabilities contains client-confidential-asymmetric",
+        evaluate: |x| array_contains(x, "capabilities", &["client-confidential-asymmetric"]),
+    },
+    CheckDef {
+        id: "smart.discovery.private-key-jwt",
+        severity: Severity::Must,
+        rule: "SMART @286",
+        url: SMART,
+        summary: "token_endpoint_auth_methods_supported contains private_key_jwt",
+        evaluate: |x| array_contains(x, "token_endpoint_auth_methods_supported", &["private_key_jwt"]),
+    },
+    CheckDef {
+        id: "smart.discovery.signing-algs",
+        severity: Severity::Must,
+        rule: "SMART @288",
+        url: SMART,
+        summary: "token_endpoint_auth_signing_alg_values_supported contains RS384 or ES384",
+        evaluate: |x| array_contains(x, "token_endpoint_auth_signing_alg_values_supported", &["RS384", "ES384"]),
+    },
+    CheckDef {
+        id: "smart.discovery.scopes-supported",
+        severity: Severity::Should,
+        rule: "SMART @289",
+        url: SMART,
+        summary: "scopes_supported is published",
+        evaluate: |x| members_present(x, &["scopes_supported"]),
+    },
+    CheckDef {
+        id: "smart.discovery.introspection-endpoint",
+        severity: Severity::Should,
+        rule: "SMART @393",
+        url: SMART,
+        summary: "introspection_endpoint is published (RECOMMENDED)",
+        evaluate: |x| members_present(x, &["introspection_endpoint"]),
+    },
+];
+
+fn document(x: &Exchange) -> Result<&Map<String, Value>, Verdict> {
+    if x.response.status != 200 {
+        return Err(Verdict::fail("status 200 with a JSON object", x.response.summary()));
+    }
+    x.response.json_object().ok_or_else(|| Verdict::fail("a JSON object", x.response.summary()))
+}
+
+fn issuer_matches(x: &Exchange) -> Verdict {
+    let doc = match document(x) {
+        Ok(d) => d,
+        Err(v) => return v,
+    };
+    let Some(expected) = x.context.expected_issuer.as_deref() else {
+        return Verdict::na("no configured issuer to compare with");
+    };
+    // The configured issuer is parsed as a URL, which adds `/` to an empty path; only that differs.
+    let normalise = |s: &str| s.strip_suffix('/').unwrap_or(s).to_string();
+    match doc.get("issuer").and_then(Value::as_str) {
+        Some(seen) => Verdict::from_bool(normalise(seen) == normalise(expected), format!("issuer {expected}"), || {
+            format!("issuer {seen}")
+        }),
+        None => Verdict::fail(format!("issuer {expected}"), "no issuer member"),
+    }
+}
+
+fn members_present(x: &Exchange, members: &[&str]) -> Verdict {
+    let doc = match document(x) {
+        Ok(d) => d,
+        Err(v) => return v,
+    };
+    let missing: Vec<&str> = members.iter().copied().filter(|m| doc.get(*m).is_none_or(Value::is_null)).collect();
+    Verdict::from_bool(missing.is_empty(), members.join(", "), || format!("missing: {}", missing.join(", ")))
+}
+
+fn array_contains(x: &Exchange, member: &str, any_of: &[&str]) -> Verdict {
+    let doc = match document(x) {
+        Ok(d) => d,
+        Err(v) => return v,
+    };
+    let values: Vec<&str> = doc
+        .get(member)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    Verdict::from_bool(
+        values.iter().any(|v| any_of.contains(v)),
+        format!("{member} containing {}", any_of.join(" or ")),
+        || format!("{member}: {values:?}"),
+    )
+}
+
+fn https_urls(x: &Exchange) -> Verdict {
+    let doc = match document(x) {
+        Ok(d) => d,
+        Err(v) => return v,
+    };
+    let mut bad = Vec::new();
+    for (name, value) in doc {
+        let is_url_member = name == "issuer" || name.ends_with("_endpoint") || name.ends_with("_uri");
+        let Some(text) = value.as_str().filter(|_| is_url_member) else { continue };
+        let ok = match url::Url::parse(text) {
+            Ok(u) if u.scheme() == "https" => true,
+            Ok(u) if u.scheme() == "http" => {
+                matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+            }
+            _ => false,
+        };
+        if !ok {
+            bad.push(format!("{name}={text}"));
+        }
+    }
+    Verdict::from_bool(bad.is_empty(), "absolute https URLs", || bad.join(", "))
+}
+
+fn json_document(x: &Exchange) -> Verdict {
+    let r = &x.response;
+    let ok = r.status == 200 && r.media_type().as_deref() == Some("application/json") && r.json_object().is_some();
+    Verdict::from_bool(ok, "200 application/json with a JSON object", || r.summary())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::{RecordedRequest, RecordedResponse, RequestContext};
+    use std::time::Duration;
+
+    fn exchange(body: Value) -> Exchange {
+        Exchange {
+            request: RecordedRequest { method: "GET".into(), url: "x".into(), headers: vec![], body: None },
+            response: RecordedResponse::new(
+                200,
+                vec![("content-type".into(), "application/json".into())],
+                body.to_string().into_bytes(),
+                false,
+                Duration::ZERO,
+            ),
+            context: RequestContext { expected_issuer: Some("https://as.example/".into()), ..Default::default() },
+        }
+    }
+
+    fn check(id: &str) -> &'static CheckDef {
+        CHECKS.iter().find(|c| c.id == id).unwrap()
+    }
+
+    /// Checks the mocks have no defect for: each fails on a broken document, passes on a good one.
+    #[test]
+    fn document_checks_fail_on_broken_documents_and_pass_on_good_ones() {
+        let good = serde_json::json!({
+            "issuer": "https://as.example", "token_endpoint": "https://as.example/token",
+            "jwks_uri": "https://as.example/jwks", "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES384"], "scopes_supported": ["system/*.rs"],
+            "introspection_endpoint": "https://as.example/introspect", "capabilities": ["client-confidential-asymmetric"]
+        });
+        let broken = serde_json::json!({
+            "issuer": "https://as.example", "token_endpoint": "http://as.example/token",
+            "grant_types_supported": ["authorization_code"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256"]
+        });
+        for id in [
+            "oidc.discovery.required-members",
+            "oidc.discovery.https-urls",
+            "smart.discovery.client-credentials",
+            "smart.discovery.signing-algs",
+            "smart.discovery.scopes-supported",
+            "smart.discovery.introspection-endpoint",
+        ] {
+            assert_eq!((check(id).evaluate)(&exchange(good.clone())), Verdict::Pass, "{id} on the good document");
+            assert!(
+                matches!((check(id).evaluate)(&exchange(broken.clone())), Verdict::Fail { .. }),
+                "{id} on the broken one"
+            );
+        }
+        let no_token_endpoint = serde_json::json!({ "issuer": "https://as.example" });
+        assert!(matches!(
+            (check("smart.discovery.token-endpoint").evaluate)(&exchange(no_token_endpoint)),
+            Verdict::Fail { .. }
+        ));
+        assert_eq!((check("smart.discovery.token-endpoint").evaluate)(&exchange(good)), Verdict::Pass);
+    }
+}

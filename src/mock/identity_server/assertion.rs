@@ -1,0 +1,259 @@
+//! How the mock authenticates a private_key_jwt client (RFC 7523 §3, SMART Backend Services
+//! @324–340). Signatures are verified with jsonwebtoken — a different implementation from the
+//! harness's signer — and every rule can be broken by one named defect.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::Defect;
+use super::clients::ClientConfig;
+use crate::auth::assertion::ASSERTION_TYPE;
+use crate::clock::unix_now;
+use crate::mock::defects::DefectSet;
+
+/// Algorithms the mock advertises in `token_endpoint_auth_signing_alg_values_supported`.
+pub const SIGNING_ALGS: &[&str] = &["RS384", "ES384"];
+/// Allowed clock difference for `exp` and `nbf`.
+const SKEW_SECS: i64 = 30;
+/// SMART @331: at most five minutes ahead, plus skew.
+const MAX_LIFETIME_SECS: i64 = 300;
+
+/// Why an assertion was refused: the error_description the mock sends.
+pub type Refusal = &'static str;
+
+/// `jti`s seen, per issuer, until their `exp` (SMART @336).
+#[derive(Default)]
+pub struct ReplayCache(Mutex<HashMap<(String, String), i64>>);
+
+impl ReplayCache {
+    /// Records `jti`; false if it was already used and has not expired.
+    fn first_use(&self, iss: &str, jti: &str, exp: i64, now: i64) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() > 100_000 {
+            seen.retain(|_, e| *e > now);
+        }
+        match seen.get(&(iss.to_string(), jti.to_string())) {
+            Some(e) if *e > now => false,
+            _ => {
+                seen.insert((iss.to_string(), jti.to_string()), exp.max(now + MAX_LIFETIME_SECS));
+                true
+            }
+        }
+    }
+}
+
+/// JWKS fetched by URL, kept for a minute.
+#[derive(Default)]
+pub struct JwksCache(Mutex<HashMap<String, (Instant, Value)>>);
+
+impl JwksCache {
+    fn get(&self, url: &str) -> Option<Value> {
+        if let Some((at, v)) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(url) {
+            if at.elapsed() < Duration::from_secs(60) {
+                return Some(v.clone());
+            }
+        }
+        let fetched = fetch_json(url)?;
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(url.to_string(), (Instant::now(), fetched.clone()));
+        Some(fetched)
+    }
+}
+
+/// A blocking GET from inside a wiremock responder (which is synchronous): on its own thread with
+/// its own runtime, so it works whatever runtime the mock runs on. Bounded by a 3 s timeout.
+fn fetch_json(url: &str) -> Option<Value> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        rt.block_on(async {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().ok()?;
+            let body = client.get(&url).send().await.ok()?.bytes().await.ok()?;
+            serde_json::from_slice(&body).ok()
+        })
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+pub struct Verifier<'a> {
+    pub token_endpoint: &'a str,
+    pub defects: &'a DefectSet<Defect>,
+    pub replay: &'a ReplayCache,
+    pub jwks: &'a JwksCache,
+}
+
+fn decode_part(part: &str) -> Option<Map<String, Value>> {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+}
+
+impl Verifier<'_> {
+    fn on(&self, d: Defect) -> bool {
+        self.defects.on(d)
+    }
+
+    /// Authenticates the client of a private_key_jwt request.
+    pub fn authenticate<'c>(
+        &self,
+        assertion_type: Option<&str>,
+        assertion: Option<&str>,
+        clients: &'c [ClientConfig],
+    ) -> Result<&'c ClientConfig, Refusal> {
+        if assertion_type != Some(ASSERTION_TYPE) && !self.on(Defect::AcceptWrongAssertionType) {
+            return Err("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        }
+        let jwt = assertion.ok_or("client_assertion is missing")?;
+        let mut parts = jwt.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err("client_assertion is not a compact JWS");
+        };
+        let header = decode_part(h).ok_or("malformed JOSE header")?;
+        let claims = decode_part(p).ok_or("malformed claims")?;
+        let str_claim = |k: &str| claims.get(k).and_then(Value::as_str);
+
+        // Who claims to be calling: iss names the client (RFC 7523 §3 (1)), sub must agree (2).
+        let iss = str_claim("iss").ok_or("iss is missing")?;
+        let client =
+            clients.iter().find(|c| c.client_id == iss && c.allows("private_key_jwt")).ok_or("unknown client")?;
+        if str_claim("sub") != Some(iss) && !self.on(Defect::AcceptSubMismatch) {
+            return Err("sub must equal iss and the client_id");
+        }
+
+        self.verify_signature(&header, h, p, s, client)?;
+        self.check_claims(&claims, iss)?;
+        Ok(client)
+    }
+
+    fn verify_signature(
+        &self,
+        header: &Map<String, Value>,
+        h: &str,
+        p: &str,
+        s: &str,
+        client: &ClientConfig,
+    ) -> Result<(), Refusal> {
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        let registered = self.registered_keys(client);
+        let jws = format!("{h}.{p}.{s}");
+        match alg {
+            "none" if self.on(Defect::AcceptAlgNone) => return Ok(()),
+            "none" => return Err("alg none is not accepted"),
+            "HS256" if self.on(Defect::AcceptHs256Confusion) => {
+                // The classic confusion: the public key's PEM text used as the HMAC secret.
+                let ok = registered
+                    .iter()
+                    .filter_map(crate::keys::public_pem_from_jwk)
+                    .any(|pem| verify(&jws, &DecodingKey::from_secret(pem.as_bytes()), Algorithm::HS256));
+                return if ok { Ok(()) } else { Err("signature invalid") };
+            }
+            a if !SIGNING_ALGS.contains(&a) && !self.on(Defect::AcceptUnadvertisedAlg) => {
+                return Err("alg is not one of the advertised signing algorithms");
+            }
+            _ => {}
+        }
+        let algorithm: Algorithm = alg.parse().map_err(|_| "unknown alg")?;
+        if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            return Err("symmetric algorithms are not accepted for private_key_jwt");
+        }
+
+        // RFC 8725 §3.10, SMART @324: never fetch a jku that is not registered for the client.
+        let mut keys = registered;
+        if let Some(jku) = header.get("jku").and_then(Value::as_str) {
+            let allowed = client.jwks_uri.as_deref() == Some(jku);
+            if !allowed && !self.on(Defect::FollowAnyJku) {
+                return Err("jku is not a registered JWKS URL for this client");
+            }
+            if !allowed {
+                keys = self.jwks.get(jku).map(|v| jwk_list(&v)).unwrap_or_default();
+            }
+        }
+
+        let kid = header.get("kid").and_then(Value::as_str);
+        let candidates: Vec<&Value> = match kid {
+            Some(kid) => keys.iter().filter(|k| k.get("kid").and_then(Value::as_str) == Some(kid)).collect(),
+            None => keys.iter().collect(),
+        };
+        if candidates.is_empty() {
+            return if self.on(Defect::AcceptUnregisteredKey) {
+                Ok(())
+            } else {
+                Err("no registered key matches the kid")
+            };
+        }
+        let verified = candidates.iter().any(|jwk| {
+            serde_json::from_value::<Jwk>((*jwk).clone())
+                .ok()
+                .and_then(|j| DecodingKey::from_jwk(&j).ok())
+                .is_some_and(|key| verify(&jws, &key, algorithm))
+        });
+        if verified || (self.on(Defect::AcceptBadSignature) && !s.is_empty()) {
+            Ok(())
+        } else {
+            Err("signature invalid")
+        }
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>, iss: &str) -> Result<(), Refusal> {
+        let now = unix_now();
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => a == self.token_endpoint,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(self.token_endpoint)),
+            _ => false,
+        };
+        if !aud_ok && !self.on(Defect::AcceptWrongAud) {
+            return Err("aud must be the token endpoint URL");
+        }
+        let exp = claims.get("exp").and_then(Value::as_i64).ok_or("exp is missing")?;
+        if exp + SKEW_SECS < now && !self.on(Defect::AcceptExpiredAssertion) {
+            return Err("the assertion has expired");
+        }
+        if exp > now + MAX_LIFETIME_SECS + SKEW_SECS && !self.on(Defect::AcceptLongExp) {
+            return Err("exp is more than five minutes ahead");
+        }
+        if claims.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now + SKEW_SECS) {
+            return Err("the assertion is not valid yet (nbf)");
+        }
+        match claims.get("jti").and_then(Value::as_str) {
+            None if self.on(Defect::AcceptMissingJti) => Ok(()),
+            None => Err("jti is missing"),
+            Some(jti) => {
+                if self.replay.first_use(iss, jti, exp, now) || self.on(Defect::AcceptReplayedJti) {
+                    Ok(())
+                } else {
+                    Err("this jti was already used")
+                }
+            }
+        }
+    }
+
+    /// The client's registered public keys: by value, or fetched from its JWKS URL.
+    fn registered_keys(&self, client: &ClientConfig) -> Vec<Value> {
+        match (&client.jwks, &client.jwks_uri) {
+            (Some(jwks), _) => jwk_list(jwks),
+            (None, Some(url)) => self.jwks.get(url).map(|v| jwk_list(&v)).unwrap_or_default(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+fn jwk_list(jwks: &Value) -> Vec<Value> {
+    jwks.get("keys").and_then(Value::as_array).cloned().unwrap_or_default()
+}
+
+/// Verifies the compact JWS `h.p.s` with jsonwebtoken.
+fn verify(jws: &str, key: &DecodingKey, alg: Algorithm) -> bool {
+    let mut validation = Validation::new(alg);
+    // Claims are checked by `check_claims`, rule by rule; here only the signature counts.
+    validation.required_spec_claims = HashSet::new();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.validate_nbf = false;
+    jsonwebtoken::decode::<Value>(jws, key, &validation).is_ok()
+}
