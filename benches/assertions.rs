@@ -39,11 +39,18 @@ fn der(pem: &str) -> Vec<u8> {
 fn main() {
     let rng = SystemRandom::new();
     let audience = "https://as.example.org/connect/token";
-    println!("{:<8} {:>14} {:>14} {:>8} {:>18} {:>8}", "alg", "bare sig/s", "assertions/s", "ratio", "jsonwebtoken/s", "ratio");
+    println!(
+        "{:<8} {:>14} {:>14} {:>8} {:>18} {:>8}",
+        "alg", "bare sig/s", "assertions/s", "ratio", "jsonwebtoken/s", "ratio"
+    );
     for alg in [KeyAlg::Rs384, KeyAlg::Es384] {
         let key = KeyPair::generate(alg, 2048, KidStyle::Rfc7638).expect("key");
         // A signing input of the size a real assertion has.
-        let sample = assertion::build(&key, &Claims { client_id: "backend-service", audience, now: 1, jti: assertion::new_jti() }, &Mutation::default());
+        let sample = assertion::build(
+            &key,
+            &Claims { client_id: "backend-service", audience, now: 1, jti: assertion::new_jti() },
+            &Mutation::default(),
+        );
         let input = sample.rsplit_once('.').expect("JWS").0.as_bytes().to_vec();
         let pkcs8 = der(key.private_pem());
 
@@ -61,12 +68,21 @@ fn main() {
             }
         };
         let ours = rate(|| {
-            let claims = Claims { client_id: "backend-service", audience, now: oauth_harness::clock::unix_now(), jti: assertion::new_jti() };
+            let claims = Claims {
+                client_id: "backend-service",
+                audience,
+                now: oauth_harness::clock::unix_now(),
+                jti: assertion::new_jti(),
+            };
             black_box(assertion::build(&key, &claims, &Mutation::default()));
         });
         let (jwt_alg, encoding_key) = match alg {
-            KeyAlg::Rs384 => (jsonwebtoken::Algorithm::RS384, jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem().as_bytes())),
-            KeyAlg::Es384 => (jsonwebtoken::Algorithm::ES384, jsonwebtoken::EncodingKey::from_ec_pem(key.private_pem().as_bytes())),
+            KeyAlg::Rs384 => {
+                (jsonwebtoken::Algorithm::RS384, jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem().as_bytes()))
+            }
+            KeyAlg::Es384 => {
+                (jsonwebtoken::Algorithm::ES384, jsonwebtoken::EncodingKey::from_ec_pem(key.private_pem().as_bytes()))
+            }
         };
         let encoding_key = encoding_key.expect("jsonwebtoken key");
         let mut header = jsonwebtoken::Header::new(jwt_alg);

@@ -40,6 +40,31 @@ pub struct RequestContext {
     pub expected_issuer: Option<String>,
     /// For a `jku` assertion: how often the server fetched the harness-served URL.
     pub jku_fetches: Option<usize>,
+    /// For introspection, revocation and resource calls: what is known about the token sent.
+    pub subject: Option<TokenFacts>,
+}
+
+/// What the harness knows about a token it obtained, to compare with what servers say of it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TokenFacts {
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// The granted scope: the answer's `scope`, else the requested one.
+    pub scope: Option<String>,
+    pub expires_in: Option<i64>,
+    /// Unix time the answer arrived.
+    pub received_at: i64,
+    /// `exp` and `iat` of a JWT access token.
+    pub jwt_exp: Option<i64>,
+    pub jwt_iat: Option<i64>,
+}
+
+impl TokenFacts {
+    /// When the token must stop being accepted: receipt + `expires_in` (the server's promise to
+    /// the client, RFC 6749 §5.1), else the JWT's `exp`.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_in.map(|e| self.received_at + e).or(self.jwt_exp)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

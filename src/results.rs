@@ -106,6 +106,9 @@ pub struct StepResult {
     pub checks: Vec<CheckOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What a step without an exchange did (e.g. how long it waited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An exchange as reports show it: credentials and tokens already replaced by fingerprints.

@@ -13,8 +13,9 @@ use wildmatch::WildMatch;
 use crate::auth::assertion;
 use crate::checks::{CheckDef, Severity, Verdict};
 use crate::diagnostics::{LocatedError, did_you_mean};
-use crate::exchange::{Exchange, RequestContext, redact_body};
+use crate::exchange::{Exchange, RequestContext, TokenFacts, redact_body};
 use crate::flows;
+use crate::flows::token_cache::TokenCache;
 use crate::http::{HttpClient, Request, TransportError};
 use crate::jwks_server::JwksServer;
 use crate::keys::{KeyAlg, KeyPair, KidStyle};
@@ -23,7 +24,8 @@ use crate::results::{
     VerdictKind,
 };
 use crate::scenario::{
-    Action, AuthChoice, BearerChoice, Case, Expectation, Named, ResourceSpec, Step, Suite, TokenSpec,
+    Action, AssertionSpec, AuthChoice, BearerChoice, Case, Expectation, IntrospectSpec, Named, ResourceSpec,
+    RevokeSpec, Step, Suite, TokenRef, TokenSpec, WaitSpec,
 };
 use crate::secret::{Redactor, Secret};
 use crate::target::{Client, Target};
@@ -62,6 +64,8 @@ pub enum RunError {
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     pub token: Url,
+    pub introspection: Option<Url>,
+    pub revocation: Option<Url>,
     /// The discovery document, when the server publishes one.
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -73,7 +77,11 @@ pub struct Runner {
     redactor: Redactor,
     options: RunOptions,
     jwks: Arc<JwksServer>,
+    token_cache: TokenCache,
 }
+
+/// The client that introspects when a step names none.
+pub const DEFAULT_INTROSPECTION_CLIENT: &str = "resource-server";
 
 /// Keys no server knows, for "signed by an unregistered key": made once per process and
 /// algorithm (an RSA key takes a noticeable moment to generate, and staying unregistered is all
@@ -84,7 +92,12 @@ static UNREGISTERED_KEYS: OnceLock<Mutex<HashMap<KeyAlg, Arc<KeyPair>>>> = OnceL
 #[derive(Default)]
 struct CaseState {
     last_token: Option<Secret>,
+    /// What is known of `last_token`, and the name of the client it was issued to.
+    last_facts: Option<TokenFacts>,
+    last_client: Option<String>,
     last_assertion: Option<Secret>,
+    /// Set when a step decides the case cannot run here (e.g. a token too long-lived to wait for).
+    skip: Option<String>,
 }
 
 /// A token request ready to send, and what to observe around it.
@@ -123,17 +136,50 @@ impl Runner {
                 return Err(RunError::NoTokenEndpoint(format!("no discovery document at {}", request.url)));
             }
         };
-        Ok(Self { http, target, endpoints: Endpoints { token, metadata }, redactor, options, jwks })
+        let from_metadata = |member: &str| {
+            metadata.as_ref().and_then(|m| m.get(member)).and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok())
+        };
+        let introspection = target.introspection_endpoint.clone().or_else(|| from_metadata("introspection_endpoint"));
+        let revocation = target.revocation_endpoint.clone().or_else(|| from_metadata("revocation_endpoint"));
+        let endpoints = Endpoints { token, introspection, revocation, metadata };
+        Ok(Self { http, target, endpoints, redactor, options, jwks, token_cache: TokenCache::default() })
     }
 
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
     }
 
-    /// Every client a selected case names must exist in the target; checked before any traffic.
+    /// Every client a selected case names must exist in the target, and every endpoint a case
+    /// needs must be known; checked before any traffic.
     pub fn preflight(&self, suites: &[Suite]) -> Result<(), RunError> {
         let selected = self.select(suites);
-        preflight(selected.iter().map(|(_, s, c)| (*s, *c)), &self.target).map_err(RunError::Preflight)
+        let mut errors = preflight(selected.iter().map(|(_, s, c)| (*s, *c)), &self.target).err().unwrap_or_default();
+        let discovery = flows::discovery::document_url(&self.target.issuer, "/.well-known/openid-configuration");
+        for (_, suite, case) in &selected {
+            let needs = |f: fn(&Action) -> bool| case.steps.iter().any(|s| f(&s.action));
+            let missing = [
+                (
+                    "introspection_endpoint",
+                    needs(|a| matches!(a, Action::Introspect(_))),
+                    &self.endpoints.introspection,
+                ),
+                ("revocation_endpoint", needs(|a| matches!(a, Action::Revoke(_))), &self.endpoints.revocation),
+            ];
+            for (member, needed, known) in missing {
+                if needed && known.is_none() {
+                    errors.push(
+                        suite
+                            .source
+                            .error_at(case.span, format!("case `{}` needs the {member}, which the target does not give", case.id))
+                            .with_help(format!(
+                                "set `{member}` in the target file ({}); the discovery document at {discovery} names none",
+                                self.target.origin
+                            )),
+                    );
+                }
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(RunError::Preflight(errors)) }
     }
 
     /// The cases `--filter` selects, with the index of their suite.
@@ -208,7 +254,7 @@ impl Runner {
         let mut state = CaseState::default();
         for step in &case.steps {
             let step_result = self.run_step(suite, case, step, &mut state).await;
-            let stop = step_result.error.is_some();
+            let stop = step_result.error.is_some() || state.skip.is_some();
             result.steps.push(step_result);
             if stop {
                 break;
@@ -216,6 +262,14 @@ impl Runner {
         }
         result.duration = started.elapsed();
         result.outcome = outcome_of(&result.steps);
+        if let Some(reason) = state.skip {
+            // A skip never hides what earlier steps found.
+            if result.outcome != CaseOutcome::Failed {
+                result.outcome = CaseOutcome::Skipped;
+            }
+            result.reason = Some(reason);
+            return result;
+        }
         if let Some(error) = result.steps.iter().find_map(|s| s.error.clone()) {
             result.reason = Some(error);
         }
@@ -244,11 +298,13 @@ impl Runner {
         None
     }
 
-    fn client_for(&self, suite: &Suite, case: &Case, step_client: Option<&Named>) -> &Client {
+    /// The client a step acts as, with its name in the target.
+    fn client_for(&self, suite: &Suite, case: &Case, step_client: Option<&Named>) -> (&str, &Client) {
         let name = step_client.or(case.client.as_ref()).or(suite.client.as_ref());
         // `preflight` guarantees the name exists; fall back to any client rather than panic.
-        name.and_then(|n| self.target.clients.get(&n.name))
-            .or_else(|| self.target.clients.values().next())
+        name.and_then(|n| self.target.clients.get_key_value(&n.name))
+            .or_else(|| self.target.clients.iter().next())
+            .map(|(k, v)| (k.as_str(), v))
             .unwrap_or_else(|| unreachable!("preflight admits no case without a client"))
     }
 
@@ -259,10 +315,11 @@ impl Runner {
             exchange: None,
             checks: Vec::new(),
             error: None,
+            note: None,
         };
         let prepared = match &step.action {
             Action::Token(spec) => {
-                let client = self.client_for(suite, case, spec.client.as_ref());
+                let (_, client) = self.client_for(suite, case, spec.client.as_ref());
                 self.prepare_token(client, spec, state)
             }
             Action::Discovery(spec) => {
@@ -279,14 +336,23 @@ impl Runner {
                 .prepare_resource_call(suite, case, spec, state, &mut result)
                 .await
                 .map(|(request, context)| PreparedToken { request, context, jku_path: None }),
+            Action::Introspect(spec) => self.prepare_introspection(spec, state),
+            Action::Revoke(spec) => self.prepare_revocation(spec, state),
+            Action::Wait(spec) => match self.wait_for_expiry(spec, state).await {
+                Ok(note) => {
+                    result.note = Some(note);
+                    return result;
+                }
+                Err(failure) => Err(failure),
+            },
         };
         let prepared = match prepared {
             Ok(p) => p,
-            Err(outcome) => {
-                if let StepFailure::Transport(e) = &outcome {
-                    result.error = Some(self.redactor.scrub(&e.to_string()));
-                } else if let StepFailure::Precondition(o) = outcome {
-                    result.checks.push(*o);
+            Err(failure) => {
+                match failure {
+                    StepFailure::Transport(e) => result.error = Some(self.redactor.scrub(&e.to_string())),
+                    StepFailure::Precondition(o) => result.checks.push(*o),
+                    StepFailure::Skip(reason) => state.skip = Some(reason),
                 }
                 return result;
             }
@@ -294,10 +360,9 @@ impl Runner {
         match self.exchange(prepared.request, prepared.context).await {
             Err(e) => result.error = Some(self.redactor.scrub(&e.to_string())),
             Ok(mut exchange) => {
-                if let Action::Token(_) = step.action {
-                    if let Some(token) = self.remember_tokens(&exchange) {
-                        state.last_token = Some(token);
-                    }
+                if let Action::Token(spec) = &step.action {
+                    let (name, client) = self.client_for(suite, case, spec.client.as_ref());
+                    self.remember(state, name, client, &exchange);
                 }
                 if let Some(path) = &prepared.jku_path {
                     exchange.context.jku_fetches = Some(self.jwks.fetches(path));
@@ -309,6 +374,92 @@ impl Runner {
         result
     }
 
+    /// Keeps a token the server issued (and what is known of it) for the case's later steps.
+    fn remember(&self, state: &mut CaseState, name: &str, client: &Client, exchange: &Exchange) -> Option<Secret> {
+        let token = self.remember_tokens(exchange)?;
+        state.last_token = Some(token.clone());
+        state.last_facts = token_facts(client, exchange);
+        state.last_client = Some(name.to_string());
+        Some(token)
+    }
+
+    fn subject_token(&self, which: TokenRef, state: &CaseState) -> Result<(Secret, Option<TokenFacts>), StepFailure> {
+        match which {
+            TokenRef::Garbage => Ok((Secret::new(flows::resource::GARBAGE_TOKEN), None)),
+            TokenRef::Last => state.last_token.clone().map(|t| (t, state.last_facts.clone())).ok_or_else(|| {
+                StepFailure::Precondition(precondition("no earlier step of this case obtained a token".into()))
+            }),
+        }
+    }
+
+    fn prepare_introspection(
+        &self,
+        spec: &IntrospectSpec,
+        state: &mut CaseState,
+    ) -> Result<PreparedToken, StepFailure> {
+        let endpoint = self.endpoints.introspection.clone().ok_or_else(|| {
+            StepFailure::Precondition(precondition("the target has no introspection endpoint".into()))
+        })?;
+        let name = spec.client.as_ref().map(|n| n.name.as_str()).unwrap_or(DEFAULT_INTROSPECTION_CLIENT);
+        let caller = self.target.clients.get(name).ok_or_else(|| {
+            StepFailure::Precondition(precondition(format!("the target has no client `{name}` to introspect with")))
+        })?;
+        let (token, facts) = self.subject_token(spec.token, state)?;
+        let auth = spec.auth.unwrap_or(AuthChoice::from(caller.auth));
+        let wrong = caller.secret.as_ref().map(|s| Secret::new(format!("{}-wrong", s.expose())));
+        let assertion = self.client_assertion(caller, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
+        let flows_caller = flows::introspection::Caller {
+            client: caller,
+            auth,
+            secret: if spec.wrong_secret { wrong.as_ref() } else { None },
+            assertion: assertion.as_ref(),
+        };
+        let (request, context) =
+            flows::introspection::build(&endpoint, &flows_caller, &token, spec.token_type_hint.as_deref(), facts);
+        Ok(PreparedToken { request, context, jku_path: None })
+    }
+
+    /// Revokes the case's last token as the client it was issued to (RFC 7009 §2.1).
+    fn prepare_revocation(&self, spec: &RevokeSpec, state: &mut CaseState) -> Result<PreparedToken, StepFailure> {
+        let endpoint =
+            self.endpoints.revocation.clone().ok_or_else(|| {
+                StepFailure::Precondition(precondition("the target has no revocation endpoint".into()))
+            })?;
+        let (token, facts) = self.subject_token(spec.token, state)?;
+        let owner = state
+            .last_client
+            .clone()
+            .and_then(|n| self.target.clients.get(&n))
+            .ok_or_else(|| StepFailure::Precondition(precondition("the token's client is not known".into())))?;
+        let auth = AuthChoice::from(owner.auth);
+        let assertion = self.client_assertion(owner, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
+        let caller = flows::introspection::Caller { client: owner, auth, secret: None, assertion: assertion.as_ref() };
+        let (request, context) =
+            flows::introspection::build(&endpoint, &caller, &token, spec.token_type_hint.as_deref(), facts);
+        Ok(PreparedToken { request, context, jku_path: None })
+    }
+
+    /// Sleeps until the case's last token has expired (plus skew), unless that is longer than the
+    /// step allows: then the case is skipped with the reason.
+    async fn wait_for_expiry(&self, spec: &WaitSpec, state: &mut CaseState) -> Result<String, StepFailure> {
+        let expires_at = state.last_facts.as_ref().and_then(TokenFacts::expires_at).ok_or_else(|| {
+            StepFailure::Precondition(precondition(
+                "the case's token has neither exp nor expires_in to wait for".into(),
+            ))
+        })?;
+        let now = crate::clock::unix_now_f64();
+        let wait = (expires_at as f64 - now).max(0.0) + spec.skew.as_secs_f64();
+        if wait > spec.max.as_secs_f64() {
+            return Err(StepFailure::Skip(format!(
+                "the token expires in {:.0} s, longer than this step waits ({}); configure a short-lived client for this suite",
+                wait,
+                humantime::format_duration(spec.max)
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+        Ok(format!("waited {wait:.1} s for the token to expire"))
+    }
+
     /// Builds a token request; for private_key_jwt, signs (or replays) the client assertion.
     fn prepare_token(
         &self,
@@ -316,45 +467,57 @@ impl Runner {
         spec: &TokenSpec,
         state: &mut CaseState,
     ) -> Result<PreparedToken, StepFailure> {
-        let uses_assertion = spec.auth.unwrap_or(AuthChoice::from(client.auth)) == AuthChoice::PrivateKeyJwt;
-        let mut jku_path = None;
-        let assertion = if !uses_assertion {
-            None
-        } else if spec.assertion.replay {
-            Some(state.last_assertion.clone().ok_or_else(|| {
+        let auth = spec.auth.unwrap_or(AuthChoice::from(client.auth));
+        let signed = self.client_assertion(client, auth, &spec.assertion, spec.client_id.as_deref(), state)?;
+        let (assertion, jku_path) = signed.unzip();
+        let (request, context) = flows::token::build(&self.endpoints.token, client, spec, assertion.as_ref());
+        Ok(PreparedToken { request, context, jku_path: jku_path.flatten() })
+    }
+
+    /// The client assertion for a private_key_jwt request (none for other methods), and the
+    /// harness-served `jku` path it points at, if any. The assertion becomes the case's "previous".
+    fn client_assertion(
+        &self,
+        client: &Client,
+        auth: AuthChoice,
+        spec: &AssertionSpec,
+        client_id: Option<&str>,
+        state: &mut CaseState,
+    ) -> Result<Option<(Secret, Option<String>)>, StepFailure> {
+        if auth != AuthChoice::PrivateKeyJwt {
+            return Ok(None);
+        }
+        if spec.replay {
+            let previous = state.last_assertion.clone().ok_or_else(|| {
                 StepFailure::Precondition(precondition(
                     "no earlier step of this case sent an assertion to replay".into(),
                 ))
-            })?)
-        } else {
-            let key = client.key.clone().ok_or_else(|| {
-                StepFailure::Precondition(precondition("the client has no private key for private_key_jwt".into()))
             })?;
-            let signer = if spec.assertion.unregistered_key { self.unregistered_key(key.alg) } else { key };
-            let mut mutation = spec.assertion.mutation.clone();
-            if spec.assertion.serve_jku {
-                // A fresh path per step, so concurrent cases cannot blur the fetch count.
-                let path = format!("/untrusted/{}/jwks.json", assertion::new_jti());
-                let url = self.jwks.publish(&path, signer.jwks());
-                mutation.header.insert("jku".into(), serde_json::Value::String(url.to_string()));
-                jku_path = Some(path);
-            }
-            let client_id = spec.client_id.as_deref().unwrap_or(&client.client_id);
-            let claims = assertion::Claims {
-                client_id,
-                audience: self.endpoints.token.as_str(),
-                now: crate::clock::unix_now(),
-                jti: assertion::new_jti(),
-            };
-            let jws = Secret::new(assertion::build(&signer, &claims, &mutation));
-            self.redactor.register_secret(&jws);
-            Some(jws)
-        };
-        if let Some(a) = &assertion {
-            state.last_assertion = Some(a.clone());
+            return Ok(Some((previous, None)));
         }
-        let (request, context) = flows::token::build(&self.endpoints.token, client, spec, assertion.as_ref());
-        Ok(PreparedToken { request, context, jku_path })
+        let key = client.key.clone().ok_or_else(|| {
+            StepFailure::Precondition(precondition("the client has no private key for private_key_jwt".into()))
+        })?;
+        let signer = if spec.unregistered_key { self.unregistered_key(key.alg) } else { key };
+        let mut mutation = spec.mutation.clone();
+        let mut jku_path = None;
+        if spec.serve_jku {
+            // A fresh path per step, so concurrent cases cannot blur the fetch count.
+            let path = format!("/untrusted/{}/jwks.json", assertion::new_jti());
+            let url = self.jwks.publish(&path, signer.jwks());
+            mutation.header.insert("jku".into(), serde_json::Value::String(url.to_string()));
+            jku_path = Some(path);
+        }
+        let claims = assertion::Claims {
+            client_id: client_id.unwrap_or(&client.client_id),
+            audience: self.endpoints.token.as_str(),
+            now: crate::clock::unix_now(),
+            jti: assertion::new_jti(),
+        };
+        let jws = Secret::new(assertion::build(&signer, &claims, &mutation));
+        self.redactor.register_secret(&jws);
+        state.last_assertion = Some(jws.clone());
+        Ok(Some((jws, jku_path)))
     }
 
     fn unregistered_key(&self, alg: KeyAlg) -> Arc<KeyPair> {
@@ -401,18 +564,31 @@ impl Runner {
                     })?),
                     _ => None,
                 };
-                let client = self.client_for(suite, case, None);
+                let (name, client) = self.client_for(suite, case, None);
                 let spec = TokenSpec { scope, ..TokenSpec::default() };
                 let prepared = self.prepare_token(client, &spec, state)?;
                 let exchange =
                     self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
                 result.setup.push(self.view(&exchange));
-                let token = self.remember_tokens(&exchange).ok_or_else(|| {
-                    StepFailure::Precondition(precondition(format!(
-                        "could not obtain a token for the resource call: {}",
-                        self.redactor.scrub(&exchange.response.summary())
-                    )))
-                })?;
+                Some(self.remember(state, name, client, &exchange).ok_or_else(|| no_token(&self.redactor, &exchange))?)
+            }
+            BearerChoice::Cached => {
+                let (name, client) = self.client_for(suite, case, None);
+                let token = self
+                    .token_cache
+                    .get_or_fetch(name, || async {
+                        let mut scratch = CaseState::default();
+                        let prepared = self.prepare_token(client, &TokenSpec::default(), &mut scratch)?;
+                        let exchange =
+                            self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
+                        result.setup.push(self.view(&exchange));
+                        let token =
+                            self.remember_tokens(&exchange).ok_or_else(|| no_token(&self.redactor, &exchange))?;
+                        let expires_in =
+                            exchange.response.json_object().and_then(|o| o.get("expires_in")).and_then(|v| v.as_i64());
+                        Ok::<_, StepFailure>((token, expires_in))
+                    })
+                    .await?;
                 state.last_token = Some(token.clone());
                 Some(token)
             }
@@ -514,6 +690,34 @@ impl Runner {
 enum StepFailure {
     Transport(TransportError),
     Precondition(Box<CheckOutcome>),
+    /// The case cannot run against this target; the reason is shown.
+    Skip(String),
+}
+
+fn no_token(redactor: &Redactor, exchange: &Exchange) -> StepFailure {
+    StepFailure::Precondition(precondition(format!(
+        "could not obtain a token for the resource call: {}",
+        redactor.scrub(&exchange.response.summary())
+    )))
+}
+
+/// What the harness knows of the token in a successful token answer.
+fn token_facts(client: &Client, exchange: &Exchange) -> Option<TokenFacts> {
+    let body = exchange.response.json_object()?;
+    let claims = body.get("access_token").and_then(|t| t.as_str()).and_then(crate::checks::wire::jwt_claims);
+    let claim = |name: &str| claims.as_ref().and_then(|c| c.get(name)).and_then(|v| v.as_i64());
+    Some(TokenFacts {
+        client_id: client.client_id.clone(),
+        scope: body
+            .get("scope")
+            .and_then(|s| s.as_str())
+            .map(str::to_owned)
+            .or_else(|| exchange.context.requested_scope.clone()),
+        expires_in: body.get("expires_in").and_then(|v| v.as_i64()),
+        received_at: crate::clock::unix_now(),
+        jwt_exp: claim("exp"),
+        jwt_iat: claim("iat"),
+    })
 }
 
 /// A step that could not be set up (no token to present): a failure of the case, named as such.
@@ -581,16 +785,48 @@ pub fn preflight<'a>(
     let mut errors = Vec::new();
     for (suite, case) in cases {
         for step in &case.steps {
-            let (needs_client, step_client) = match &step.action {
-                Action::Token(t) => (true, t.client.as_ref()),
+            let suite_client = case.client.as_ref().or(suite.client.as_ref());
+            // Which client the step acts as, and whether it must have one.
+            let (named, needs_client) = match &step.action {
+                Action::Token(t) => (t.client.as_ref().or(suite_client), true),
                 Action::Resource(r) => {
-                    (matches!(r.bearer, None | Some(BearerChoice::Fresh | BearerChoice::InsufficientScope)), None)
+                    let fetches = matches!(
+                        r.bearer,
+                        None | Some(BearerChoice::Fresh | BearerChoice::InsufficientScope | BearerChoice::Cached)
+                    );
+                    (suite_client, fetches)
                 }
-                Action::Discovery(_) => (false, None),
+                // The caller of an introspection is never the suite's token client by default.
+                Action::Introspect(i) => {
+                    if i.client.is_none() && !target.clients.contains_key(DEFAULT_INTROSPECTION_CLIENT) {
+                        errors.push(
+                            suite
+                                .source
+                                .error_at(case.span, format!("case `{}` introspects without naming a client", case.id))
+                                .with_help(format!(
+                                    "name the caller (`introspect: {{ client: … }}`) or define a `{DEFAULT_INTROSPECTION_CLIENT}` client in the target"
+                                )),
+                        );
+                    }
+                    (i.client.as_ref(), false)
+                }
+                Action::Discovery(_) | Action::Revoke(_) | Action::Wait(_) => (suite_client, false),
             };
-            match step_client.or(case.client.as_ref()).or(suite.client.as_ref()) {
+            let wants_assertion = matches!(&step.action, Action::Token(t) if t.auth == Some(AuthChoice::PrivateKeyJwt));
+            match named {
                 Some(named) if !target.clients.contains_key(&named.name) => {
                     errors.push(unknown_client(suite, target, named));
+                }
+                Some(named) if wants_assertion && target.clients.get(&named.name).is_some_and(|c| c.key.is_none()) => {
+                    errors.push(
+                        suite
+                            .source
+                            .error_at(
+                                named.span,
+                                format!("client `{}` has no private key for private_key_jwt", named.name),
+                            )
+                            .with_help("give the client a `private_key:` in the target file"),
+                    );
                 }
                 None if needs_client => errors.push(
                     suite

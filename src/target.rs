@@ -25,6 +25,10 @@ struct TargetFile {
     issuer: Spanned<String>,
     /// Overrides discovery for the token endpoint.
     token_endpoint: Option<Spanned<String>>,
+    /// Overrides discovery for the introspection endpoint (RFC 7662).
+    introspection_endpoint: Option<Spanned<String>>,
+    /// Overrides discovery for the revocation endpoint (RFC 7009).
+    revocation_endpoint: Option<Spanned<String>>,
     resource: Option<ResourceDef>,
     /// Per-request timeout, e.g. `10s`.
     timeout: Option<Spanned<String>>,
@@ -87,6 +91,8 @@ pub struct Target {
     pub source: Option<SourceFile>,
     pub issuer: Url,
     pub token_endpoint: Option<Url>,
+    pub introspection_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
     pub resource: Option<Resource>,
     pub timeout: Duration,
     pub clients: BTreeMap<String, Client>,
@@ -222,6 +228,8 @@ fn resolve(source: &SourceFile, file: TargetFile, errors: &mut Vec<LocatedError>
     // An unusable issuer is already an error; the placeholder only lets validation continue.
     let issuer = r.url(&file.issuer).unwrap_or_else(|| Url::parse("http://invalid.invalid/").expect("static URL"));
     let token_endpoint = file.token_endpoint.as_ref().and_then(|v| r.url(v));
+    let introspection_endpoint = file.introspection_endpoint.as_ref().and_then(|v| r.url(v));
+    let revocation_endpoint = file.revocation_endpoint.as_ref().and_then(|v| r.url(v));
     let resource = file.resource.as_ref().and_then(|def| {
         r.url(&def.url).map(|url| Resource { url, insufficient_scope: def.insufficient_scope.clone() })
     });
@@ -243,6 +251,8 @@ fn resolve(source: &SourceFile, file: TargetFile, errors: &mut Vec<LocatedError>
         source: Some(source.clone()),
         issuer,
         token_endpoint,
+        introspection_endpoint,
+        revocation_endpoint,
         resource,
         timeout,
         clients,

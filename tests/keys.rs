@@ -12,7 +12,12 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 
 fn claims() -> Claims<'static> {
-    Claims { client_id: "backend", audience: "https://as.example/token", now: oauth_harness::clock::unix_now(), jti: assertion::new_jti() }
+    Claims {
+        client_id: "backend",
+        audience: "https://as.example/token",
+        now: oauth_harness::clock::unix_now(),
+        jti: assertion::new_jti(),
+    }
 }
 
 #[test]
@@ -43,8 +48,12 @@ fn es384_assertion_verifies_with_jsonwebtoken_and_carries_the_smart_claims() {
     validation.set_issuer(&[c.client_id]);
     validation.sub = Some(c.client_id.to_string());
     validation.set_required_spec_claims(&["exp", "iat", "aud", "iss", "sub"]);
-    let data = jsonwebtoken::decode::<serde_json::Value>(&jws, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation)
-        .expect("ES384 assertion verifies with jsonwebtoken");
+    let data = jsonwebtoken::decode::<serde_json::Value>(
+        &jws,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .expect("ES384 assertion verifies with jsonwebtoken");
     assert_eq!(data.header.kid.as_deref(), Some(key.kid.as_str()));
     assert_eq!(data.header.typ.as_deref(), Some("JWT"));
     let claims = data.claims;
@@ -59,11 +68,16 @@ fn keys_generate_round_trips_rsa_jwk_and_pem() {
     let out = dir.path().join("rsa");
     let o = run_bin(&["keys", "generate", "--alg", "RS384", "--bits", "2048", "--out", out.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let jwks: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("jwks.json")).unwrap()).unwrap();
+    let jwks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("jwks.json")).unwrap()).unwrap();
     let jwk = &jwks["keys"][0];
-    assert_eq!((jwk["kty"].as_str(), jwk["alg"].as_str(), jwk["use"].as_str()), (Some("RSA"), Some("RS384"), Some("sig")));
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["alg"].as_str(), jwk["use"].as_str()),
+        (Some("RSA"), Some("RS384"), Some("sig"))
+    );
     assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "no private members in the JWKS");
-    let public = rsa::RsaPublicKey::from_public_key_pem(&std::fs::read_to_string(out.join("public.pem")).unwrap()).unwrap();
+    let public =
+        rsa::RsaPublicKey::from_public_key_pem(&std::fs::read_to_string(out.join("public.pem")).unwrap()).unwrap();
     assert_eq!(URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap(), public.n().to_bytes_be());
     assert_eq!(URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap(), public.e().to_bytes_be());
     // The private key reloads to the same public key and kid.
@@ -81,7 +95,9 @@ fn keys_generate_round_trips_rsa_jwk_and_pem() {
 fn pem_sha256_16_kid_matches_a_hand_computed_value() {
     // Computed outside Rust: base64url(sha256(public.pem bytes))[:16] with Python's hashlib.
     for (name, expected) in [("backend-rs384", "ehPduMDr6SVb4SKS"), ("backend-es384", "LfZzZzI7QBX0DP-C")] {
-        let key = KeyPair::load(&common::repo_path(&format!("fixtures/keys/{name}/private.pem")), KidStyle::PemSha256_16).unwrap();
+        let key =
+            KeyPair::load(&common::repo_path(&format!("fixtures/keys/{name}/private.pem")), KidStyle::PemSha256_16)
+                .unwrap();
         assert_eq!(key.kid, expected, "{name}");
     }
     let o = run_bin(&["keys", "jwks", "--kid", "pem-sha256-16", "fixtures/keys/backend-rs384/private.pem"]);
@@ -116,7 +132,11 @@ fn a_target_with_a_corrupt_private_key_is_exit_2_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("k.pem"), "garbage").unwrap();
     let target = dir.path().join("t.yaml");
-    std::fs::write(&target, "issuer: http://127.0.0.1:9\nclients:\n  backend-rs384:\n    client_id: x\n    private_key: k.pem\n").unwrap();
+    std::fs::write(
+        &target,
+        "issuer: http://127.0.0.1:9\nclients:\n  backend-rs384:\n    client_id: x\n    private_key: k.pem\n",
+    )
+    .unwrap();
     let o = run_bin(&["validate", "scenarios/smart-backend", "--target", target.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("t.yaml:5:18") && stderr(&o).contains("k.pem"), "{}", stderr(&o));

@@ -6,6 +6,7 @@
 //! then fails exactly the rule it breaks, and the report says why the others did not apply.
 
 mod discovery;
+mod introspection;
 mod private_key_jwt;
 mod resource;
 mod token_errors;
@@ -91,6 +92,19 @@ pub const BUNDLES: &[Bundle] = &[
         checks: token_success::TOKEN_RESPONSE,
     },
     Bundle {
+        name: "introspection-active",
+        summary: "an introspection answer for a live token (RFC 7662 §2.2, SMART @271–283)",
+        checks: &[
+            "rfc7662.2.2.active",
+            "rfc7662.2.2.scope",
+            "rfc7662.2.2.client-id",
+            "smart.introspection.exp",
+            "rfc7662.2.2.exp-matches-jwt",
+            "rfc7662.2.2.exp-matches-expires-in",
+            "rfc7662.2.2.optional-members",
+        ],
+    },
+    Bundle {
         name: "openid-configuration",
         summary: "the OpenID Provider metadata document (OIDC Discovery §3, §4.3)",
         checks: &["oidc.discovery.issuer", "oidc.discovery.required-members", "oidc.discovery.https-urls"],
@@ -125,6 +139,7 @@ pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
         .chain(resource::CHECKS)
         .chain(private_key_jwt::CHECKS)
         .chain(discovery::CHECKS)
+        .chain(introspection::CHECKS)
 }
 
 pub fn find(id: &str) -> Option<&'static CheckDef> {

@@ -1,5 +1,7 @@
 //! Protocol clients: each builds the request for one kind of step, deviations included.
 
 pub mod discovery;
+pub mod introspection;
 pub mod resource;
 pub mod token;
+pub mod token_cache;

@@ -240,8 +240,16 @@ impl Validator<'_> {
 
     fn case(&mut self, def: CaseDef) -> Case {
         let span = self.at(&def.id);
-        let short = StepDef { token: def.token, resource: def.resource, discovery: def.discovery, expect: def.expect };
-        let has_short = short.token.is_some() || short.resource.is_some() || short.discovery.is_some();
+        let short = StepDef {
+            token: def.token,
+            resource: def.resource,
+            discovery: def.discovery,
+            introspect: def.introspect,
+            revoke: def.revoke,
+            wait: def.wait,
+            expect: def.expect,
+        };
+        let has_short = action_count(&short) > 0;
         let mut steps = Vec::new();
         match (has_short, def.steps) {
             (true, Some(_)) => {
@@ -250,7 +258,10 @@ impl Validator<'_> {
             }
             (false, None) => {
                 let e = self.error(span, format!("case `{}` does nothing", def.id.value));
-                e.help = Some("add one of `token`, `resource`, `discovery`, or `steps`".into());
+                e.help = Some(
+                    "add an action (`token`, `resource`, `discovery`, `introspect`, `revoke`, `wait`) or `steps`"
+                        .into(),
+                );
             }
             (false, Some(list)) if list.is_empty() => {
                 self.error(span, format!("case `{}` has an empty `steps` list", def.id.value));
@@ -290,12 +301,41 @@ impl Validator<'_> {
             Action::Resource(self.resource(r))
         } else if let Some(d) = def.discovery {
             Action::Discovery(super::DiscoverySpec { document: d.document, accept: d.accept })
+        } else if let Some(i) = def.introspect {
+            Action::Introspect(super::IntrospectSpec {
+                client: self.named(&i.client),
+                auth: i.auth,
+                wrong_secret: i.secret.is_some(),
+                token: i.token.unwrap_or(super::TokenRef::Last),
+                token_type_hint: i.token_type_hint,
+            })
+        } else if let Some(r) = def.revoke {
+            Action::Revoke(super::RevokeSpec {
+                token: r.token.unwrap_or(super::TokenRef::Last),
+                token_type_hint: r.token_type_hint,
+            })
+        } else if let Some(w) = def.wait {
+            let _ = w.until;
+            Action::Wait(super::WaitSpec {
+                skew: self.duration(w.skew.as_ref(), std::time::Duration::from_secs(1)),
+                max: self.duration(w.max.as_ref(), std::time::Duration::from_secs(60)),
+            })
         } else {
-            self.error(case_span, "a step has no action (token, resource or discovery)");
+            self.error(case_span, "a step has no action (token, resource, discovery, introspect, revoke or wait)");
             return None;
         };
         let expect = self.expect(def.expect.unwrap_or_default());
         Some(Step { action, expect })
+    }
+
+    fn duration(&mut self, value: Option<&Spanned<String>>, default: std::time::Duration) -> std::time::Duration {
+        let Some(v) = value else { return default };
+        humantime::parse_duration(&v.value).unwrap_or_else(|e| {
+            let span = self.at(v);
+            let err = self.error(span, format!("`{}` is not a duration: {e}", v.value));
+            err.help = Some("write it like `2s` or `1500ms`".into());
+            default
+        })
     }
 
     fn token(&mut self, t: TokenAction) -> TokenSpec {
@@ -355,6 +395,20 @@ impl Validator<'_> {
         let e = self.error(span, format!("unknown check or bundle `{name}`"));
         e.help = Some(help);
     }
+}
+
+fn action_count(step: &StepDef) -> usize {
+    [
+        step.token.is_some(),
+        step.resource.is_some(),
+        step.discovery.is_some(),
+        step.introspect.is_some(),
+        step.revoke.is_some(),
+        step.wait.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count()
 }
 
 fn assertion_spec(a: super::model::AssertionAction) -> super::AssertionSpec {

@@ -9,7 +9,7 @@ pub use load::{LoadError, Loaded, collect_files, load_paths, parse_suite, yaml_e
 
 use crate::checks::CheckDef;
 use crate::diagnostics::{SourceFile, Span};
-pub use model::{AuthChoice, BearerChoice, DiscoveryDocument, FormParam, HttpMethod, StatusSet};
+pub use model::{AuthChoice, BearerChoice, DiscoveryDocument, FormParam, HttpMethod, StatusSet, TokenRef};
 
 use crate::auth::assertion::Mutation;
 
@@ -55,6 +55,30 @@ pub enum Action {
     Token(Box<TokenSpec>),
     Resource(ResourceSpec),
     Discovery(DiscoverySpec),
+    Introspect(IntrospectSpec),
+    Revoke(RevokeSpec),
+    Wait(WaitSpec),
+}
+
+#[derive(Debug)]
+pub struct IntrospectSpec {
+    pub client: Option<Named>,
+    pub auth: Option<AuthChoice>,
+    pub wrong_secret: bool,
+    pub token: TokenRef,
+    pub token_type_hint: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RevokeSpec {
+    pub token: TokenRef,
+    pub token_type_hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WaitSpec {
+    pub skew: std::time::Duration,
+    pub max: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -69,6 +93,9 @@ impl Action {
             Action::Token(_) => "token",
             Action::Resource(_) => "resource",
             Action::Discovery(_) => "discovery",
+            Action::Introspect(_) => "introspect",
+            Action::Revoke(_) => "revoke",
+            Action::Wait(_) => "wait",
         }
     }
 }

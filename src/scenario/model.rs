@@ -42,6 +42,9 @@ pub struct CaseDef {
     pub token: Option<TokenAction>,
     pub resource: Option<ResourceAction>,
     pub discovery: Option<DiscoveryAction>,
+    pub introspect: Option<IntrospectAction>,
+    pub revoke: Option<RevokeAction>,
+    pub wait: Option<WaitAction>,
     pub expect: Option<Expect>,
     pub steps: Option<Vec<StepDef>>,
 }
@@ -52,6 +55,9 @@ pub struct StepDef {
     pub token: Option<TokenAction>,
     pub resource: Option<ResourceAction>,
     pub discovery: Option<DiscoveryAction>,
+    pub introspect: Option<IntrospectAction>,
+    pub revoke: Option<RevokeAction>,
+    pub wait: Option<WaitAction>,
     pub expect: Option<Expect>,
 }
 
@@ -198,10 +204,61 @@ pub enum BearerChoice {
     Fresh,
     /// A token obtained now for the target's `resource.insufficient_scope`.
     InsufficientScope,
+    /// The harness's own token cache: reused while valid, renewed before it expires.
+    Cached,
     /// No Authorization header at all.
     None,
     /// A well-formed but never-issued token.
     Garbage,
+}
+
+/// A token introspection call (RFC 7662 §2.1), made by a resource-server client.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectAction {
+    /// The caller: a client of the target (a resource server).
+    pub client: Option<Spanned<String>>,
+    /// How the caller authenticates; its configured method unless said otherwise.
+    pub auth: Option<AuthChoice>,
+    /// Send a wrong secret instead of the caller's.
+    pub secret: Option<SecretMutation>,
+    /// Which token to ask about: `last` (the case's last token) unless said otherwise.
+    pub token: Option<TokenRef>,
+    pub token_type_hint: Option<String>,
+}
+
+/// A revocation (RFC 7009 §2.1) of the case's last token, by the client it was issued to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeAction {
+    pub token: Option<TokenRef>,
+    pub token_type_hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRef {
+    Last,
+    Garbage,
+}
+
+/// Waits for something to happen to the case's last token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitAction {
+    /// `expiry`: until the token's `exp` (or receipt + `expires_in`) plus `skew`.
+    pub until: WaitUntil,
+    /// Extra time after expiry, for clock differences (`1s` unless said otherwise).
+    pub skew: Option<Spanned<String>>,
+    /// Longest acceptable wait (`60s` unless said otherwise): a longer-lived token skips the case,
+    /// with the reason, rather than holding CI for an hour.
+    pub max: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitUntil {
+    Expiry,
 }
 
 #[derive(Debug, Deserialize)]

@@ -40,6 +40,11 @@ pub struct ClientConfig {
     pub scopes: Vec<String>,
     /// Granted when the request names no scope.
     pub default_scope: Option<String>,
+    /// Access token lifetime for this client; the mock's `--token-ttl` otherwise.
+    pub token_ttl_secs: Option<u64>,
+    /// A resource server: may call the introspection endpoint.
+    #[serde(default)]
+    pub introspects: bool,
 }
 
 const BUILTIN: &str = include_str!("builtin-clients.yaml");

@@ -29,6 +29,8 @@ impl Respond for App {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         match request.url.path() {
             "/connect/token" => self.token(request),
+            "/connect/introspect" => self.introspect(request),
+            "/connect/revocation" => self.revoke(request),
             "/.well-known/openid-configuration" => self.discovery(),
             "/.well-known/smart-configuration" => self.smart_configuration(request),
             "/.well-known/openid-configuration/jwks" => json_ok(&self.key.jwks()),
@@ -80,6 +82,8 @@ impl App {
         json_ok(&json!({
             "issuer": issuer,
             "token_endpoint": self.token_endpoint(),
+            "introspection_endpoint": format!("{}/connect/introspect", self.issuer),
+            "revocation_endpoint": format!("{}/connect/revocation", self.issuer),
             "jwks_uri": format!("{}/.well-known/openid-configuration/jwks", self.issuer),
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
@@ -108,6 +112,8 @@ impl App {
             "issuer": self.issuer,
             "jwks_uri": format!("{}/.well-known/openid-configuration/jwks", self.issuer),
             "token_endpoint": self.token_endpoint(),
+            "introspection_endpoint": format!("{}/connect/introspect", self.issuer),
+            "revocation_endpoint": format!("{}/connect/revocation", self.issuer),
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": methods,
             "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
@@ -190,7 +196,7 @@ impl App {
         };
         let scope = granted.join(" ");
         let now = unix_now();
-        let ttl = self.token_ttl_secs as i64;
+        let ttl = client.token_ttl_secs.unwrap_or(self.token_ttl_secs) as i64;
         let exp_offset = if self.defects.on(Defect::WrongExpiresIn) { ttl + 600 } else { ttl };
         let jti = random_id();
         let access_token = self.key.sign(
@@ -203,7 +209,13 @@ impl App {
         );
         self.tokens.insert(
             access_token.clone(),
-            IssuedToken { client_id: client.client_id.clone(), scope: scope.clone(), exp: now + ttl },
+            IssuedToken {
+                client_id: client.client_id.clone(),
+                scope: scope.clone(),
+                iat: now,
+                exp: now + ttl,
+                revoked: false,
+            },
             now,
         );
         let mut body =
@@ -325,6 +337,75 @@ impl App {
         response.set_body_json(json!({ "error": e.code, "error_description": description }))
     }
 
+    /// Authenticates a caller of introspection or revocation: the same methods as the token
+    /// endpoint; `None` when the caller is not a registered client with the right credentials.
+    fn caller(&self, request: &Request, form: &[(String, String)]) -> Option<&super::ClientConfig> {
+        let presented = self.authenticate(request, form).ok()?;
+        let client = self.clients.by_id(&presented.client_id)?;
+        let secret_ok = !client.client_secret.is_empty() && client.client_secret == presented.secret;
+        (presented.by_assertion || secret_ok).then_some(client)
+    }
+
+    /// RFC 7662: POST `token`; 401 for a caller that is not an authenticated resource server.
+    fn introspect(&self, request: &Request) -> ResponseTemplate {
+        let form: Vec<(String, String)> = form_urlencoded::parse(&request.body).into_owned().collect();
+        let caller_ok = self.caller(request, &form).is_some_and(|c| c.introspects);
+        if request.method.as_str() != "POST" || (!caller_ok && !self.defects.on(Defect::IntrospectNoAuth)) {
+            return ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#)
+                .set_body_json(json!({ "error": "invalid_client" }));
+        }
+        let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
+        let now = unix_now();
+        let issued = self.tokens.get(token);
+        let live = issued
+            .as_ref()
+            .is_some_and(|t| !t.revoked && (t.exp > now || self.defects.on(Defect::IntrospectExpiredActive)));
+        if let (true, Some(t)) = (live, &issued) {
+            let client = self.clients.by_id(&t.client_id);
+            let scope = match client {
+                Some(c) if self.defects.on(Defect::IntrospectWrongScope) => c.scopes.join(" "),
+                _ => t.scope.clone(),
+            };
+            let mut body = json!({
+                "active": true, "scope": scope, "client_id": t.client_id, "sub": t.client_id,
+                "iss": self.issuer, "iat": t.iat, "exp": t.exp, "token_type": "Bearer",
+            });
+            if self.defects.on(Defect::IntrospectMissingExp) {
+                body.as_object_mut().map(|o| o.remove("exp"));
+            }
+            return json_ok(&body);
+        }
+        if issued.is_none() && self.defects.on(Defect::IntrospectUnknownActive) {
+            return json_ok(
+                &json!({ "active": true, "scope": RESOURCE_SCOPE, "client_id": "unknown", "exp": now + 3600 }),
+            );
+        }
+        if self.defects.on(Defect::IntrospectInactiveExtraFields) {
+            if let Some(t) = issued {
+                return json_ok(&json!({ "active": false, "client_id": t.client_id, "scope": t.scope, "exp": t.exp }));
+            }
+            return json_ok(&json!({ "active": false, "token_type": "Bearer" }));
+        }
+        json_ok(&json!({ "active": false }))
+    }
+
+    /// RFC 7009: the client the token was issued to revokes it; 200 whatever the token was.
+    fn revoke(&self, request: &Request) -> ResponseTemplate {
+        let form: Vec<(String, String)> = form_urlencoded::parse(&request.body).into_owned().collect();
+        let Some(caller) = self.caller(request, &form) else {
+            return ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#)
+                .set_body_json(json!({ "error": "invalid_client" }));
+        };
+        let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
+        let owned = self.tokens.get(token).is_some_and(|t| t.client_id == caller.client_id);
+        if owned && !self.defects.on(Defect::RevocationIgnored) {
+            self.tokens.revoke(token);
+        }
+        ResponseTemplate::new(200)
+    }
+
     fn resource(&self, request: &Request) -> ResponseTemplate {
         let realm = r#"Bearer realm="implant""#;
         let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
@@ -334,7 +415,9 @@ impl App {
             }
             return ResponseTemplate::new(401).insert_header("WWW-Authenticate", realm);
         };
-        let issued = self.tokens.get(token.trim()).filter(|t| t.exp > unix_now());
+        let live =
+            |t: &IssuedToken| !t.revoked && (t.exp > unix_now() || self.defects.on(Defect::ResourceAcceptsExpired));
+        let issued = self.tokens.get(token.trim()).filter(live);
         let Some(issued) = issued else {
             let challenge = if self.defects.on(Defect::ResourceInvalidTokenNoError) {
                 realm.to_string()

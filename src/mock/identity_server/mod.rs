@@ -67,6 +67,14 @@ defects! {
         SmartConfigHtmlForBrowsers => ("smart-config-html-for-browsers", "SMART @372: smart-configuration answers HTML when Accept is text/html"),
         SmartConfigNoAsymmetricCapability => ("smart-config-no-asymmetric-capability", "SMART @287: capabilities lacks client-confidential-asymmetric"),
         DiscoveryIssuerMismatch => ("discovery-issuer-mismatch", "OIDC Discovery §4.3: issuer differs from the URL the document was fetched from"),
+        IntrospectNoAuth => ("introspect-no-auth", "RFC 7662 §2.1: introspection answers callers without (valid) credentials"),
+        IntrospectExpiredActive => ("introspect-expired-active", "RFC 7662 §4: an expired token is introspected active"),
+        IntrospectUnknownActive => ("introspect-unknown-active", "RFC 7662 §2.2: a token nobody issued is introspected active"),
+        IntrospectInactiveExtraFields => ("introspect-inactive-extra-fields", "RFC 7662 §2.2: inactive answers carry client_id, scope and exp (the suite requires their absence)"),
+        IntrospectMissingExp => ("introspect-missing-exp", "SMART @278: active introspection answers lack exp"),
+        IntrospectWrongScope => ("introspect-wrong-scope", "RFC 7662 §2.2: introspection reports every scope the client may have, not the granted one"),
+        RevocationIgnored => ("revocation-ignored", "RFC 7009 §2: revocation answers 200 but the token stays valid"),
+        ResourceAcceptsExpired => ("resource-accepts-expired", "RFC 6750 §3.1: the resource accepts a token past its expires_in"),
     }
 }
 
@@ -160,6 +168,8 @@ impl IdentityServerMock {
             source: None,
             issuer,
             token_endpoint: None,
+            introspection_endpoint: None,
+            revocation_endpoint: None,
             resource: Some(Resource {
                 url: resource_url,
                 insufficient_scope: self.config.clients.insufficient_scope.clone(),

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 pub struct IssuedToken {
     pub client_id: String,
     pub scope: String,
+    pub iat: i64,
     pub exp: i64,
+    pub revoked: bool,
 }
 
 /// Above this many entries, expired ones are dropped before inserting: memory stays bounded
@@ -28,5 +30,12 @@ impl IssuedTokens {
 
     pub fn get(&self, token: &str) -> Option<IssuedToken> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned()
+    }
+
+    /// Marks a token revoked; unknown tokens are ignored (RFC 7009 §2.2).
+    pub fn revoke(&self, token: &str) {
+        if let Some(t) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get_mut(token) {
+            t.revoked = true;
+        }
     }
 }

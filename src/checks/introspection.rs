@@ -1,0 +1,322 @@
+//! Introspection (RFC 7662, SMART @271–283), revocation (RFC 7009) and what every server must
+//! agree on over a token's life: issued with `expires_in`, active until then, dead after.
+
+use serde_json::{Map, Value};
+
+use super::wire::{parse_challenge, scope_set};
+use super::{CheckDef, Severity, Verdict};
+use crate::exchange::{AuthUsed, Exchange};
+
+const RFC7662_2_1: &str = "https://www.rfc-editor.org/rfc/rfc7662#section-2.1";
+const RFC7662_2_2: &str = "https://www.rfc-editor.org/rfc/rfc7662#section-2.2";
+const SMART_INTROSPECTION: &str = "https://hl7.org/fhir/smart-app-launch/STU2.2/token-introspection.html";
+/// Allowed disagreement between `exp` values, for rounding and clocks.
+const EXP_TOLERANCE_SECS: i64 = 5;
+
+pub const CHECKS: &[CheckDef] = &[
+    CheckDef {
+        id: "rfc7662.2.1.no-credentials-401",
+        severity: Severity::Must,
+        rule: "RFC 7662 §2.1, §2.3",
+        url: RFC7662_2_1,
+        summary: "an introspection call without client credentials gets 401",
+        evaluate: unauthorized,
+    },
+    CheckDef {
+        id: "rfc7662.2.1.wrong-credentials-401",
+        severity: Severity::Must,
+        rule: "RFC 7662 §2.1, §2.3",
+        url: RFC7662_2_1,
+        summary: "an introspection call with wrong client credentials gets 401",
+        evaluate: unauthorized,
+    },
+    CheckDef {
+        id: "rfc7662.2.2.active",
+        severity: Severity::Must,
+        rule: "RFC 7662 §2.2",
+        url: RFC7662_2_2,
+        summary: "a live token is introspected `active: true` (200, application/json)",
+        evaluate: active,
+    },
+    CheckDef {
+        id: "rfc7662.2.2.scope",
+        severity: Severity::Must,
+        rule: "RFC 7662 §2.2, SMART @277",
+        url: RFC7662_2_2,
+        summary: "the introspected `scope` is the scope granted with the token",
+        evaluate: scope_matches,
+    },
+    CheckDef {
+        id: "rfc7662.2.2.client-id",
+        severity: Severity::Must,
+        rule: "RFC 7662 §2.2, SMART @277",
+        url: RFC7662_2_2,
+        summary: "the introspected `client_id` is the client the token was issued to",
+        evaluate: client_id_matches,
+    },
+    CheckDef {
+        id: "smart.introspection.exp",
+        severity: Severity::Must,
+        rule: "SMART @278",
+        url: SMART_INTROSPECTION,
+        summary: "an active introspection answer carries `exp`",
+        evaluate: exp_present,
+    },
+    CheckDef {
+        id: "rfc7662.2.2.exp-matches-jwt",
+        severity: Severity::Must,
+        rule: "RFC 7662 §2.2, RFC 7519 §4.1.4",
+        url: RFC7662_2_2,
+        summary: "the introspected `exp` equals the JWT access token's own `exp` (± 5 s)",
+        evaluate: exp_matches_jwt,
+    },
+    CheckDef {
+        id: "rfc7662.2.2.exp-matches-expires-in",
+        severity: Severity::Must,
+        rule: "RFC 7662 §2.2, RFC 6749 §5.1",
+        url: RFC7662_2_2,
+        summary: "the introspected `exp` equals issue time + `expires_in` (± 5 s)",
+        evaluate: exp_matches_expires_in,
+    },
+    CheckDef {
+        id: "rfc7662.2.2.optional-members",
+        severity: Severity::Should,
+        rule: "RFC 7662 §2.2",
+        url: RFC7662_2_2,
+        summary: "an active answer carries `iat`, `token_type`, `sub` and `iss`",
+        evaluate: optional_members,
+    },
+    CheckDef {
+        id: "rfc7662.2.2.inactive",
+        severity: Severity::Must,
+        rule: "RFC 7662 §2.2",
+        url: RFC7662_2_2,
+        summary: "an unknown or garbage token is introspected `active: false` (200)",
+        evaluate: inactive,
+    },
+    CheckDef {
+        id: "rfc7662.2.2.inactive-only-active",
+        severity: Severity::Should,
+        rule: "RFC 7662 §2.2",
+        url: RFC7662_2_2,
+        summary: "an inactive answer carries no member besides `active`",
+        evaluate: inactive_only_active,
+    },
+    CheckDef {
+        id: "rfc7662.4.expired-inactive",
+        severity: Severity::Must,
+        rule: "RFC 7662 §4, RFC 6749 §5.1",
+        url: "https://www.rfc-editor.org/rfc/rfc7662#section-4",
+        summary: "a token past its `expires_in` is introspected `active: false`",
+        evaluate: inactive,
+    },
+    CheckDef {
+        id: "rfc7009.2.2.revocation-200",
+        severity: Severity::Must,
+        rule: "RFC 7009 §2.2",
+        url: "https://www.rfc-editor.org/rfc/rfc7009#section-2.2",
+        summary: "a revocation request is answered 200",
+        evaluate: |x| Verdict::from_bool(x.response.status == 200, "status 200", || x.response.summary()),
+    },
+    CheckDef {
+        id: "rfc7009.2.revoked-inactive",
+        severity: Severity::Must,
+        rule: "RFC 7009 §2, RFC 7662 §4",
+        url: "https://www.rfc-editor.org/rfc/rfc7009#section-2",
+        summary: "a revoked token is introspected `active: false`",
+        evaluate: inactive,
+    },
+    CheckDef {
+        id: "rfc7009.2.revoked-refused",
+        severity: Severity::Must,
+        rule: "RFC 7009 §2, RFC 6750 §3.1",
+        url: "https://www.rfc-editor.org/rfc/rfc7009#section-2",
+        summary: "the resource refuses a revoked token with 401 `invalid_token`",
+        evaluate: invalid_token,
+    },
+    CheckDef {
+        id: "rfc6750.3.1.expired-token",
+        severity: Severity::Must,
+        rule: "RFC 6750 §3.1, RFC 6749 §5.1",
+        url: "https://www.rfc-editor.org/rfc/rfc6750#section-3.1",
+        summary: "the resource refuses a token past its `expires_in` with 401 `invalid_token`",
+        evaluate: invalid_token,
+    },
+    CheckDef {
+        id: "smart.257.expires-in-max-300",
+        severity: Severity::Should,
+        rule: "SMART @257",
+        url: "https://hl7.org/fhir/smart-app-launch/STU2.2/backend-services.html",
+        summary: "backend services access tokens live no more than five minutes (expires_in ≤ 300)",
+        evaluate: expires_in_at_most_300,
+    },
+];
+
+fn answer(x: &Exchange) -> Result<&Map<String, Value>, Verdict> {
+    let r = &x.response;
+    if r.status != 200 {
+        return Err(Verdict::fail("status 200 with a JSON object", r.summary()));
+    }
+    r.json_object().ok_or_else(|| Verdict::fail("a JSON object", r.summary()))
+}
+
+/// The answer when it says `active: true`; otherwise the verdict to return.
+fn active_answer(x: &Exchange) -> Result<&Map<String, Value>, Verdict> {
+    let body = answer(x).map_err(|_| Verdict::na("no valid introspection answer (see rfc7662.2.2.active)"))?;
+    if body.get("active") == Some(&Value::Bool(true)) {
+        Ok(body)
+    } else {
+        Err(Verdict::na("the token is not introspected active"))
+    }
+}
+
+fn unauthorized(x: &Exchange) -> Verdict {
+    Verdict::from_bool(x.response.status == 401, "status 401", || x.response.summary())
+}
+
+fn active(x: &Exchange) -> Verdict {
+    let body = match answer(x) {
+        Ok(b) => b,
+        Err(v) => return v,
+    };
+    let json = x.response.media_type().as_deref() == Some("application/json");
+    Verdict::from_bool(
+        json && body.get("active") == Some(&Value::Bool(true)),
+        "application/json with active: true",
+        || x.response.summary(),
+    )
+}
+
+fn inactive(x: &Exchange) -> Verdict {
+    let body = match answer(x) {
+        Ok(b) => b,
+        Err(v) => return v,
+    };
+    Verdict::from_bool(body.get("active") == Some(&Value::Bool(false)), "active: false", || x.response.summary())
+}
+
+fn inactive_only_active(x: &Exchange) -> Verdict {
+    let Ok(body) = answer(x) else { return Verdict::na("no valid introspection answer") };
+    if body.get("active") != Some(&Value::Bool(false)) {
+        return Verdict::na("the answer is not inactive");
+    }
+    let extra: Vec<&String> = body.keys().filter(|k| *k != "active").collect();
+    Verdict::from_bool(extra.is_empty(), "only the active member", || format!("also: {extra:?}"))
+}
+
+fn scope_matches(x: &Exchange) -> Verdict {
+    let body = match active_answer(x) {
+        Ok(b) => b,
+        Err(v) => return v,
+    };
+    let Some(granted) = x.context.subject.as_ref().and_then(|s| s.scope.clone()) else {
+        return Verdict::na("the granted scope is not known");
+    };
+    match body.get("scope").and_then(Value::as_str) {
+        Some(seen) => {
+            Verdict::from_bool(scope_set(seen) == scope_set(&granted), format!("scope \"{granted}\""), || {
+                format!("scope \"{seen}\"")
+            })
+        }
+        None => Verdict::fail(format!("scope \"{granted}\""), "no scope member"),
+    }
+}
+
+fn client_id_matches(x: &Exchange) -> Verdict {
+    let body = match active_answer(x) {
+        Ok(b) => b,
+        Err(v) => return v,
+    };
+    let Some(expected) = x.context.subject.as_ref().map(|s| s.client_id.clone()) else {
+        return Verdict::na("the token's client is not known");
+    };
+    let seen = body.get("client_id").and_then(Value::as_str);
+    Verdict::from_bool(seen == Some(expected.as_str()), format!("client_id {expected}"), || {
+        format!("client_id {}", seen.unwrap_or("(absent)"))
+    })
+}
+
+fn exp_present(x: &Exchange) -> Verdict {
+    let body = match active_answer(x) {
+        Ok(b) => b,
+        Err(v) => return v,
+    };
+    Verdict::from_bool(body.get("exp").and_then(Value::as_i64).is_some(), "a numeric exp", || {
+        format!("exp: {}", body.get("exp").map(Value::to_string).unwrap_or_else(|| "(absent)".into()))
+    })
+}
+
+fn introspected_exp(x: &Exchange) -> Result<i64, Verdict> {
+    let body = active_answer(x)?;
+    body.get("exp").and_then(Value::as_i64).ok_or_else(|| Verdict::na("no numeric exp (see smart.introspection.exp)"))
+}
+
+fn exp_matches_jwt(x: &Exchange) -> Verdict {
+    let exp = match introspected_exp(x) {
+        Ok(e) => e,
+        Err(v) => return v,
+    };
+    let Some(jwt_exp) = x.context.subject.as_ref().and_then(|s| s.jwt_exp) else {
+        return Verdict::na("the access token is not a JWT with exp");
+    };
+    Verdict::from_bool((exp - jwt_exp).abs() <= EXP_TOLERANCE_SECS, format!("exp {jwt_exp} (the JWT's)"), || {
+        format!("exp {exp}")
+    })
+}
+
+fn exp_matches_expires_in(x: &Exchange) -> Verdict {
+    let exp = match introspected_exp(x) {
+        Ok(e) => e,
+        Err(v) => return v,
+    };
+    let Some(facts) = &x.context.subject else { return Verdict::na("the token's issue is not known") };
+    let Some(expires_in) = facts.expires_in else { return Verdict::na("the token answer had no expires_in") };
+    // The JWT's iat is the server's own issue time; without it, the time the answer arrived.
+    let issued = facts.jwt_iat.unwrap_or(facts.received_at);
+    let expected = issued + expires_in;
+    Verdict::from_bool(
+        (exp - expected).abs() <= EXP_TOLERANCE_SECS,
+        format!("exp {expected} (issue + expires_in)"),
+        || format!("exp {exp}"),
+    )
+}
+
+fn optional_members(x: &Exchange) -> Verdict {
+    let body = match active_answer(x) {
+        Ok(b) => b,
+        Err(v) => return v,
+    };
+    let missing: Vec<&str> =
+        ["iat", "token_type", "sub", "iss"].into_iter().filter(|m| !body.contains_key(*m)).collect();
+    Verdict::from_bool(missing.is_empty(), "iat, token_type, sub, iss", || format!("missing: {}", missing.join(", ")))
+}
+
+fn invalid_token(x: &Exchange) -> Verdict {
+    if x.context.auth != Some(AuthUsed::Bearer) {
+        return Verdict::na("the request carried no bearer token");
+    }
+    let error = x
+        .response
+        .header("www-authenticate")
+        .and_then(parse_challenge)
+        .filter(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+        .and_then(|c| c.param("error").map(str::to_owned));
+    let ok = x.response.status == 401 && error.as_deref() == Some("invalid_token");
+    Verdict::from_bool(ok, "status 401 with WWW-Authenticate: Bearer error=\"invalid_token\"", || {
+        format!(
+            "{}, WWW-Authenticate: {}",
+            x.response.summary(),
+            x.response.header("www-authenticate").unwrap_or("(absent)")
+        )
+    })
+}
+
+fn expires_in_at_most_300(x: &Exchange) -> Verdict {
+    if !x.response.is_success() {
+        return Verdict::na("not a success response");
+    }
+    match x.response.json_object().and_then(|o| o.get("expires_in")).and_then(Value::as_i64) {
+        None => Verdict::na("no numeric expires_in"),
+        Some(n) => Verdict::from_bool(n <= 300, "expires_in ≤ 300", || format!("expires_in {n}")),
+    }
+}
