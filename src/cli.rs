@@ -34,6 +34,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  oauth-harness validate scenarios --target staging.yaml")]
     Validate(ValidateArgs),
     /// Print the check catalogue: id, severity, spec reference, what must hold.
+    #[command(after_help = "Example:\n  oauth-harness checks | grep rfc7662")]
     Checks,
     /// Start a built-in mock server for your own client to talk to.
     #[command(subcommand)]
@@ -41,6 +42,30 @@ pub enum Command {
     /// Generate client key pairs and JWKS for private_key_jwt.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check an evidence bundle written by `run --evidence`.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  oauth-harness completions bash > /etc/bash_completion.d/oauth-harness")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Recompute every digest of the manifest and say what changed (exit 1 if anything did).
+    #[command(
+        after_help = "Examples:\n  oauth-harness evidence verify reports/evidence\n  oauth-harness evidence verify reports/evidence --jwk keys/vendor/jwk.json"
+    )]
+    Verify {
+        /// The evidence folder.
+        dir: PathBuf,
+        /// Also check manifest.jws against this public JWK (from `keys generate`).
+        #[arg(long, value_name = "FILE")]
+        jwk: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +124,24 @@ pub struct RunArgs {
     /// Write a JSON report.
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
+    /// Write a self-contained HTML report.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+    /// Write a Markdown summary (`-`: append to $GITHUB_STEP_SUMMARY, or print it).
+    #[arg(long, value_name = "FILE")]
+    pub report_md: Option<PathBuf>,
+    /// Write an evidence bundle for self-certification: report, inputs, versions, SHA-256 manifest.
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
+    /// Sign the evidence manifest (detached JWS) with this private key from `keys generate`.
+    #[arg(long, value_name = "KEY.pem", requires = "evidence")]
+    pub evidence_key: Option<PathBuf>,
+    /// Only failures and the summary; no progress bar.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Show every exchange (request and response, redacted) in the terminal report.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// SHOULD-level findings fail the run too.
     #[arg(long)]
     pub strict: bool,

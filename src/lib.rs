@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod diagnostics;
+pub mod evidence;
 pub mod exchange;
 pub mod exit;
 pub mod flows;

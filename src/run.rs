@@ -38,11 +38,23 @@ pub struct RunOptions {
     pub strict: bool,
     /// Cases in flight at once.
     pub jobs: usize,
+    /// Told about every finished case (a progress bar).
+    pub progress: Option<Progress>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { filter: None, strict: false, jobs: 8 }
+        Self { filter: None, strict: false, jobs: 8, progress: None }
+    }
+}
+
+/// A callback for finished cases.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(&CaseResult) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
     }
 }
 
@@ -149,6 +161,11 @@ impl Runner {
         &self.endpoints
     }
 
+    /// The target file the run used, if it came from one.
+    pub fn target_source(&self) -> Option<&crate::diagnostics::SourceFile> {
+        self.target.source.as_ref()
+    }
+
     /// Every client a selected case names must exist in the target, and every endpoint a case
     /// needs must be known; checked before any traffic.
     pub fn preflight(&self, suites: &[Suite]) -> Result<(), RunError> {
@@ -182,6 +199,11 @@ impl Runner {
         if errors.is_empty() { Ok(()) } else { Err(RunError::Preflight(errors)) }
     }
 
+    /// How many cases `--filter` selects.
+    pub fn selected_count(&self, suites: &[Suite]) -> usize {
+        self.select(suites).len()
+    }
+
     /// The cases `--filter` selects, with the index of their suite.
     fn select<'a>(&self, suites: &'a [Suite]) -> Vec<(usize, &'a Suite, &'a Case)> {
         let filter = self.options.filter.as_deref().map(WildMatch::new);
@@ -204,7 +226,13 @@ impl Runner {
             return Err(RunError::EmptyFilter(self.options.filter.clone().unwrap_or_default()));
         }
         let results: Vec<(usize, CaseResult)> = futures_util::stream::iter(selected)
-            .map(|(i, suite, case)| async move { (i, self.run_case(suite, case).await) })
+            .map(|(i, suite, case)| async move {
+                let result = self.run_case(suite, case).await;
+                if let Some(Progress(report)) = &self.options.progress {
+                    report(&result);
+                }
+                (i, result)
+            })
             .buffered(self.options.jobs.max(1))
             .collect()
             .await;

@@ -17,6 +17,9 @@ async fn no_secret_or_token_in_any_output() {
     let target = common::write_target(dir.path(), &mock, Some("OAUTH_HARNESS_TEST_SECRET"));
     let junit = dir.path().join("junit.xml");
     let json = dir.path().join("report.json");
+    let html = dir.path().join("report.html");
+    let md = dir.path().join("summary.md");
+    let evidence = dir.path().join("evidence");
     let args: Vec<String> = [
         "run",
         "scenarios",
@@ -26,6 +29,12 @@ async fn no_secret_or_token_in_any_output() {
         junit.to_str().unwrap(),
         "--report-json",
         json.to_str().unwrap(),
+        "--report-html",
+        html.to_str().unwrap(),
+        "--report-md",
+        md.to_str().unwrap(),
+        "--evidence",
+        evidence.to_str().unwrap(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -37,12 +46,28 @@ async fn no_secret_or_token_in_any_output() {
     .unwrap();
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
 
-    let outputs = [
-        ("stdout", stdout(&o)),
-        ("stderr", stderr(&o)),
-        ("junit", std::fs::read_to_string(&junit).unwrap()),
-        ("json", std::fs::read_to_string(&json).unwrap()),
+    let mut outputs = vec![
+        ("stdout".to_string(), stdout(&o)),
+        ("stderr".to_string(), stderr(&o)),
+        ("junit".to_string(), std::fs::read_to_string(&junit).unwrap()),
+        ("json".to_string(), std::fs::read_to_string(&json).unwrap()),
+        ("html".to_string(), std::fs::read_to_string(&html).unwrap()),
+        ("markdown".to_string(), std::fs::read_to_string(&md).unwrap()),
     ];
+    // Every file of the evidence bundle, the copied target file (which names the secret's
+    // variable, not its value) included.
+    let mut stack = vec![evidence.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                outputs.push((format!("evidence {}", p.display()), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    assert!(outputs.len() > 10, "the evidence bundle was written");
     let urlencoded: String = form_urlencoded_encode(SECRET);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("implant-vendor:{urlencoded}"));
     for (name, text) in &outputs {
@@ -54,6 +79,7 @@ async fn no_secret_or_token_in_any_output() {
     }
     // The report still shows that a credential was sent, by fingerprint.
     assert!(outputs[3].1.contains("[redacted sha256:"));
+    assert!(outputs[4].1.contains("[redacted sha256:"), "the HTML shows fingerprints");
 }
 
 fn form_urlencoded_encode(s: &str) -> String {

@@ -2,6 +2,7 @@
 //! the edge, as diagnostics.
 
 mod checks;
+mod evidence;
 mod keys;
 mod mock;
 mod run;
@@ -41,6 +42,12 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Checks => checks::print(),
         Command::Mock(which) => mock::mock(which, out).await,
         Command::Keys(command) => keys::keys(command, out),
+        Command::Evidence(command) => evidence::evidence(command, out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "oauth-harness", &mut std::io::stdout());
+            crate::exit::SUCCESS
+        }
     }
 }
 

@@ -6,14 +6,20 @@ use super::{Output, Plain};
 use crate::cli::RunArgs;
 use crate::diagnostics::did_you_mean;
 use crate::exit;
+use std::io::IsTerminal;
 use std::sync::Arc;
 
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::evidence::{self, Bundle};
 use crate::jwks_server::{JwksServer, publish_served_clients};
+use crate::keys::{KeyPair, KidStyle};
 use crate::mock::embedded::Embedded;
 use crate::mock::{self, identity_server};
 use crate::report;
+use crate::report::terminal::Detail;
 use crate::results::RunReport;
-use crate::run::{RunError, RunOptions, Runner};
+use crate::run::{Progress, RunError, RunOptions, Runner};
 use crate::scenario::{self, Loaded, Suite};
 use crate::secret::Redactor;
 use crate::target::Target;
@@ -72,8 +78,23 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
         target.timeout = timeout;
     }
 
+    // An unusable signing key is our input's fault: say so before any traffic.
+    let evidence_key = match args.evidence_key.as_deref().map(|p| KeyPair::load(p, KidStyle::Rfc7638)).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            out.error(&Plain::new(format!("--evidence-key: {e}")));
+            return exit::INVALID_INPUT;
+        }
+    };
     let redactor = Redactor::new();
-    let options = RunOptions { filter: args.filter.clone(), strict: args.strict, jobs: args.jobs as usize };
+    let bar = progress_bar(&args, out);
+    let progress = bar.clone().map(|bar| {
+        Progress(Arc::new(move |case: &crate::results::CaseResult| {
+            bar.set_message(case.id.clone());
+            bar.inc(1);
+        }))
+    });
+    let options = RunOptions { filter: args.filter.clone(), strict: args.strict, jobs: args.jobs as usize, progress };
     let runner = match Runner::prepare(target, jwks, redactor.clone(), options).await {
         Ok(r) => r,
         Err(e) => {
@@ -84,6 +105,9 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
     if let Err(e) = runner.preflight(&suites) {
         out.error(&e);
         return exit::INVALID_INPUT;
+    }
+    if let Some(bar) = &bar {
+        bar.set_length(runner.selected_count(&suites) as u64);
     }
     let report = match runner.run(&suites).await {
         Ok(r) => r,
@@ -96,9 +120,27 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
             return exit::RUNTIME_ERROR;
         }
     };
-    print!("{}", redactor.scrub(&report::terminal::render(&report, out.color)));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let detail = match (args.quiet, args.verbose) {
+        (true, _) => Detail::Quiet,
+        (_, true) => Detail::Verbose,
+        _ => Detail::Normal,
+    };
+    print!("{}", redactor.scrub(&report::terminal::render(&report, out.color, detail)));
     if let Err(code) = write_reports(&args, &report, &redactor, out) {
         return code;
+    }
+    if let Some(dir) = &args.evidence {
+        let bundle = evidence_bundle(&report, &suites, &args, &redactor, runner.target_source());
+        match evidence::write(dir, &bundle, evidence_key.as_ref()) {
+            Ok(files) => eprintln!("note: evidence written to {} ({} files)", dir.display(), files.len()),
+            Err(e) => {
+                out.error(&Plain::new(e.to_string()));
+                return exit::RUNTIME_ERROR;
+            }
+        }
     }
     exit_code(&report)
 }
@@ -141,20 +183,94 @@ async fn start_embedded(defect_names: &[String], out: Output) -> Result<Embedded
     })
 }
 
+/// A progress bar on stderr, for a terminal only and not with `--quiet`.
+fn progress_bar(args: &RunArgs, out: Output) -> Option<ProgressBar> {
+    if args.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let style = ProgressStyle::with_template("{spinner} {pos}/{len} cases  {elapsed}  {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::new(0).with_style(style);
+    if !out.color {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
 fn write_reports(args: &RunArgs, report: &RunReport, redactor: &Redactor, out: Output) -> Result<(), u8> {
     let outputs = [
         (&args.report_junit, report::junit::render as fn(&RunReport) -> String),
         (&args.report_json, report::json::render),
+        (&args.report_html, report::html::render),
     ];
+    let fail = |e: Plain| {
+        out.error(&e);
+        exit::RUNTIME_ERROR
+    };
     for (path, render) in outputs {
         if let Some(path) = path {
-            write_file(path, &redactor.scrub(&render(report))).map_err(|e| {
-                out.error(&e);
-                exit::RUNTIME_ERROR
-            })?;
+            write_file(path, &redactor.scrub(&render(report))).map_err(fail)?;
+        }
+    }
+    if let Some(path) = &args.report_md {
+        let text = redactor.scrub(&report::markdown::render(report));
+        if path.as_os_str() == "-" {
+            match std::env::var_os("GITHUB_STEP_SUMMARY") {
+                Some(summary) => append_file(Path::new(&summary), &text).map_err(fail)?,
+                None => print!("{text}"),
+            }
+        } else {
+            write_file(path, &text).map_err(fail)?;
         }
     }
     Ok(())
+}
+
+/// Everything a third party needs to see what was run against what, redacted.
+fn evidence_bundle(
+    report: &RunReport,
+    suites: &[Suite],
+    args: &RunArgs,
+    redactor: &Redactor,
+    target_source: Option<&crate::diagnostics::SourceFile>,
+) -> Bundle {
+    let mut files = vec![("report.json".to_string(), redactor.scrub(&report::json::render(report)).into_bytes())];
+    for suite in suites {
+        files.push((
+            evidence::bundle_path("scenarios", &suite.source.path),
+            redactor.scrub(&suite.source.text).into_bytes(),
+        ));
+    }
+    if let Some(source) = target_source {
+        files.push((evidence::bundle_path("target", &source.path), redactor.scrub(&source.text).into_bytes()));
+    }
+    let finished_at = std::time::SystemTime::now();
+    let meta = serde_json::json!({
+        "harness": "oauth-harness",
+        "harness_version": env!("CARGO_PKG_VERSION"),
+        "git_commit": env!("OAUTH_HARNESS_GIT_COMMIT"),
+        "target_issuer": report.target,
+        "target_origin": report.target_origin,
+        "started_at": humantime::format_rfc3339_seconds(report.started_at).to_string(),
+        "finished_at": humantime::format_rfc3339_seconds(finished_at).to_string(),
+        "command": redactor.scrub(&std::env::args().collect::<Vec<_>>().join(" ")),
+        "summary": report.summary,
+        "strict": args.strict,
+        "filter": args.filter,
+    });
+    files.push(("meta.json".to_string(), serde_json::to_vec_pretty(&meta).unwrap_or_default()));
+    Bundle { files }
+}
+
+fn append_file(path: &Path, text: &str) -> Result<(), Plain> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Plain::new(format!("cannot append to `{}`: {e}", path.display())))
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), Plain> {

@@ -1,8 +1,10 @@
 //! Report formats: each a pure function of a [`crate::results::RunReport`]; none sends a request.
 //! Writers return text; the caller scrubs it with the run's `Redactor` and writes it.
 
+pub mod html;
 pub mod json;
 pub mod junit;
+pub mod markdown;
 pub mod terminal;
 
 use crate::results::{CheckOutcome, VerdictKind};

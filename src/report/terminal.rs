@@ -21,7 +21,18 @@ fn outcome_label(outcome: CaseOutcome) -> (&'static str, Style) {
     }
 }
 
-pub fn render(report: &RunReport, color: bool) -> String {
+/// How much the terminal report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Failures, errors and the summary.
+    Quiet,
+    /// Every case on one line, findings below.
+    Normal,
+    /// Also every exchange, redacted.
+    Verbose,
+}
+
+pub fn render(report: &RunReport, color: bool, detail: Detail) -> String {
     let mut out = String::new();
     let id_width = report.suites.iter().flat_map(|s| &s.cases).map(|c| c.id.len()).max().unwrap_or(0);
     for suite in &report.suites {
@@ -29,8 +40,17 @@ pub fn render(report: &RunReport, color: bool) -> String {
             Some(t) => format!("{} — {}", suite.name, t),
             None => suite.name.clone(),
         };
-        let _ = writeln!(out, "{} ({})", paint(&heading, Style::new().bold(), color), suite.file);
+        let shown = detail != Detail::Quiet
+            || suite.cases.iter().any(|c| matches!(c.outcome, CaseOutcome::Failed | CaseOutcome::Error));
+        if shown {
+            let _ = writeln!(out, "{} ({})", paint(&heading, Style::new().bold(), color), suite.file);
+        }
         for case in &suite.cases {
+            let quiet_skip =
+                detail == Detail::Quiet && !matches!(case.outcome, CaseOutcome::Failed | CaseOutcome::Error);
+            if quiet_skip {
+                continue;
+            }
             let (label, style) = outcome_label(case.outcome);
             let _ = writeln!(
                 out,
@@ -58,6 +78,22 @@ pub fn render(report: &RunReport, color: bool) -> String {
                 }
                 if !check.url.is_empty() {
                     let _ = writeln!(out, "            {}", paint(&check.url, Style::new().dimmed(), color));
+                }
+            }
+            if detail == Detail::Verbose {
+                for x in case.steps.iter().flat_map(|s| s.setup.iter().chain(s.exchange.iter())) {
+                    let _ = writeln!(out, "        > {} {}", x.request.method, x.request.url);
+                    for (k, v) in &x.request.headers {
+                        let _ = writeln!(out, "        > {k}: {v}");
+                    }
+                    if let Some(body) = &x.request.body {
+                        let _ = writeln!(out, "        > {body}");
+                    }
+                    let _ = writeln!(out, "        < {} ({} ms)", x.response.status, x.response.elapsed_ms);
+                    for (k, v) in &x.response.headers {
+                        let _ = writeln!(out, "        < {k}: {v}");
+                    }
+                    let _ = writeln!(out, "        < {}", x.response.body);
                 }
             }
         }

@@ -82,6 +82,7 @@ pub fn normalise(text: &str) -> String {
         (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
         (r"\b\d+ ms\b", "N ms"),
         (r"in \d+\.\d+ s\b", "in N s"),
+        (r"— \d+\.\d+ s against", "— N s against"),
         (r#"time="[0-9.]+""#, r#"time="N""#),
         (r#""(duration|elapsed_ms)": \d+"#, r#""$1": N"#),
         (r#""started_at": "[^"]+""#, r#""started_at": "TIME""#),
@@ -90,6 +91,11 @@ pub fn normalise(text: &str) -> String {
         // Header pairs are printed over several lines in the JSON report.
         (r#""date",(\s*)"[^"]+""#, r#""date",$1"DATE""#),
         (r#""content-length",(\s*)"\d+""#, r#""content-length",$1"N""#),
+        // The same, as the HTML report prints headers and times.
+        (r"(?m)^date: .*$", "date: DATE"),
+        (r"(?m)^content-length: \d+$", "content-length: N"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME"),
+        (r"<dd>\d+ ms</dd>", "<dd>N ms</dd>"),
     ];
     let mut out = text.to_string();
     for (pattern, replacement) in rules {

@@ -1,0 +1,208 @@
+//! Evidence for self-certification: a folder a vendor hands over, holding what was run, against
+//! what, what came of it, and a SHA-256 manifest so the receiver can tell whether anything was
+//! edited afterwards. The manifest's own digest sits beside it; a detached JWS over the manifest,
+//! signed with a key from `keys generate`, proves who produced it.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::keys::KeyPair;
+
+pub const MANIFEST: &str = "manifest.json";
+pub const MANIFEST_DIGEST: &str = "manifest.json.sha256";
+pub const SIGNATURE: &str = "manifest.jws";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("cannot write `{path}`: {reason}")]
+    Unwritable { path: PathBuf, reason: String },
+    #[error("`{0}` is not an evidence folder: it has no {MANIFEST}")]
+    NoManifest(PathBuf),
+    #[error("cannot read `{path}`: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub algorithm: String,
+    /// Relative path → lower-case hex SHA-256.
+    pub files: BTreeMap<String, String>,
+}
+
+/// What goes into a bundle; every text is already redacted by the caller.
+pub struct Bundle {
+    /// (relative path in the bundle, content).
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A path inside the bundle for an input file: relative, without `..` or a root.
+pub fn bundle_path(prefix: &str, path: &Path) -> String {
+    let parts: Vec<String> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    format!("{prefix}/{}", parts.join("/"))
+}
+
+/// Writes the bundle, its manifest, the manifest's digest, and (with `key`) a detached JWS.
+pub fn write(dir: &Path, bundle: &Bundle, key: Option<&KeyPair>) -> Result<Vec<PathBuf>, EvidenceError> {
+    let unwritable =
+        |path: &Path, e: std::io::Error| EvidenceError::Unwritable { path: path.to_path_buf(), reason: e.to_string() };
+    let mut manifest = Manifest { algorithm: "sha256".into(), files: BTreeMap::new() };
+    let mut written = Vec::new();
+    for (rel, content) in &bundle.files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| unwritable(parent, e))?;
+        }
+        std::fs::write(&path, content).map_err(|e| unwritable(&path, e))?;
+        manifest.files.insert(rel.clone(), hex_sha256(content));
+        written.push(path);
+    }
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    let files = [
+        (MANIFEST, manifest_bytes.clone()),
+        (MANIFEST_DIGEST, format!("{}  {MANIFEST}\n", hex_sha256(&manifest_bytes)).into_bytes()),
+    ];
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, content).map_err(|e| unwritable(&path, e))?;
+        written.push(path);
+    }
+    if let Some(key) = key {
+        let path = dir.join(SIGNATURE);
+        std::fs::write(&path, detached_jws(key, &manifest_bytes)).map_err(|e| unwritable(&path, e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// RFC 7515 Appendix F: the compact JWS with its payload (the manifest bytes) left out.
+fn detached_jws(key: &KeyPair, payload: &[u8]) -> String {
+    let header = serde_json::json!({ "alg": key.alg.name(), "kid": key.kid, "typ": "oauth-harness-evidence+jws" });
+    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(payload));
+    let signature = key.sign(signing_input.as_bytes());
+    let (h, _) = signing_input.split_once('.').unwrap_or_default();
+    format!("{h}..{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The outcome of `evidence verify`.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub changed: Vec<String>,
+    pub missing: Vec<String>,
+    pub unexpected: Vec<String>,
+    /// The manifest does not match its recorded digest.
+    pub manifest_changed: bool,
+    /// `Some(valid?)` when a JWK was given to check the signature with.
+    pub signature: Option<Result<(), String>>,
+    pub checked: usize,
+}
+
+impl Verification {
+    pub fn intact(&self) -> bool {
+        self.changed.is_empty()
+            && self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && !self.manifest_changed
+            && !matches!(self.signature, Some(Err(_)))
+    }
+}
+
+pub fn verify(dir: &Path, jwk: Option<&serde_json::Value>) -> Result<Verification, EvidenceError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| EvidenceError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })
+    };
+    let manifest_path = dir.join(MANIFEST);
+    if !manifest_path.is_file() {
+        return Err(EvidenceError::NoManifest(dir.to_path_buf()));
+    }
+    let manifest_bytes = read(&manifest_path)?;
+    let mut v = Verification::default();
+    let recorded = String::from_utf8_lossy(&read(&dir.join(MANIFEST_DIGEST)).unwrap_or_default())
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    v.manifest_changed = recorded != hex_sha256(&manifest_bytes);
+    let manifest: Manifest = match serde_json::from_slice(&manifest_bytes) {
+        Ok(m) => m,
+        Err(_) => {
+            v.manifest_changed = true;
+            return Ok(v);
+        }
+    };
+    for (rel, digest) in &manifest.files {
+        match std::fs::read(dir.join(rel)) {
+            Ok(bytes) if hex_sha256(&bytes) == *digest => {}
+            Ok(_) => v.changed.push(rel.clone()),
+            Err(_) => v.missing.push(rel.clone()),
+        }
+        v.checked += 1;
+    }
+    let known: Vec<&str> =
+        manifest.files.keys().map(String::as_str).chain([MANIFEST, MANIFEST_DIGEST, SIGNATURE]).collect();
+    for path in walk(dir) {
+        let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+        if !known.contains(&rel.as_str()) {
+            v.unexpected.push(rel);
+        }
+    }
+    if let Some(jwk) = jwk {
+        v.signature = Some(verify_signature(&dir.join(SIGNATURE), &manifest_bytes, jwk));
+    }
+    Ok(v)
+}
+
+fn verify_signature(path: &Path, manifest: &[u8], jwk: &serde_json::Value) -> Result<(), String> {
+    let jws = std::fs::read_to_string(path).map_err(|_| format!("no {SIGNATURE} in the bundle"))?;
+    let (header, signature) = jws.trim().split_once("..").ok_or("manifest.jws is not a detached JWS")?;
+    let compact = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(manifest));
+    let alg: jsonwebtoken::Algorithm =
+        jwk.get("alg").and_then(|a| a.as_str()).unwrap_or("RS384").parse().map_err(|_| "unknown alg in the JWK")?;
+    let key: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).map_err(|e| format!("not a JWK: {e}"))?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(&key).map_err(|e| format!("unusable JWK: {e}"))?;
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<serde_json::Value>(&compact, &key, &validation)
+        .map(|_| ())
+        .map_err(|e| format!("signature does not verify: {e}"))
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_paths_stay_inside_the_bundle() {
+        assert_eq!(bundle_path("scenarios", Path::new("../x/./y.yaml")), "scenarios/x/y.yaml");
+        assert_eq!(bundle_path("target", Path::new("/etc/t.yaml")), "target/etc/t.yaml");
+    }
+}

@@ -1,0 +1,18 @@
+//! The HTML report: one self-contained file (inline CSS and JS, no fetches), readable without
+//! JavaScript (cases are `<details>`). Rendered with a minijinja template, auto-escaped.
+
+use minijinja::{Environment, Value, context};
+
+use crate::results::RunReport;
+
+const TEMPLATE: &str = include_str!("templates/run.html");
+
+pub fn render(report: &RunReport) -> String {
+    let mut env = Environment::new();
+    // The `.html` name turns on HTML auto-escaping: server answers are data, never markup.
+    env.add_template("run.html", TEMPLATE).unwrap_or_else(|e| unreachable!("the built-in template parses: {e}"));
+    let verdict = if report.summary.failed > 0 || report.summary.errors > 0 { "FAILED" } else { "PASSED" };
+    env.get_template("run.html")
+        .and_then(|t| t.render(context! { report => Value::from(minijinja::value::Serde(report)), verdict => verdict }))
+        .unwrap_or_else(|e| unreachable!("the built-in template renders every report: {e}"))
+}
