@@ -75,6 +75,14 @@ pub enum KeysCommand {
         after_help = "Examples:\n  oauth-harness keys generate --alg RS384 --out keys/backend\n  oauth-harness keys generate --alg ES384 --kid pem-sha256-16 --out keys/backend-ec"
     )]
     Generate(KeysGenerateArgs),
+    /// Generate a test PKI for mTLS: a CA, a server certificate for 127.0.0.1/localhost, a
+    /// registered client's certificate (PEM and PKCS#12) and another client's.
+    #[command(after_help = "Example:\n  oauth-harness keys tls --out fixtures/pki")]
+    Tls {
+        /// Folder to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Print a JWKS (public keys only) for existing private key PEM files, to register by value.
     #[command(after_help = "Example:\n  oauth-harness keys jwks keys/backend/private.pem keys/backend-ec/private.pem")]
     Jwks(KeysJwksArgs),
@@ -170,6 +178,30 @@ pub enum MockCommand {
         after_help = "Examples:\n  oauth-harness mock identity-server --port 8080\n  oauth-harness mock identity-server --defect invalid-client-400 --defect no-cache-headers\n  oauth-harness mock identity-server --list-defects"
     )]
     IdentityServer(MockArgs),
+    /// Pro Santé Connect CIBA (poll mode) behind a TLS front that asks for client certificates.
+    #[command(
+        after_help = "Examples:\n  oauth-harness mock psc --port 8443\n  oauth-harness mock psc --defect no-slow-down\n  oauth-harness mock psc --list-defects"
+    )]
+    Psc(PscMockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PscMockArgs {
+    /// Port on 127.0.0.1 (a free one when absent).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Switch a defect on (repeatable).
+    #[arg(long = "defect", value_name = "NAME")]
+    pub defects: Vec<String>,
+    /// Print the defects this mock can switch on, one a line (name, then the rule it breaks).
+    #[arg(long)]
+    pub list_defects: bool,
+    /// `interval` of backchannel answers (PSC uses 5 s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
+    /// `expires_in` of backchannel answers (PSC uses 120 s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ pub enum AuthUsed {
     ClientSecretPost,
     Both,
     PrivateKeyJwt,
+    TlsClientAuth,
     None,
     Bearer,
 }
@@ -42,6 +43,23 @@ pub struct RequestContext {
     pub jku_fetches: Option<usize>,
     /// For introspection, revocation and resource calls: what is known about the token sent.
     pub subject: Option<TokenFacts>,
+    /// For CIBA polls: the sequence of polls and what the answer must match.
+    pub ciba: Option<CibaFacts>,
+}
+
+/// What CIBA checks compare the final poll answer with.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CibaFacts {
+    pub polls: Vec<crate::flows::ciba::PollRecord>,
+    pub client_id: String,
+    pub issuer: String,
+    /// The request's auth_req_id (a credential: never serialized).
+    #[serde(skip)]
+    pub auth_req_id: String,
+    /// base64url SHA-256 of the client certificate used, for `cnf.x5t#S256`.
+    pub cert_thumbprint: Option<String>,
+    /// The id_token's signature checked against the server's `jwks_uri`.
+    pub id_token_signature: Option<Result<(), String>>,
 }
 
 /// What the harness knows about a token it obtained, to compare with what servers say of it.

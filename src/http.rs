@@ -96,8 +96,17 @@ pub enum TransportError {
     Unreachable { url: String, detail: String },
     #[error("{url} did not answer within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
+    #[error("TLS with {url} failed: {detail}")]
+    Tls { url: String, detail: String },
     #[error("request to {url} failed: {detail}")]
     Other { url: String, detail: String },
+}
+
+/// TLS settings of a client: trusted CAs (only these, when given) and an mTLS identity.
+#[derive(Clone, Default, Debug)]
+pub struct TlsSettings {
+    pub ca: Vec<reqwest::Certificate>,
+    pub identity: Option<reqwest::Identity>,
 }
 
 #[derive(Clone)]
@@ -109,7 +118,18 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(timeout: Duration) -> Result<Self, TransportError> {
-        let inner = reqwest::Client::builder()
+        Self::with_tls(timeout, &TlsSettings::default())
+    }
+
+    pub fn with_tls(timeout: Duration, tls: &TlsSettings) -> Result<Self, TransportError> {
+        let mut builder = reqwest::Client::builder();
+        if !tls.ca.is_empty() {
+            builder = builder.tls_certs_only(tls.ca.clone());
+        }
+        if let Some(identity) = &tls.identity {
+            builder = builder.identity(identity.clone());
+        }
+        let inner = builder
             .timeout(timeout)
             .connect_timeout(timeout)
             // Redirects from a token endpoint are worth seeing, not following.
@@ -160,6 +180,8 @@ impl HttpClient {
         let detail = error_chain(e);
         if e.is_timeout() {
             TransportError::Timeout { url: url.to_string(), timeout: self.timeout }
+        } else if ["certificate", "Certificate", "handshake", "TLS", "tls"].iter().any(|w| detail.contains(w)) {
+            TransportError::Tls { url: url.to_string(), detail }
         } else if e.is_connect() {
             TransportError::Unreachable { url: url.to_string(), detail }
         } else {

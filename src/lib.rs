@@ -17,6 +17,7 @@ pub mod http;
 pub mod jwks_server;
 pub mod keys;
 pub mod mock;
+pub mod pki;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -27,6 +27,24 @@ pub struct RunReport {
     pub summary: Summary,
 }
 
+impl RunReport {
+    /// One report from the runs of several targets (the embedded mocks of several systems).
+    pub fn merge(parts: Vec<RunReport>) -> Option<RunReport> {
+        let mut parts = parts.into_iter();
+        let mut merged = parts.next()?;
+        for part in parts {
+            merged.target = format!("{} + {}", merged.target, part.target);
+            if merged.target_origin != part.target_origin {
+                merged.target_origin = format!("{} + {}", merged.target_origin, part.target_origin);
+            }
+            merged.started_at = merged.started_at.min(part.started_at);
+            merged.suites.extend(part.suites);
+        }
+        merged.summary = Summary::of(&merged.suites);
+        Some(merged)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
     pub cases: usize,

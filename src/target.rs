@@ -2,7 +2,7 @@
 //! and the clients the scenarios refer to by name.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -37,6 +37,35 @@ struct TargetFile {
     /// Port for the JWKS the harness serves (`jwks_url: serve`); random when absent. Fix it when
     /// the server under test must be told the URL in advance.
     jwks_server_port: Option<u16>,
+    tls: Option<TlsDef>,
+    ciba: Option<CibaDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsDef {
+    /// PEM bundle of the CAs to trust (only these) for the target's server certificates.
+    ca: Option<Spanned<String>>,
+}
+
+/// CIBA settings: where the flow starts, the test users, and how a test can play the user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CibaDef {
+    /// Discovery document path under the issuer (`/.well-known/wallet-openid-configuration`).
+    discovery: Option<String>,
+    /// Login hints by behaviour: `approves`, `denies`, `never-answers`, `manual`, `unknown`.
+    #[serde(default)]
+    users: BTreeMap<String, Spanned<String>>,
+    /// A test-only call that approves a pending request; `{auth_req_id}` is replaced.
+    approval_hook: Option<HookDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookDef {
+    method: Option<String>,
+    url: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +92,12 @@ struct ClientDef {
     kid_style: Option<KidStyle>,
     /// `serve`: the harness serves this client's JWKS on 127.0.0.1 for the run.
     jwks_url: Option<Spanned<String>>,
+    /// mTLS identity: PEM certificate and key, relative to the target file…
+    certificate: Option<Spanned<String>>,
+    certificate_key: Option<Spanned<String>>,
+    /// …or a PKCS#12 file and its password (use `${env:…}`).
+    pkcs12: Option<Spanned<String>>,
+    pkcs12_password: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -71,6 +106,8 @@ pub enum ClientAuth {
     ClientSecretBasic,
     ClientSecretPost,
     PrivateKeyJwt,
+    /// RFC 8705 §2: the client is authenticated by its TLS certificate.
+    TlsClientAuth,
 }
 
 impl From<ClientAuth> for AuthChoice {
@@ -79,6 +116,7 @@ impl From<ClientAuth> for AuthChoice {
             ClientAuth::ClientSecretBasic => AuthChoice::ClientSecretBasic,
             ClientAuth::ClientSecretPost => AuthChoice::ClientSecretPost,
             ClientAuth::PrivateKeyJwt => AuthChoice::PrivateKeyJwt,
+            ClientAuth::TlsClientAuth => AuthChoice::TlsClientAuth,
         }
     }
 }
@@ -97,7 +135,22 @@ pub struct Target {
     pub timeout: Duration,
     pub clients: BTreeMap<String, Client>,
     pub jwks_server_port: Option<u16>,
+    /// CAs to trust for the target's server certificates (only these), when given.
+    pub ca: Vec<reqwest::Certificate>,
+    pub ciba: CibaSettings,
 }
+
+/// CIBA settings of a target.
+#[derive(Debug, Clone, Default)]
+pub struct CibaSettings {
+    pub discovery_path: String,
+    /// Login hints by behaviour (`approves`, `denies`, `never-answers`, `manual`, `unknown`).
+    pub users: BTreeMap<String, String>,
+    pub approval_hook: Option<(reqwest::Method, String)>,
+}
+
+/// Pro Santé Connect publishes its CIBA metadata here, not at openid-configuration.
+pub const DEFAULT_CIBA_DISCOVERY: &str = "/.well-known/wallet-openid-configuration";
 
 #[derive(Debug, Clone)]
 pub struct Resource {
@@ -115,6 +168,8 @@ pub struct Client {
     pub key: Option<Arc<KeyPair>>,
     /// The harness serves this client's JWKS during the run.
     pub serve_jwks: bool,
+    /// mTLS identity.
+    pub identity: Option<crate::pki::ClientIdentity>,
 }
 
 impl Target {
@@ -197,6 +252,12 @@ impl Resolver<'_> {
         if auth == ClientAuth::PrivateKeyJwt && key.is_none() && def.private_key.is_none() {
             self.fail(&def.client_id, "a private_key_jwt client needs `private_key`".into());
         }
+        let identity = self.identity(def);
+        let auth = match def.auth {
+            Some(a) => a,
+            None if identity.is_some() && key.is_none() && def.client_secret.is_none() => ClientAuth::TlsClientAuth,
+            None => auth,
+        };
         Client {
             client_id: self.text(&def.client_id),
             secret: def.client_secret.as_ref().map(|s| Secret::new(self.text(s))),
@@ -204,6 +265,41 @@ impl Resolver<'_> {
             scope: def.scope.as_ref().map(|s| self.text(s)),
             key,
             serve_jwks,
+            identity,
+        }
+    }
+
+    fn path(&mut self, v: &Spanned<String>) -> PathBuf {
+        self.source.path.parent().unwrap_or(Path::new(".")).join(self.text(v))
+    }
+
+    fn identity(&mut self, def: &ClientDef) -> Option<crate::pki::ClientIdentity> {
+        let loaded = match (&def.certificate, &def.certificate_key, &def.pkcs12) {
+            (Some(c), Some(k), None) => {
+                let (cert, key) = (self.path(c), self.path(k));
+                crate::pki::identity_from_pem(&cert, &key).map_err(|e| (c, e))
+            }
+            (None, None, Some(p)) => {
+                let path = self.path(p);
+                let password = def.pkcs12_password.as_ref().map(|p| self.text(p)).unwrap_or_default();
+                crate::pki::identity_from_pkcs12(&path, &password).map_err(|e| (p, e))
+            }
+            (None, None, None) => return None,
+            (Some(c), None, _) | (_, None, Some(c)) if def.certificate_key.is_none() && def.pkcs12.is_none() => {
+                self.fail(c, "`certificate` needs `certificate_key`".into());
+                return None;
+            }
+            (_, _, _) => {
+                self.fail(&def.client_id, "give either `certificate` + `certificate_key`, or `pkcs12`".into());
+                return None;
+            }
+        };
+        match loaded {
+            Ok(identity) => Some(identity),
+            Err((at, e)) => {
+                self.fail(at, e.to_string());
+                None
+            }
         }
     }
 
@@ -245,6 +341,27 @@ fn resolve(source: &SourceFile, file: TargetFile, errors: &mut Vec<LocatedError>
         }),
     };
     let clients = file.clients.iter().map(|(name, def)| (name.clone(), r.client(def))).collect();
+    let ca = match file.tls.as_ref().and_then(|t| t.ca.as_ref()) {
+        None => Vec::new(),
+        Some(v) => {
+            let path = r.path(v);
+            crate::pki::ca_bundle(&path).unwrap_or_else(|e| {
+                r.fail(v, e.to_string());
+                Vec::new()
+            })
+        }
+    };
+    let ciba = match &file.ciba {
+        None => CibaSettings { discovery_path: DEFAULT_CIBA_DISCOVERY.into(), ..CibaSettings::default() },
+        Some(def) => CibaSettings {
+            discovery_path: def.discovery.clone().unwrap_or_else(|| DEFAULT_CIBA_DISCOVERY.into()),
+            users: def.users.iter().map(|(k, v)| (k.clone(), r.text(v))).collect(),
+            approval_hook: def.approval_hook.as_ref().map(|h| {
+                let method = h.method.as_deref().unwrap_or("POST").parse().unwrap_or(reqwest::Method::POST);
+                (method, r.text(&h.url))
+            }),
+        },
+    };
     errors.append(&mut r.errors);
     Target {
         origin: source.path.display().to_string(),
@@ -257,5 +374,7 @@ fn resolve(source: &SourceFile, file: TargetFile, errors: &mut Vec<LocatedError>
         timeout,
         clients,
         jwks_server_port: file.jwks_server_port,
+        ca,
+        ciba,
     }
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use oauth_harness::mock::DefectSet;
 use oauth_harness::mock::embedded::Embedded;
 use oauth_harness::mock::identity_server::Defect;
+use oauth_harness::mock::psc::Defect as PscDefect;
 use oauth_harness::results::{CaseOutcome, RunReport, VerdictKind};
 use oauth_harness::run::{RunOptions, Runner};
 use oauth_harness::scenario::{Loaded, Suite, load_paths};
@@ -72,6 +73,35 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("resource-accepts-expired", &["rfc6750.3.1.expired-token"]),
 ];
 
+/// The PSC mock's defects and the checks each must fail.
+const EXPECTED_PSC: &[(&str, &[&str])] = &[
+    ("no-slow-down", &["ciba.11.slow-down"]),
+    ("interval-missing", &["ciba.7.3.interval"]),
+    // Tokens handed out early show wherever the user had not answered yet.
+    (
+        "token-before-approval",
+        &[
+            "ciba.10.1.id-token",
+            "ciba.11.access-denied",
+            "ciba.11.authorization-pending",
+            "ciba.11.expired-token",
+            "ciba.11.slow-down",
+        ],
+    ),
+    ("reuse-auth-req-id", &["ciba.11.reused-auth-req-id"]),
+    ("cross-client", &["ciba.11.other-client"]),
+    ("no-expiry", &["ciba.11.expired-token"]),
+    ("access-denied-as-pending", &["ciba.11.access-denied"]),
+    ("id-token-wrong-aud", &["ciba.id-token.aud"]),
+    ("cnf-missing", &["rfc8705.3.cnf"]),
+    ("mtls-not-enforced", &["rfc8705.2.no-certificate"]),
+    ("mtls-any-subject", &["rfc8705.2.subject-mismatch"]),
+    ("two-hints-accepted", &["ciba.7.1.two-hints"]),
+    ("openid-scope-optional", &["ciba.7.1.openid-scope"]),
+    ("weak-auth-req-id", &["ciba.7.3.auth-req-id"]),
+    ("discovery-no-poll-mode", &["ciba.4.poll-mode"]),
+];
+
 fn shipped_suites() -> Vec<Suite> {
     let loaded = load_paths(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")])
         .unwrap_or_else(|e| panic!("shipped scenarios load: {e:?}"));
@@ -84,13 +114,20 @@ fn shipped_suites() -> Vec<Suite> {
         .collect()
 }
 
-async fn run_with(defects: &[Defect], suites: &[Suite]) -> RunReport {
-    let embedded = Embedded::start(DefectSet::new(defects.iter().copied())).await.expect("mocks start");
-    let runner =
-        Runner::prepare(embedded.target.clone(), embedded.jwks.clone(), Redactor::new(), RunOptions::default())
+/// Every shipped suite against the embedded mocks (each suite against its system's mock).
+async fn run_with(defects: &[Defect], psc_defects: &[PscDefect]) -> RunReport {
+    let embedded =
+        Embedded::start_with(DefectSet::new(defects.iter().copied()), DefectSet::new(psc_defects.iter().copied()))
+            .await
+            .expect("mocks start");
+    let mut parts = Vec::new();
+    for (target, suites) in embedded.group(shipped_suites()) {
+        let runner = Runner::prepare(target, embedded.jwks.clone(), Redactor::new(), RunOptions::default())
             .await
             .expect("mock reachable");
-    runner.run(suites).await.expect("cases selected")
+        parts.push(runner.run(&suites).await.expect("cases selected"));
+    }
+    RunReport::merge(parts).expect("some suites ran")
 }
 
 fn failed_checks(report: &RunReport) -> BTreeSet<String> {
@@ -107,8 +144,7 @@ fn failed_checks(report: &RunReport) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn conformant_mock_passes_every_shipped_case() {
-    let suites = shipped_suites();
-    let report = run_with(&[], &suites).await;
+    let report = run_with(&[], &[]).await;
     let not_passed: Vec<String> = report
         .suites
         .iter()
@@ -117,7 +153,7 @@ async fn conformant_mock_passes_every_shipped_case() {
         .map(|c| format!("{} ({:?}): {:?}", c.id, c.outcome, c.failed_checks().map(|k| &k.id).collect::<Vec<_>>()))
         .collect();
     assert!(not_passed.is_empty(), "not passed on the conformant mock: {not_passed:#?}");
-    assert!(report.summary.cases >= 60);
+    assert!(report.summary.cases >= 70);
 }
 
 #[tokio::test]
@@ -126,17 +162,21 @@ async fn each_defect_fails_exactly_its_rule() {
     let listed: Vec<&str> = Defect::ALL.iter().map(|d| d.name()).collect();
     assert_eq!(table, listed, "the table must cover every defect the mock lists, in order");
 
-    let suites = shipped_suites();
-    // Each defect gets its own mocks; runs go eight at a time (the expiry suite waits out a token).
-    let results: Vec<(&str, BTreeSet<String>, BTreeSet<String>, usize)> = futures_util::stream::iter(EXPECTED)
-        .map(|(name, expected)| {
-            let suites = &suites;
-            async move {
-                let defect = Defect::from_name(name).expect("listed");
-                let report = run_with(&[defect], suites).await;
-                let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-                (*name, expected, failed_checks(&report), report.summary.errors)
-            }
+    let table: Vec<&str> = EXPECTED_PSC.iter().map(|(d, _)| *d).collect();
+    let listed: Vec<&str> = PscDefect::ALL.iter().map(|d| d.name()).collect();
+    assert_eq!(table, listed, "the PSC table must cover every defect the PSC mock lists, in order");
+
+    // Each defect gets its own mocks; runs go eight at a time (the expiry and CIBA suites wait).
+    let runs = EXPECTED.iter().map(|(n, e)| (*n, *e, true)).chain(EXPECTED_PSC.iter().map(|(n, e)| (*n, *e, false)));
+    let results: Vec<(&str, BTreeSet<String>, BTreeSet<String>, usize)> = futures_util::stream::iter(runs)
+        .map(|(name, expected, identity_server)| async move {
+            let report = if identity_server {
+                run_with(&[Defect::from_name(name).expect("listed")], &[]).await
+            } else {
+                run_with(&[], &[PscDefect::from_name(name).expect("listed")]).await
+            };
+            let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+            (name, expected, failed_checks(&report), report.summary.errors)
         })
         .buffer_unordered(8)
         .collect()

@@ -64,6 +64,11 @@ pub fn apply(
             }
             AuthUsed::PrivateKeyJwt
         }
+        AuthChoice::TlsClientAuth => {
+            // The certificate authenticates; the form names the client (RFC 8705 §2).
+            form.push(("client_id".into(), Value::Plain(creds.client_id.into())));
+            AuthUsed::TlsClientAuth
+        }
         AuthChoice::None => {
             // A public client still names itself (RFC 6749 §3.2.1).
             form.push(("client_id".into(), Value::Plain(creds.client_id.into())));

@@ -5,6 +5,7 @@
 //! `invalid_client` error) answers [`Verdict::NotApplicable`] with the reason: each server defect
 //! then fails exactly the rule it breaks, and the report says why the others did not apply.
 
+pub mod ciba;
 mod discovery;
 mod introspection;
 mod private_key_jwt;
@@ -105,6 +106,34 @@ pub const BUNDLES: &[Bundle] = &[
         ],
     },
     Bundle {
+        name: "ciba-discovery",
+        summary: "CIBA metadata (CIBA §4)",
+        checks: &["ciba.4.backchannel-endpoint", "ciba.4.poll-mode", "ciba.4.grant-type"],
+    },
+    Bundle {
+        name: "ciba-auth-response",
+        summary: "a backchannel authentication answer (CIBA §7.3)",
+        checks: &["ciba.7.3.auth-req-id", "ciba.7.3.expires-in", "ciba.7.3.interval"],
+    },
+    Bundle {
+        name: "ciba-token-response",
+        summary: "a CIBA token answer: RFC 6749 §5.1 format, the id_token, certificate binding (CIBA §10.1)",
+        checks: &[
+            "rfc6749.5.1.content-type",
+            "rfc6749.5.1.access-token",
+            "rfc6749.5.1.token-type",
+            "rfc6749.5.1.expires-in",
+            "rfc6749.5.1.cache-control",
+            "rfc6749.5.1.pragma",
+            "ciba.10.1.id-token",
+            "ciba.id-token.signature",
+            "ciba.id-token.claims",
+            "ciba.id-token.aud",
+            "ciba.id-token.auth-req-id",
+            "rfc8705.3.cnf",
+        ],
+    },
+    Bundle {
         name: "openid-configuration",
         summary: "the OpenID Provider metadata document (OIDC Discovery §3, §4.3)",
         checks: &["oidc.discovery.issuer", "oidc.discovery.required-members", "oidc.discovery.https-urls"],
@@ -140,6 +169,7 @@ pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
         .chain(private_key_jwt::CHECKS)
         .chain(discovery::CHECKS)
         .chain(introspection::CHECKS)
+        .chain(ciba::CHECKS)
 }
 
 pub fn find(id: &str) -> Option<&'static CheckDef> {

@@ -9,6 +9,19 @@ pub fn keys(command: KeysCommand, out: Output) -> u8 {
     match command {
         KeysCommand::Generate(args) => generate(args, out),
         KeysCommand::Jwks(args) => jwks(args, out),
+        KeysCommand::Tls { out: dir } => match crate::pki::generate(&dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("wrote {}", f.display());
+                }
+                println!("client.p12 password: the test password in src/pki.rs (P12_PASSWORD)");
+                exit::SUCCESS
+            }
+            Err(e) => {
+                out.error(&Plain::new(e.to_string()));
+                exit::INVALID_INPUT
+            }
+        },
     }
 }
 

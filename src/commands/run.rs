@@ -50,8 +50,9 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
         return exit::INVALID_INPUT;
     }
 
-    // The embedded mocks (and the JWKS server) live for the whole run.
-    let (mut target, jwks, _embedded) = match args.target.as_deref() {
+    // The embedded mocks (and the JWKS server) live for the whole run. Each suite runs against
+    // its system's target: one target file for all, or the embedded mock of its system.
+    let (groups, jwks, _embedded) = match args.target.as_deref() {
         Some(path) => {
             let target = match load_target(path, &args, out) {
                 Ok(t) => t,
@@ -67,16 +68,13 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
             for (client, url) in publish_served_clients(&target, &jwks) {
                 eprintln!("note: serving the JWKS of client `{client}` at {url} (register this URL)");
             }
-            (target, jwks, None)
+            (vec![(target, suites)], jwks, None)
         }
         None => match start_embedded(&args.mock_defects, out).await {
-            Ok(embedded) => (embedded.target.clone(), embedded.jwks.clone(), Some(embedded)),
+            Ok(embedded) => (embedded.group(suites), embedded.jwks.clone(), Some(embedded)),
             Err(code) => return code,
         },
     };
-    if let Some(timeout) = args.timeout {
-        target.timeout = timeout;
-    }
 
     // An unusable signing key is our input's fault: say so before any traffic.
     let evidence_key = match args.evidence_key.as_deref().map(|p| KeyPair::load(p, KidStyle::Rfc7638)).transpose() {
@@ -95,31 +93,60 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
         }))
     });
     let options = RunOptions { filter: args.filter.clone(), strict: args.strict, jobs: args.jobs as usize, progress };
-    let runner = match Runner::prepare(target, jwks, redactor.clone(), options).await {
-        Ok(r) => r,
-        Err(e) => {
-            out.error(&e);
-            return exit::RUNTIME_ERROR;
+    let mut runners = Vec::new();
+    let mut selected = 0;
+    for (mut target, suites) in groups {
+        if let Some(timeout) = args.timeout {
+            target.timeout = timeout;
         }
-    };
-    if let Err(e) = runner.preflight(&suites) {
-        out.error(&e);
-        return exit::INVALID_INPUT;
-    }
-    if let Some(bar) = &bar {
-        bar.set_length(runner.selected_count(&suites) as u64);
-    }
-    let report = match runner.run(&suites).await {
-        Ok(r) => r,
-        Err(e @ RunError::EmptyFilter(_)) => {
+        let runner = match Runner::prepare(target, jwks.clone(), redactor.clone(), options.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                out.error(&e);
+                return exit::RUNTIME_ERROR;
+            }
+        };
+        if let Err(e) = runner.preflight(&suites) {
             out.error(&e);
             return exit::INVALID_INPUT;
         }
-        Err(e) => {
-            out.error(&e);
-            return exit::RUNTIME_ERROR;
+        let count = runner.selected_count(&suites);
+        selected += count;
+        if count > 0 {
+            runners.push((runner, suites));
         }
+    }
+    if selected == 0 {
+        out.error(&RunError::EmptyFilter(args.filter.clone().unwrap_or_default()));
+        return exit::INVALID_INPUT;
+    }
+    if let Some(bar) = &bar {
+        bar.set_length(selected as u64);
+    }
+    // Systems run side by side: the PSC suite's waits need not hold the others back.
+    let started = std::time::Instant::now();
+    let results = futures_util::future::join_all(runners.iter().map(|(runner, suites)| runner.run(suites))).await;
+    let mut parts = Vec::new();
+    for result in results {
+        match result {
+            Ok(r) => parts.push(r),
+            Err(e @ RunError::EmptyFilter(_)) => {
+                out.error(&e);
+                return exit::INVALID_INPUT;
+            }
+            Err(e) => {
+                out.error(&e);
+                return exit::RUNTIME_ERROR;
+            }
+        }
+    }
+    let Some(mut report) = RunReport::merge(parts) else {
+        out.error(&RunError::EmptyFilter(args.filter.clone().unwrap_or_default()));
+        return exit::INVALID_INPUT;
     };
+    report.duration = started.elapsed();
+    let all_suites: Vec<&Suite> = runners.iter().flat_map(|(_, s)| s.iter()).collect();
+    let target_source = runners.first().and_then(|(r, _)| r.target_source());
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -133,7 +160,7 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
         return code;
     }
     if let Some(dir) = &args.evidence {
-        let bundle = evidence_bundle(&report, &suites, &args, &redactor, runner.target_source());
+        let bundle = evidence_bundle(&report, &all_suites, &args, &redactor, target_source);
         match evidence::write(dir, &bundle, evidence_key.as_ref()) {
             Ok(files) => eprintln!("note: evidence written to {} ({} files)", dir.display(), files.len()),
             Err(e) => {
@@ -160,10 +187,12 @@ fn load_target(path: &Path, args: &RunArgs, out: Output) -> Result<Target, u8> {
 
 async fn start_embedded(defect_names: &[String], out: Output) -> Result<Embedded, u8> {
     let mut defects = Vec::new();
+    let mut psc_defects = Vec::new();
     for name in defect_names {
-        match identity_server::Defect::from_name(name) {
-            Some(d) => defects.push(d),
-            None => {
+        match (identity_server::Defect::from_name(name), mock::psc::Defect::from_name(name)) {
+            (Some(d), _) => defects.push(d),
+            (None, Some(d)) => psc_defects.push(d),
+            (None, None) => {
                 let names = mock::all_defect_names();
                 let e = Plain::new(format!("no mock has a defect named `{name}`"));
                 let e = match did_you_mean(name, names.iter().copied()) {
@@ -177,7 +206,7 @@ async fn start_embedded(defect_names: &[String], out: Output) -> Result<Embedded
             }
         }
     }
-    Embedded::start(mock::DefectSet::new(defects)).await.map_err(|e| {
+    Embedded::start_with(mock::DefectSet::new(defects), mock::DefectSet::new(psc_defects)).await.map_err(|e| {
         out.error(&Plain::new(format!("cannot start the embedded mocks: {e}")));
         exit::RUNTIME_ERROR
     })
@@ -230,7 +259,7 @@ fn write_reports(args: &RunArgs, report: &RunReport, redactor: &Redactor, out: O
 /// Everything a third party needs to see what was run against what, redacted.
 fn evidence_bundle(
     report: &RunReport,
-    suites: &[Suite],
+    suites: &[&Suite],
     args: &RunArgs,
     redactor: &Redactor,
     target_source: Option<&crate::diagnostics::SourceFile>,

@@ -1,5 +1,6 @@
 //! Protocol clients: each builds the request for one kind of step, deviations included.
 
+pub mod ciba;
 pub mod discovery;
 pub mod introspection;
 pub mod resource;

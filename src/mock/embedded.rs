@@ -4,18 +4,48 @@
 use std::sync::Arc;
 
 use super::identity_server::{Config, Defect};
+use super::psc::PscMock;
 use super::{DefectSet, IdentityServerMock};
 use crate::jwks_server::JwksServer;
 use crate::target::Target;
 
 pub struct Embedded {
+    /// The Identity Server mock's target.
     pub target: Target,
+    /// The Pro Santé Connect mock's target.
+    pub psc: Target,
     pub jwks: Arc<JwksServer>,
     _identity_server: IdentityServerMock,
+    _psc: PscMock,
 }
 
 impl Embedded {
+    /// The target of a suite's system.
+    pub fn target_for(&self, system: &str) -> &Target {
+        if system == super::psc::NAME { &self.psc } else { &self.target }
+    }
+
+    /// Suites grouped by the mock they run against, in first-seen order.
+    pub fn group(&self, suites: Vec<crate::scenario::Suite>) -> Vec<(Target, Vec<crate::scenario::Suite>)> {
+        let mut groups: Vec<(Target, Vec<crate::scenario::Suite>)> = Vec::new();
+        for suite in suites {
+            let target = self.target_for(&suite.system);
+            match groups.iter_mut().find(|(t, _)| t.issuer == target.issuer) {
+                Some((_, list)) => list.push(suite),
+                None => groups.push((target.clone(), vec![suite])),
+            }
+        }
+        groups
+    }
+
     pub async fn start(defects: DefectSet<Defect>) -> std::io::Result<Self> {
+        Self::start_with(defects, DefectSet::default()).await
+    }
+
+    pub async fn start_with(
+        defects: DefectSet<Defect>,
+        psc_defects: DefectSet<super::psc::Defect>,
+    ) -> std::io::Result<Self> {
         let jwks = Arc::new(JwksServer::start(None).await?);
         let mut config = Config { defects, ..Config::default() };
         // Clients registered "by URL": the harness serves their JWKS and the mock fetches it.
@@ -27,6 +57,13 @@ impl Embedded {
             }
         }
         let identity_server = IdentityServerMock::start(config, None).await?;
-        Ok(Self { target: identity_server.target(), jwks, _identity_server: identity_server })
+        let psc = PscMock::start(super::psc::Config { defects: psc_defects, ..Default::default() }, None).await?;
+        Ok(Self {
+            target: identity_server.target(),
+            psc: psc.target(),
+            jwks,
+            _identity_server: identity_server,
+            _psc: psc,
+        })
     }
 }

@@ -227,8 +227,19 @@ impl Validator<'_> {
         if cases.is_empty() {
             self.error(Span { line: 1, column: 1, offset: 0, len: 1 }, "the suite has no cases");
         }
+        let system = match &file.system {
+            None => "identity-server".to_string(),
+            Some(s) if crate::mock::SYSTEMS.contains(&s.value.as_str()) => s.value.clone(),
+            Some(s) => {
+                let span = self.at(s);
+                let e = self.error(span, format!("unknown system `{}`", s.value));
+                e.help = Some(format!("systems: {}", crate::mock::SYSTEMS.join(", ")));
+                s.value.clone()
+            }
+        };
         Suite {
             name: file.suite,
+            system,
             title: file.title,
             spec: file.spec,
             source: self.source.clone(),
@@ -247,6 +258,9 @@ impl Validator<'_> {
             introspect: def.introspect,
             revoke: def.revoke,
             wait: def.wait,
+            ciba: def.ciba,
+            poll: def.poll,
+            approve: def.approve,
             expect: def.expect,
         };
         let has_short = action_count(&short) > 0;
@@ -314,6 +328,27 @@ impl Validator<'_> {
                 token: r.token.unwrap_or(super::TokenRef::Last),
                 token_type_hint: r.token_type_hint,
             })
+        } else if let Some(c) = def.ciba {
+            Action::Ciba(super::CibaSpec {
+                client: self.named(&c.client),
+                user: self.named(&c.user),
+                channel: c.channel.unwrap_or_else(|| "CARD".into()),
+                binding_message: c.binding_message.unwrap_or_else(|| "42".into()),
+                acr_values: c.acr_values.unwrap_or_else(|| "eidas1".into()),
+                scope: c.scope.unwrap_or_else(|| "openid scope_all".into()),
+                requested_expiry: c.requested_expiry,
+                two_hints: c.two_hints,
+                without_certificate: c.certificate.is_some(),
+                approve_with_hook: c.approve.is_some(),
+            })
+        } else if let Some(p) = def.poll {
+            Action::Poll(super::PollSpec {
+                client: self.named(&p.client),
+                too_fast: p.pace == Some(super::model::PollPace::TooFast),
+                once: p.once,
+            })
+        } else if def.approve.is_some() {
+            Action::Approve
         } else if let Some(w) = def.wait {
             let _ = w.until;
             Action::Wait(super::WaitSpec {
@@ -405,6 +440,9 @@ fn action_count(step: &StepDef) -> usize {
         step.introspect.is_some(),
         step.revoke.is_some(),
         step.wait.is_some(),
+        step.ciba.is_some(),
+        step.poll.is_some(),
+        step.approve.is_some(),
     ]
     .iter()
     .filter(|b| **b)

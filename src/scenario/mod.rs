@@ -28,6 +28,8 @@ pub struct Suite {
     pub spec: Option<String>,
     pub source: SourceFile,
     pub client: Option<Named>,
+    /// The system the suite is for (`identity-server`, `psc`).
+    pub system: String,
     /// SHOULD checks promoted to MUST for this suite, with the reason.
     pub required: Vec<(String, String)>,
     pub cases: Vec<Case>,
@@ -58,6 +60,30 @@ pub enum Action {
     Introspect(IntrospectSpec),
     Revoke(RevokeSpec),
     Wait(WaitSpec),
+    Ciba(CibaSpec),
+    Poll(PollSpec),
+    Approve,
+}
+
+#[derive(Debug)]
+pub struct CibaSpec {
+    pub client: Option<Named>,
+    pub user: Option<Named>,
+    pub channel: String,
+    pub binding_message: String,
+    pub acr_values: String,
+    pub scope: String,
+    pub requested_expiry: Option<u32>,
+    pub two_hints: bool,
+    pub without_certificate: bool,
+    pub approve_with_hook: bool,
+}
+
+#[derive(Debug)]
+pub struct PollSpec {
+    pub client: Option<Named>,
+    pub too_fast: bool,
+    pub once: bool,
 }
 
 #[derive(Debug)]
@@ -96,6 +122,9 @@ impl Action {
             Action::Introspect(_) => "introspect",
             Action::Revoke(_) => "revoke",
             Action::Wait(_) => "wait",
+            Action::Ciba(_) => "ciba",
+            Action::Poll(_) => "poll",
+            Action::Approve => "approve",
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct SuiteFile {
     pub spec: Option<String>,
     /// Default client (a name from the target file) for every case.
     pub client: Option<Spanned<String>>,
+    /// Which system the suite is for (`identity-server` unless said otherwise; `psc`): picks the
+    /// embedded mock it runs against when no `--target` is given.
+    pub system: Option<Spanned<String>>,
     /// SHOULD-level checks this suite treats as MUST, each with the reason why.
     #[serde(default)]
     pub require: Vec<Requirement>,
@@ -45,6 +48,10 @@ pub struct CaseDef {
     pub introspect: Option<IntrospectAction>,
     pub revoke: Option<RevokeAction>,
     pub wait: Option<WaitAction>,
+    pub ciba: Option<CibaAction>,
+    pub poll: Option<PollAction>,
+    /// Plays the user of the case's CIBA request through the target's approval hook.
+    pub approve: Option<ApproveAction>,
     pub expect: Option<Expect>,
     pub steps: Option<Vec<StepDef>>,
 }
@@ -58,6 +65,10 @@ pub struct StepDef {
     pub introspect: Option<IntrospectAction>,
     pub revoke: Option<RevokeAction>,
     pub wait: Option<WaitAction>,
+    pub ciba: Option<CibaAction>,
+    pub poll: Option<PollAction>,
+    /// Plays the user of the case's CIBA request through the target's approval hook.
+    pub approve: Option<ApproveAction>,
     pub expect: Option<Expect>,
 }
 
@@ -160,6 +171,8 @@ pub enum AuthChoice {
     Both,
     /// A signed client assertion (RFC 7523 §2.2).
     PrivateKeyJwt,
+    /// The TLS client certificate (RFC 8705 §2); `client_id` goes in the form.
+    TlsClientAuth,
     None,
 }
 
@@ -255,6 +268,69 @@ pub struct WaitAction {
     pub max: Option<Spanned<String>>,
 }
 
+/// A CIBA backchannel authentication request (CIBA §7.1, as Pro Santé Connect takes it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CibaAction {
+    pub client: Option<Spanned<String>>,
+    /// The test user by behaviour, from the target's `ciba.users` (`approves` by default).
+    pub user: Option<Spanned<String>>,
+    /// `CARD` (CPx card, default) or `MOBILE` (e-CPS).
+    pub channel: Option<String>,
+    /// Two digits shown to the professional (`42` by default).
+    pub binding_message: Option<String>,
+    /// `eidas1` unless said otherwise.
+    pub acr_values: Option<String>,
+    /// `openid scope_all` unless said otherwise.
+    pub scope: Option<String>,
+    /// CIBA §7.1.1 `requested_expiry`, seconds (sent as a string, which servers must accept).
+    pub requested_expiry: Option<u32>,
+    /// Send an `id_token_hint` as well as the `login_hint` (CIBA §7.1 forbids two hints).
+    #[serde(default)]
+    pub two_hints: bool,
+    /// `none`: send the request without the client certificate.
+    pub certificate: Option<CertificateChoice>,
+    /// `hook`: play the user through the target's approval hook once the request is accepted.
+    pub approve: Option<ApproveChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateChoice {
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApproveChoice {
+    Hook,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveAction {}
+
+/// Polls the token endpoint for the case's CIBA request (CIBA §10.1, §11).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollAction {
+    /// Poll as another client (its `auth_req_id` is not this client's).
+    pub client: Option<Spanned<String>>,
+    /// `honour` (default) or `too-fast` (a quarter of the interval until `slow_down`).
+    pub pace: Option<PollPace>,
+    /// A single poll, after one interval (e.g. to see authorization_pending, or to present an
+    /// auth_req_id already exchanged).
+    #[serde(default)]
+    pub once: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollPace {
+    Honour,
+    TooFast,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitUntil {
@@ -274,6 +350,8 @@ pub struct DiscoveryAction {
 pub enum DiscoveryDocument {
     OpenidConfiguration,
     SmartConfiguration,
+    /// Pro Santé Connect's CIBA metadata (the target's `ciba.discovery` path).
+    WalletOpenidConfiguration,
 }
 
 impl DiscoveryDocument {
@@ -281,6 +359,7 @@ impl DiscoveryDocument {
         match self {
             DiscoveryDocument::OpenidConfiguration => "/.well-known/openid-configuration",
             DiscoveryDocument::SmartConfiguration => "/.well-known/smart-configuration",
+            DiscoveryDocument::WalletOpenidConfiguration => "/.well-known/wallet-openid-configuration",
         }
     }
 }

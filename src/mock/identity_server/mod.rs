@@ -159,6 +159,7 @@ impl IdentityServerMock {
                     scope: c.default_scope.clone(),
                     key: c.key.as_deref().and_then(builtin_key).map(Arc::new),
                     serve_jwks: c.register_by_url && c.jwks_uri.is_some(),
+                    identity: None,
                 };
                 (c.name.clone(), client)
             })
@@ -177,6 +178,8 @@ impl IdentityServerMock {
             timeout: crate::target::DEFAULT_TIMEOUT,
             clients,
             jwks_server_port: None,
+            ca: Vec::new(),
+            ciba: crate::target::CibaSettings::default(),
         }
     }
 }

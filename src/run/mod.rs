@@ -10,6 +10,8 @@ use miette::Diagnostic;
 use url::Url;
 use wildmatch::WildMatch;
 
+mod ciba_steps;
+
 use crate::auth::assertion;
 use crate::checks::{CheckDef, Severity, Verdict};
 use crate::diagnostics::{LocatedError, did_you_mean};
@@ -84,6 +86,10 @@ pub struct Endpoints {
 
 pub struct Runner {
     http: HttpClient,
+    /// Clients with an mTLS identity get their own HTTP client.
+    http_by_client: HashMap<String, HttpClient>,
+    /// CIBA endpoints, from the target's CIBA metadata document, when the server publishes one.
+    ciba: Option<ciba_steps::CibaEndpoints>,
     target: Target,
     endpoints: Endpoints,
     redactor: Redactor,
@@ -108,6 +114,8 @@ struct CaseState {
     last_facts: Option<TokenFacts>,
     last_client: Option<String>,
     last_assertion: Option<Secret>,
+    /// The case's CIBA request, once the backchannel accepted it.
+    ciba: Option<ciba_steps::CibaRequest>,
     /// Set when a step decides the case cannot run here (e.g. a token too long-lived to wait for).
     skip: Option<String>,
 }
@@ -129,7 +137,16 @@ impl Runner {
         options: RunOptions,
     ) -> Result<Self, RunError> {
         target.register_secrets(&redactor);
-        let http = HttpClient::new(target.timeout).map_err(RunError::Unreachable)?;
+        let tls = crate::http::TlsSettings { ca: target.ca.clone(), identity: None };
+        let http = HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Unreachable)?;
+        let mut http_by_client = HashMap::new();
+        for (name, client) in &target.clients {
+            if let Some(id) = &client.identity {
+                let tls = crate::http::TlsSettings { ca: target.ca.clone(), identity: Some(id.identity.clone()) };
+                http_by_client
+                    .insert(name.clone(), HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Unreachable)?);
+            }
+        }
         let (request, _) = flows::discovery::build(&target.issuer, "/.well-known/openid-configuration");
         let metadata = match http.send(&request).await {
             Ok(r) if r.status == 200 => r.json_object().cloned(),
@@ -154,7 +171,18 @@ impl Runner {
         let introspection = target.introspection_endpoint.clone().or_else(|| from_metadata("introspection_endpoint"));
         let revocation = target.revocation_endpoint.clone().or_else(|| from_metadata("revocation_endpoint"));
         let endpoints = Endpoints { token, introspection, revocation, metadata };
-        Ok(Self { http, target, endpoints, redactor, options, jwks, token_cache: TokenCache::default() })
+        let ciba = ciba_steps::discover(&http, &target).await;
+        Ok(Self {
+            http,
+            http_by_client,
+            ciba,
+            target,
+            endpoints,
+            redactor,
+            options,
+            jwks,
+            token_cache: TokenCache::default(),
+        })
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -351,8 +379,13 @@ impl Runner {
                 self.prepare_token(client, spec, state)
             }
             Action::Discovery(spec) => {
-                let (mut request, mut context) =
-                    flows::discovery::build(&self.target.issuer, spec.document.well_known_path());
+                let path = match spec.document {
+                    crate::scenario::DiscoveryDocument::WalletOpenidConfiguration => {
+                        self.target.ciba.discovery_path.as_str()
+                    }
+                    other => other.well_known_path(),
+                };
+                let (mut request, mut context) = flows::discovery::build(&self.target.issuer, path);
                 if let Some(accept) = &spec.accept {
                     request.headers.retain(|(k, _)| k != "Accept");
                     request.headers.push(("Accept".into(), crate::http::Value::Plain(accept.clone())));
@@ -364,6 +397,12 @@ impl Runner {
                 .prepare_resource_call(suite, case, spec, state, &mut result)
                 .await
                 .map(|(request, context)| PreparedToken { request, context, jku_path: None }),
+            Action::Ciba(spec) => {
+                let (name, client) = self.client_for(suite, case, spec.client.as_ref());
+                return self.run_ciba(suite, &step.expect, name, client, spec, state, result).await;
+            }
+            Action::Poll(spec) => return self.run_poll(suite, &step.expect, spec, state, result).await,
+            Action::Approve => return self.run_approve(state, result).await,
             Action::Introspect(spec) => self.prepare_introspection(spec, state),
             Action::Revoke(spec) => self.prepare_revocation(spec, state),
             Action::Wait(spec) => match self.wait_for_expiry(spec, state).await {
@@ -624,8 +663,22 @@ impl Runner {
         Ok(flows::resource::build(&url, bearer.as_ref()))
     }
 
+    /// The HTTP client a named client talks through (its own when it has an mTLS identity).
+    fn http_for(&self, client_name: &str) -> &HttpClient {
+        self.http_by_client.get(client_name).unwrap_or(&self.http)
+    }
+
     async fn exchange(&self, request: Request, context: RequestContext) -> Result<Exchange, TransportError> {
-        let response = self.http.send(&request).await?;
+        self.exchange_with(&self.http, request, context).await
+    }
+
+    async fn exchange_with(
+        &self,
+        http: &HttpClient,
+        request: Request,
+        context: RequestContext,
+    ) -> Result<Exchange, TransportError> {
+        let response = http.send(&request).await?;
         Ok(Exchange { request: request.record(), response, context })
     }
 
@@ -839,6 +892,9 @@ pub fn preflight<'a>(
                     (i.client.as_ref(), false)
                 }
                 Action::Discovery(_) | Action::Revoke(_) | Action::Wait(_) => (suite_client, false),
+                Action::Ciba(c) => (c.client.as_ref().or(suite_client), true),
+                Action::Poll(p) => (p.client.as_ref().or(suite_client), false),
+                Action::Approve => (None, false),
             };
             let wants_assertion = matches!(&step.action, Action::Token(t) if t.auth == Some(AuthChoice::PrivateKeyJwt));
             match named {

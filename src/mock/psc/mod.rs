@@ -1,0 +1,200 @@
+//! A Pro Santé Connect mock: Keycloak-style CIBA poll mode behind a TLS front that requests
+//! client certificates (the client is the certificate's subject DN). The simulated professional
+//! is chosen by `login_hint`, or played through a test-approval endpoint.
+
+mod handlers;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+use super::defects::{DefectSet, defects};
+use super::signing::SigningKey;
+use super::tls_front::{FrontPki, TlsFront};
+use crate::target::{CibaSettings, Client, ClientAuth, Target};
+
+pub const NAME: &str = "psc";
+/// Keycloak realm path of the issuer.
+pub const REALM: &str = "/realms/esante-wallet";
+
+defects! {
+    /// Defects of the Pro Santé Connect mock.
+    pub enum Defect {
+        NoSlowDown => ("no-slow-down", "CIBA §11: polling faster than interval gets authorization_pending, never slow_down"),
+        IntervalMissing => ("interval-missing", "CIBA §7.3: the answer has no interval (PSC documents 5; the suite requires it)"),
+        TokenBeforeApproval => ("token-before-approval", "CIBA §11: tokens are issued while the user has not answered"),
+        ReuseAuthReqId => ("reuse-auth-req-id", "CIBA §11: an auth_req_id already exchanged gets tokens again"),
+        CrossClient => ("cross-client", "CIBA §11: another client's auth_req_id is answered as if it were its own"),
+        NoExpiry => ("no-expiry", "CIBA §11: a request past expires_in stays pending instead of expired_token"),
+        AccessDeniedAsPending => ("access-denied-as-pending", "CIBA §11: a refusal by the user is reported as authorization_pending"),
+        IdTokenWrongAud => ("id-token-wrong-aud", "OIDC Core §2: the id_token's aud is not the client_id"),
+        CnfMissing => ("cnf-missing", "RFC 8705 §3.1: access tokens are not bound to the client certificate (no cnf.x5t#S256)"),
+        MtlsNotEnforced => ("mtls-not-enforced", "RFC 8705 §2: a request without a client certificate is accepted on its client_id"),
+        MtlsAnySubject => ("mtls-any-subject", "RFC 8705 §2.1: a certificate of an unregistered subject is accepted on its client_id"),
+        TwoHintsAccepted => ("two-hints-accepted", "CIBA §7.1: a request with two hints is accepted"),
+        OpenidScopeOptional => ("openid-scope-optional", "CIBA §7.1: a request without the openid scope is accepted"),
+        WeakAuthReqId => ("weak-auth-req-id", "CIBA §7.3: auth_req_id is a short counter, not 128 random bits"),
+        DiscoveryNoPollMode => ("discovery-no-poll-mode", "CIBA §4: the metadata does not list the poll delivery mode"),
+    }
+}
+
+/// A registered client: matched by the subject DN of its certificate, as PSC does.
+#[derive(Debug, Clone)]
+pub struct PscClient {
+    pub name: &'static str,
+    pub client_id: &'static str,
+    pub subject: String,
+}
+
+/// How the simulated professional answers, by login_hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserBehaviour {
+    ApprovesAfterMs(u64),
+    DeniesAfterMs(u64),
+    NeverAnswers,
+    /// Waits for the test-approval endpoint.
+    Manual,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub defects: DefectSet<Defect>,
+    /// `interval` of backchannel answers, seconds.
+    pub interval_secs: u64,
+    /// `expires_in` of backchannel answers, seconds.
+    pub expires_in_secs: u64,
+    pub users: BTreeMap<String, UserBehaviour>,
+}
+
+pub const USER_APPROVES: &str = "500000001815646/CPAT00045";
+pub const USER_DENIES: &str = "500000001815647/CPAT00046";
+pub const USER_NEVER: &str = "500000001815648/CPAT00047";
+pub const USER_MANUAL: &str = "500000001815649/CPAT00048";
+pub const USER_UNKNOWN: &str = "899999999999999/UNKNOWN00";
+
+impl Default for Config {
+    fn default() -> Self {
+        let users = BTreeMap::from([
+            (USER_APPROVES.to_string(), UserBehaviour::ApprovesAfterMs(1500)),
+            (USER_DENIES.to_string(), UserBehaviour::DeniesAfterMs(1500)),
+            (USER_NEVER.to_string(), UserBehaviour::NeverAnswers),
+            (USER_MANUAL.to_string(), UserBehaviour::Manual),
+        ]);
+        // Seconds, not PSC's 5 and 120, so the suite runs in seconds; the flow is the same.
+        Self { defects: DefectSet::default(), interval_secs: 1, expires_in_secs: 20, users }
+    }
+}
+
+const PKI_CA: &str = include_str!("../../../fixtures/pki/ca.pem");
+const PKI_SERVER: &str = include_str!("../../../fixtures/pki/server.pem");
+const PKI_SERVER_KEY: &str = include_str!("../../../fixtures/pki/server.key");
+const PKI_CLIENT: &str = include_str!("../../../fixtures/pki/client.pem");
+const PKI_CLIENT_KEY: &str = include_str!("../../../fixtures/pki/client.key");
+const PKI_CLIENT_B: &str = include_str!("../../../fixtures/pki/client-b.pem");
+const PKI_CLIENT_B_KEY: &str = include_str!("../../../fixtures/pki/client-b.key");
+const PKI_UNREGISTERED: &str = include_str!("../../../fixtures/pki/unregistered-client.pem");
+const PKI_UNREGISTERED_KEY: &str = include_str!("../../../fixtures/pki/unregistered-client.key");
+
+fn subject_of(pem: &str) -> String {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .ok()
+        .and_then(|der| super::tls_front::subject_dn(der.as_ref()))
+        .unwrap_or_default()
+}
+
+/// The clients the mock knows, by certificate subject.
+pub fn registered_clients() -> Vec<PscClient> {
+    vec![
+        PscClient { name: "psc-client", client_id: "harness-psc-client", subject: subject_of(PKI_CLIENT) },
+        PscClient { name: "psc-client-b", client_id: "harness-psc-client-b", subject: subject_of(PKI_CLIENT_B) },
+    ]
+}
+
+/// A running PSC mock (TLS front + wiremock); stops when dropped.
+pub struct PscMock {
+    _backend: MockServer,
+    front: TlsFront,
+}
+
+impl PscMock {
+    pub async fn start(config: Config, port: Option<u16>) -> std::io::Result<Self> {
+        let backend = MockServer::builder().disable_request_recording().start().await;
+        // The front's address is the issuer; it is known once the front listens.
+        let front = super::tls_front::start(
+            port,
+            backend.uri(),
+            &FrontPki { server_chain_pem: PKI_SERVER, server_key_pem: PKI_SERVER_KEY, client_ca_pem: PKI_CA },
+        )
+        .await?;
+        let issuer = format!("https://127.0.0.1:{}{REALM}", front.addr.port());
+        let app = handlers::App::new(issuer, config, registered_clients(), Arc::new(SigningKey::generate()));
+        Mock::given(any()).respond_with(app).mount(&backend).await;
+        Ok(Self { _backend: backend, front })
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("https://127.0.0.1:{}{REALM}", self.front.addr.port())
+    }
+
+    /// A target for this mock: the test CA, the three client identities, the test users and the
+    /// test-approval hook.
+    pub fn target(&self) -> Target {
+        let identity = |cert: &str, key: &str| {
+            reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).ok().map(|identity| {
+                use rustls::pki_types::CertificateDer;
+                use rustls::pki_types::pem::PemObject;
+                use sha2::Digest;
+                let der =
+                    CertificateDer::from_pem_slice(cert.as_bytes()).map(|d| d.as_ref().to_vec()).unwrap_or_default();
+                crate::pki::ClientIdentity { identity, cert_sha256: sha2::Sha256::digest(&der).to_vec() }
+            })
+        };
+        let client = |client_id: &str, cert: &str, key: &str| Client {
+            client_id: client_id.to_string(),
+            secret: None,
+            auth: ClientAuth::TlsClientAuth,
+            scope: Some("openid scope_all".into()),
+            key: None,
+            serve_jwks: false,
+            identity: identity(cert, key),
+        };
+        let clients = BTreeMap::from([
+            ("psc-client".to_string(), client("harness-psc-client", PKI_CLIENT, PKI_CLIENT_KEY)),
+            ("psc-client-b".to_string(), client("harness-psc-client-b", PKI_CLIENT_B, PKI_CLIENT_B_KEY)),
+            ("unregistered-client".to_string(), client("harness-psc-client", PKI_UNREGISTERED, PKI_UNREGISTERED_KEY)),
+        ]);
+        let users = BTreeMap::from([
+            ("approves".to_string(), USER_APPROVES.to_string()),
+            ("denies".to_string(), USER_DENIES.to_string()),
+            ("never-answers".to_string(), USER_NEVER.to_string()),
+            ("manual".to_string(), USER_MANUAL.to_string()),
+            ("unknown".to_string(), USER_UNKNOWN.to_string()),
+        ]);
+        let issuer = url::Url::parse(&self.issuer()).unwrap_or_else(|_| unreachable!("a valid URL"));
+        Target {
+            origin: format!("embedded {NAME} mock"),
+            source: None,
+            issuer,
+            token_endpoint: None,
+            introspection_endpoint: None,
+            revocation_endpoint: None,
+            resource: None,
+            timeout: crate::target::DEFAULT_TIMEOUT,
+            clients,
+            jwks_server_port: None,
+            ca: reqwest::Certificate::from_pem_bundle(PKI_CA.as_bytes()).unwrap_or_default(),
+            ciba: CibaSettings {
+                discovery_path: crate::target::DEFAULT_CIBA_DISCOVERY.into(),
+                users,
+                approval_hook: Some((
+                    reqwest::Method::POST,
+                    format!("{}/test/ciba/{{auth_req_id}}/approve", self.issuer()),
+                )),
+            },
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The `ciba` and `poll` steps: a backchannel authentication request (optionally played through
+//! the target's approval hook), then the model poller, with the id_token checked against the
+//! server's keys.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use url::Url;
+
+use super::{CaseState, Runner, precondition};
+use crate::checks::ciba::thumbprint;
+use crate::exchange::CibaFacts;
+use crate::flows::ciba::{self, BackchannelParams, Pace, PollRecord, SystemClock};
+use crate::http::{HttpClient, Request};
+use crate::results::StepResult;
+use crate::scenario::{CibaSpec, Expectation, PollSpec, Suite};
+use crate::secret::Secret;
+use crate::target::{Client, Target};
+
+/// Where CIBA happens, from the target's CIBA metadata document.
+#[derive(Debug, Clone)]
+pub struct CibaEndpoints {
+    pub issuer: String,
+    pub backchannel: Url,
+    pub token: Url,
+    pub jwks_uri: Option<Url>,
+}
+
+/// A backchannel request the server accepted, as later steps of the case need it.
+#[derive(Debug, Clone)]
+pub struct CibaRequest {
+    pub auth_req_id: Secret,
+    pub interval: Option<Duration>,
+    pub expires_in: Duration,
+    /// The target client name that made the request.
+    pub client: String,
+    pub accepted_at: Instant,
+}
+
+/// Reads the CIBA metadata (`{issuer}{ciba.discovery}`); `None` when the server has none.
+pub async fn discover(http: &HttpClient, target: &Target) -> Option<CibaEndpoints> {
+    let (request, _) = crate::flows::discovery::build(&target.issuer, &target.ciba.discovery_path);
+    let response = http.send(&request).await.ok().filter(|r| r.status == 200)?;
+    let doc = response.json_object()?;
+    let url = |m: &str| doc.get(m).and_then(Value::as_str).and_then(|s| Url::parse(s).ok());
+    Some(CibaEndpoints {
+        issuer: doc
+            .get("issuer")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| target.issuer.to_string()),
+        backchannel: url("backchannel_authentication_endpoint")?,
+        token: url("token_endpoint")?,
+        jwks_uri: url("jwks_uri"),
+    })
+}
+
+fn seconds(body: &serde_json::Map<String, Value>, member: &str) -> Option<Duration> {
+    body.get(member).and_then(Value::as_u64).map(Duration::from_secs)
+}
+
+impl Runner {
+    fn ciba_endpoints(&self) -> Result<&CibaEndpoints, Box<crate::results::CheckOutcome>> {
+        self.ciba.as_ref().ok_or_else(|| {
+            precondition(format!(
+                "the target publishes no CIBA metadata at {}{} (set `ciba.discovery` in the target)",
+                self.target.issuer.as_str().trim_end_matches('/'),
+                self.target.ciba.discovery_path
+            ))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_ciba(
+        &self,
+        suite: &Suite,
+        expect: &Expectation,
+        name: &str,
+        client: &Client,
+        spec: &CibaSpec,
+        state: &mut CaseState,
+        mut result: StepResult,
+    ) -> StepResult {
+        let endpoints = match self.ciba_endpoints() {
+            Ok(e) => e.clone(),
+            Err(p) => {
+                result.checks.push(*p);
+                return result;
+            }
+        };
+        let role = spec.user.as_ref().map(|n| n.name.as_str()).unwrap_or("approves");
+        let Some(login_hint) = self.target.ciba.users.get(role) else {
+            result.checks.push(*precondition(format!("the target's `ciba.users` has no `{role}` user")));
+            return result;
+        };
+        let params = BackchannelParams {
+            scope: Some(spec.scope.clone()),
+            acr_values: Some(spec.acr_values.clone()),
+            binding_message: Some(spec.binding_message.clone()),
+            login_hint: Some(login_hint.clone()),
+            // Any second hint makes the request invalid (CIBA §7.1); its content does not matter.
+            id_token_hint: spec.two_hints.then(|| "oauth-harness.second-hint.placeholder".to_string()),
+            channel: Some(spec.channel.clone()),
+            requested_expiry: spec.requested_expiry.map(|e| e.to_string()),
+        };
+        let (request, context) = ciba::backchannel_request(&endpoints.backchannel, &params, &client.client_id);
+        let http = if spec.without_certificate { &self.http } else { self.http_for(name) };
+        let exchange = match self.exchange_with(http, request, context).await {
+            Ok(x) => x,
+            Err(e) => {
+                result.error = Some(self.redactor.scrub(&e.to_string()));
+                return result;
+            }
+        };
+        let body = exchange.response.json_object().filter(|_| exchange.response.is_success());
+        if let Some(id) = body.and_then(|b| b.get("auth_req_id")).and_then(Value::as_str) {
+            self.redactor.register(id);
+            let body = body.unwrap_or_else(|| unreachable!("checked above"));
+            state.ciba = Some(CibaRequest {
+                auth_req_id: Secret::new(id),
+                interval: seconds(body, "interval"),
+                expires_in: seconds(body, "expires_in").unwrap_or(Duration::from_secs(120)),
+                client: name.to_string(),
+                accepted_at: Instant::now(),
+            });
+            if spec.approve_with_hook {
+                if let Err(failure) = self.approve_with_hook(id, &mut result).await {
+                    result.checks.push(*failure);
+                    return result;
+                }
+            }
+        }
+        result.checks = self.evaluate(suite, expect, &exchange);
+        result.exchange = Some(self.view(&exchange));
+        result
+    }
+
+    /// Plays the user: the target's test-only approval call for this auth_req_id.
+    async fn approve_with_hook(
+        &self,
+        auth_req_id: &str,
+        result: &mut StepResult,
+    ) -> Result<(), Box<crate::results::CheckOutcome>> {
+        let (method, template) = self
+            .target
+            .ciba
+            .approval_hook
+            .clone()
+            .ok_or_else(|| precondition("the target has no `ciba.approval_hook` to play the user".into()))?;
+        let url = Url::parse(&template.replace("{auth_req_id}", auth_req_id))
+            .map_err(|e| precondition(format!("the approval hook is not a URL: {e}")))?;
+        let exchange = self
+            .exchange(Request::new(method, url), Default::default())
+            .await
+            .map_err(|e| precondition(format!("the approval hook failed: {e}")))?;
+        result.setup.push(self.view(&exchange));
+        if !exchange.response.is_success() {
+            return Err(precondition(format!("the approval hook answered {}", exchange.response.status)));
+        }
+        Ok(())
+    }
+
+    /// The `approve` step: the case's user approves through the target's hook.
+    pub(super) async fn run_approve(&self, state: &mut CaseState, mut result: StepResult) -> StepResult {
+        let Some(request) = state.ciba.clone() else {
+            result.checks.push(*precondition("no earlier ciba step of this case was accepted".into()));
+            return result;
+        };
+        if let Err(failure) = self.approve_with_hook(request.auth_req_id.expose(), &mut result).await {
+            result.checks.push(*failure);
+        } else {
+            result.note = Some("approved through the target's approval hook".into());
+        }
+        result
+    }
+
+    pub(super) async fn run_poll(
+        &self,
+        suite: &Suite,
+        expect: &Expectation,
+        spec: &PollSpec,
+        state: &mut CaseState,
+        mut result: StepResult,
+    ) -> StepResult {
+        let (endpoints, request) = match (self.ciba_endpoints(), state.ciba.clone()) {
+            (Ok(e), Some(r)) => (e.clone(), r),
+            (Err(p), _) => {
+                result.checks.push(*p);
+                return result;
+            }
+            (_, None) => {
+                result.checks.push(*precondition("no earlier ciba step of this case was accepted".into()));
+                return result;
+            }
+        };
+        let poller = spec.client.as_ref().map(|n| n.name.clone()).unwrap_or(request.client.clone());
+        let Some(client) = self.target.clients.get(&poller) else {
+            result.checks.push(*precondition(format!("the target has no client `{poller}`")));
+            return result;
+        };
+        let http = self.http_for(&poller);
+        let send = || {
+            let (req, ctx) = ciba::token_request(&endpoints.token, &request.auth_req_id, &client.client_id);
+            Box::pin(self.exchange_with(http, req, ctx))
+                as std::pin::Pin<
+                    Box<
+                        dyn std::future::Future<Output = Result<crate::exchange::Exchange, crate::http::TransportError>>
+                            + Send
+                            + '_,
+                    >,
+                >
+        };
+        let outcome = if spec.once {
+            let started = Instant::now();
+            tokio::time::sleep(request.interval.unwrap_or(ciba::DEFAULT_INTERVAL)).await;
+            send().await.map(|x| {
+                let record = PollRecord {
+                    at_ms: started.elapsed().as_millis() as u64,
+                    status: x.response.status,
+                    error: x.response.json_str("error").map(str::to_owned),
+                    waited_ms: 0,
+                };
+                ciba::PollOutcome { polls: vec![record], last: Some(x) }
+            })
+        } else {
+            let remaining = request.expires_in.saturating_sub(request.accepted_at.elapsed());
+            let pace = if spec.too_fast { Pace::TooFast } else { Pace::Honour };
+            ciba::poll(&SystemClock::default(), request.interval, remaining, pace, send).await
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                result.error = Some(self.redactor.scrub(&e.to_string()));
+                return result;
+            }
+        };
+        let Some(mut exchange) = outcome.last else {
+            result.checks.push(*precondition("the request expired locally before any answer".into()));
+            return result;
+        };
+        self.remember_tokens(&exchange);
+        let id_token =
+            exchange.response.json_str("id_token").filter(|_| exchange.response.is_success()).map(str::to_owned);
+        let id_token_signature = match id_token {
+            Some(t) => Some(self.verify_id_token(&endpoints, &t).await),
+            None => None,
+        };
+        exchange.context.ciba = Some(CibaFacts {
+            polls: outcome.polls,
+            client_id: client.client_id.clone(),
+            issuer: endpoints.issuer.clone(),
+            auth_req_id: request.auth_req_id.expose().to_string(),
+            cert_thumbprint: client.identity.as_ref().map(|i| thumbprint(&i.cert_sha256)),
+            id_token_signature,
+        });
+        result.note = exchange.context.ciba.as_ref().map(|c| format!("{} poll(s)", c.polls.len()));
+        result.checks = self.evaluate(suite, expect, &exchange);
+        result.exchange = Some(self.view(&exchange));
+        result
+    }
+
+    /// The id_token's signature against the keys at the server's `jwks_uri` (jsonwebtoken).
+    async fn verify_id_token(&self, endpoints: &CibaEndpoints, token: &str) -> Result<(), String> {
+        let jwks_uri = endpoints.jwks_uri.clone().ok_or("the metadata has no jwks_uri")?;
+        let exchange = self
+            .exchange(Request::new(reqwest::Method::GET, jwks_uri.clone()), Default::default())
+            .await
+            .map_err(|e| format!("cannot fetch {jwks_uri}: {e}"))?;
+        let keys = exchange
+            .response
+            .json_object()
+            .and_then(|o| o.get("keys"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("unreadable header: {e}"))?;
+        let key = keys
+            .iter()
+            .find(|k| header.kid.is_none() || k.get("kid").and_then(Value::as_str) == header.kid.as_deref())
+            .ok_or_else(|| format!("no key with kid {:?} at {jwks_uri}", header.kid))?;
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(key.clone()).map_err(|e| format!("unusable JWK: {e}"))?;
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable JWK: {e}"))?;
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        // Claims are separate checks; here only the signature.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        jsonwebtoken::decode::<Value>(token, &decoding, &validation).map(|_| ()).map_err(|e| format!("signature: {e}"))
+    }
+}
