@@ -22,7 +22,10 @@ async fn no_secret_or_token_in_any_output() {
     let evidence = dir.path().join("evidence");
     let args: Vec<String> = [
         "run",
-        "scenarios",
+        "scenarios/identity-server",
+        "scenarios/smart-backend",
+        "scenarios/introspection",
+        "scenarios/expiry",
         "--target",
         target.to_str().unwrap(),
         "--report-junit",
@@ -84,4 +87,35 @@ async fn no_secret_or_token_in_any_output() {
 
 fn form_urlencoded_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The CIBA flow carries other credentials: auth_req_id, id_token, refresh_token.
+#[test]
+fn no_ciba_credential_in_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, html) = (dir.path().join("r.json"), dir.path().join("r.html"));
+    let o = common::run_bin(&[
+        "run",
+        "scenarios/psc-ciba",
+        "--filter",
+        "happy-path-*",
+        "--verbose",
+        "--report-json",
+        json.to_str().unwrap(),
+        "--report-html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let texts =
+        [stdout(&o), stderr(&o), std::fs::read_to_string(&json).unwrap(), std::fs::read_to_string(&html).unwrap()];
+    for text in &texts {
+        assert!(!text.contains("eyJ"), "a token leaked: {}", &text[text.find("eyJ").unwrap()..][..40]);
+        // auth_req_ids are 32 base64url characters; only fingerprints may stand where they were.
+        assert!(!text.contains("auth_req_id=") || text.contains("auth_req_id=%5Bredacted"), "an auth_req_id leaked");
+        assert!(!text.contains("cmVmcmVzaC"), "a refresh token leaked");
+        let hook_with_id = regex_lite::Regex::new(r"/test/ciba/[A-Za-z0-9_-]{20,}/").unwrap();
+        assert!(!hook_with_id.is_match(text), "the approval hook URL shows the auth_req_id");
+    }
+    assert!(texts[2].contains("/test/ciba/[redacted sha256:"), "the hook call is in the report, fingerprinted");
+    assert!(texts[0].contains("auth_req_id=%5Bredacted+sha256%3A"), "the verbose exchange shows the fingerprint");
 }
