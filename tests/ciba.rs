@@ -1,0 +1,180 @@
+//! CIBA and mTLS end to end: the poller's timing against a server that records it, the standalone
+//! PSC mock driven from a target file with a PKCS#12 identity, and TLS input errors.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{code, run_bin, stderr, stdout};
+use oauth_harness::flows::ciba::{self, Pace, SystemClock};
+use oauth_harness::http::HttpClient;
+use oauth_harness::secret::Secret;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// A token endpoint that answers from a script and records when each poll arrived.
+struct Recorder {
+    script: Mutex<Vec<Option<&'static str>>>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Respond for Recorder {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.arrivals.lock().unwrap().push(Instant::now());
+        let next = {
+            let mut s = self.script.lock().unwrap();
+            if s.is_empty() { None } else { Some(s.remove(0)) }
+        };
+        match next.flatten() {
+            Some(error) => ResponseTemplate::new(400).set_body_json(serde_json::json!({ "error": error })),
+            None => ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({ "access_token": "a", "token_type": "Bearer" })),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_poller_keeps_the_interval_adds_five_after_slow_down_and_never_overlaps() {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let server = MockServer::builder().disable_request_recording().start().await;
+    let script = vec![Some("authorization_pending"), Some("slow_down"), None];
+    Mock::given(any())
+        .respond_with(Recorder { script: Mutex::new(script), arrivals: arrivals.clone() })
+        .mount(&server)
+        .await;
+    let http = HttpClient::new(Duration::from_secs(5)).unwrap();
+    let endpoint = url::Url::parse(&format!("{}/token", server.uri())).unwrap();
+    let id = Secret::new("auth-req-id-0123456789abcdefghij");
+    let started = Instant::now();
+    let send = || {
+        let (request, context) = ciba::token_request(&endpoint, &id, "client");
+        let http = http.clone();
+        Box::pin(async move {
+            let response = http.send(&request).await?;
+            Ok(oauth_harness::exchange::Exchange { request: request.record(), response, context })
+        }) as ciba::PollFuture<'_>
+    };
+    let outcome =
+        ciba::poll(&SystemClock::default(), Some(Duration::from_secs(1)), Duration::from_secs(30), Pace::Honour, send)
+            .await
+            .unwrap();
+    assert_eq!(outcome.last.unwrap().response.status, 200);
+    let times = arrivals.lock().unwrap().clone();
+    assert_eq!(times.len(), 3);
+    let gaps: Vec<f64> = std::iter::once(times[0] - started)
+        .chain(times.windows(2).map(|w| w[1] - w[0]))
+        .map(|d| d.as_secs_f64())
+        .collect();
+    assert!(gaps[0] >= 0.99 && gaps[1] >= 0.99, "polls at least `interval` apart: {gaps:?}");
+    assert!(gaps[2] >= 5.99, "after slow_down, the interval grew by 5 s: {gaps:?}");
+    assert!(gaps.iter().all(|g| *g > 0.5), "never two polls at once: {gaps:?}");
+}
+
+/// `mock psc` as a process, a target file from fixtures/targets/psc-local.yaml with client A's
+/// identity from PKCS#12 (password from the environment): the whole PSC suite is green.
+#[test]
+fn the_standalone_psc_mock_passes_the_suite_with_a_pkcs12_identity() {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = common::bin()
+        .args(["mock", "psc", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(12)
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("Ctrl-C"))
+        .collect();
+    assert!(lines.iter().any(|l| l.contains(&format!("https://127.0.0.1:{port}/realms/esante-wallet"))), "{lines:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = format!("{}/", common::repo_path("fixtures/pki").display());
+    let fixture = std::fs::read_to_string(common::repo_path("fixtures/targets/psc-local.yaml")).unwrap();
+    let target_text = fixture.replace("8443", &port.to_string()).replace("../pki/", &pki).replace(
+        &format!("    certificate: {pki}client.pem\n    certificate_key: {pki}client.key\n"),
+        &format!("    pkcs12: {pki}client.p12\n    pkcs12_password: \"${{env:OAUTH_HARNESS_TEST_P12}}\"\n"),
+    );
+    assert!(target_text.contains("pkcs12:"), "the fixture still names client A's PEM files");
+    let target = dir.path().join("psc.yaml");
+    std::fs::write(&target, target_text).unwrap();
+    let o = common::bin()
+        .args(["run", "scenarios/psc-ciba", "--target", target.to_str().unwrap()])
+        .env("OAUTH_HARNESS_TEST_P12", oauth_harness::pki::P12_PASSWORD)
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("12 passed"), "{}", stdout(&o));
+}
+
+fn target_with_client(dir: &std::path::Path, client: &str) -> std::path::PathBuf {
+    let path = dir.join("t.yaml");
+    std::fs::write(
+        &path,
+        format!("issuer: https://127.0.0.1:9/realms/x\nclients:\n  psc-client:\n    client_id: c\n{client}"),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn tls_input_errors_name_the_file_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::repo_path("fixtures/pki");
+    std::fs::write(
+        dir.path().join("corrupt.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let cases = [
+        (
+            format!(
+                "    certificate: {}/missing.pem\n    certificate_key: {}/client.key\n",
+                dir.path().display(),
+                pki.display()
+            ),
+            "missing.pem",
+        ),
+        (
+            format!(
+                "    certificate: {}/corrupt.pem\n    certificate_key: {}/client.key\n",
+                dir.path().display(),
+                pki.display()
+            ),
+            "corrupt.pem",
+        ),
+        (
+            format!("    certificate: {}/client.pem\n    certificate_key: {}/ca.pem\n", pki.display(), pki.display()),
+            "ca.pem",
+        ),
+        (format!("    pkcs12: {}/client.p12\n    pkcs12_password: wrong-password\n", pki.display()), "wrong password"),
+    ];
+    for (client, needle) in cases {
+        let target = target_with_client(dir.path(), &client);
+        let o = run_bin(&["validate", "scenarios/psc-ciba", "--target", target.to_str().unwrap()]);
+        assert_eq!(code(&o), 2, "{needle}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle) && stderr(&o).contains("t.yaml:"), "{needle}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
+
+#[tokio::test]
+async fn an_untrusted_server_certificate_is_a_tls_error_with_exit_3() {
+    let mock = oauth_harness::mock::psc::PscMock::start(Default::default(), None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t.yaml");
+    // No `tls: { ca: … }`: the test CA is not trusted.
+    std::fs::write(&target, format!("issuer: {}\nclients:\n  psc-client: {{ client_id: c }}\n", mock.issuer()))
+        .unwrap();
+    let args: Vec<String> =
+        ["run", "scenarios/psc-ciba", "--target", target.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
+    let o = tokio::task::spawn_blocking(move || run_bin(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .unwrap();
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("TLS with https://127.0.0.1:"), "{}", stderr(&o));
+}
