@@ -185,8 +185,9 @@ pub enum MockCommand {
     Psc(PscMockArgs),
 }
 
+/// What every mock command takes.
 #[derive(Debug, Args)]
-pub struct PscMockArgs {
+pub struct MockCommon {
     /// Port on 127.0.0.1 (a free one when absent).
     #[arg(long)]
     pub port: Option<u16>,
@@ -196,6 +197,12 @@ pub struct PscMockArgs {
     /// Print the defects this mock can switch on, one a line (name, then the rule it breaks).
     #[arg(long)]
     pub list_defects: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PscMockArgs {
+    #[command(flatten)]
+    pub common: MockCommon,
     /// `interval` of backchannel answers (PSC uses 5 s).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub interval: Option<Duration>,
@@ -206,15 +213,8 @@ pub struct PscMockArgs {
 
 #[derive(Debug, Args)]
 pub struct MockArgs {
-    /// Port on 127.0.0.1 (a free one when absent).
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// Switch a defect on (repeatable).
-    #[arg(long = "defect", value_name = "NAME")]
-    pub defects: Vec<String>,
-    /// Print the defects this mock can switch on, one a line (name, then the rule it breaks).
-    #[arg(long)]
-    pub list_defects: bool,
+    #[command(flatten)]
+    pub common: MockCommon,
     /// Registered clients from this YAML/JSON file instead of the built-in ones.
     #[arg(long, value_name = "FILE")]
     pub clients: Option<PathBuf>,

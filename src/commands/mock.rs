@@ -2,8 +2,8 @@
 
 use super::{Output, Plain};
 use crate::cli::{MockArgs, MockCommand, PscMockArgs};
-use crate::diagnostics::did_you_mean;
 use crate::exit;
+use crate::mock::defects::UnknownDefect;
 use crate::mock::{DefectSet, IdentityServerMock, identity_server};
 
 pub async fn mock(which: MockCommand, out: Output) -> u8 {
@@ -13,29 +13,28 @@ pub async fn mock(which: MockCommand, out: Output) -> u8 {
     }
 }
 
+/// Defects named on the command line, or the exit code after saying which is unknown.
+fn defects_or_exit<D>(parsed: Result<Vec<D>, UnknownDefect>, mock: &str, out: Output) -> Result<Vec<D>, u8> {
+    parsed.map_err(|e| {
+        let help = match e.suggestion {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => "`--list-defects` lists them".into(),
+        };
+        out.error(&Plain::new(format!("the {mock} mock has no defect `{}`", e.name)).help(help));
+        exit::INVALID_INPUT
+    })
+}
+
 async fn psc_mock(args: PscMockArgs, out: Output) -> u8 {
     use crate::mock::psc::{self, Defect, PscMock};
-    if args.list_defects {
-        let width = Defect::ALL.iter().map(|d| d.name().len()).max().unwrap_or(0);
-        for d in Defect::ALL {
-            println!("{:width$}  {}", d.name(), d.rule());
-        }
+    if args.common.list_defects {
+        print!("{}", Defect::listing());
         return exit::SUCCESS;
     }
-    let mut defects = Vec::new();
-    for name in &args.defects {
-        match Defect::from_name(name) {
-            Some(d) => defects.push(d),
-            None => {
-                let help = match did_you_mean(name, Defect::ALL.iter().map(|d| d.name())) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => "`--list-defects` lists them".into(),
-                };
-                out.error(&Plain::new(format!("the psc mock has no defect `{name}`")).help(help));
-                return exit::INVALID_INPUT;
-            }
-        }
-    }
+    let defects = match defects_or_exit(Defect::parse_all(&args.common.defects), psc::NAME, out) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let mut config = psc::Config { defects: DefectSet::new(defects), ..Default::default() };
     if let Some(i) = args.interval {
         config.interval_secs = i.as_secs().max(1);
@@ -43,10 +42,10 @@ async fn psc_mock(args: PscMockArgs, out: Output) -> u8 {
     if let Some(e) = args.expires_in {
         config.expires_in_secs = e.as_secs().max(1);
     }
-    let mock = match PscMock::start(config, args.port).await {
+    let mock = match PscMock::start(config, args.common.port).await {
         Ok(m) => m,
         Err(e) => {
-            out.error(&Plain::new(format!("cannot listen on 127.0.0.1:{}: {e}", args.port.unwrap_or(0))));
+            out.error(&Plain::new(format!("cannot listen on 127.0.0.1:{}: {e}", args.common.port.unwrap_or(0))));
             return exit::RUNTIME_ERROR;
         }
     };
@@ -74,28 +73,14 @@ async fn psc_mock(args: PscMockArgs, out: Output) -> u8 {
 
 async fn identity_server_mock(args: MockArgs, out: Output) -> u8 {
     use identity_server::Defect;
-    if args.list_defects {
-        let width = Defect::ALL.iter().map(|d| d.name().len()).max().unwrap_or(0);
-        for d in Defect::ALL {
-            println!("{:width$}  {}", d.name(), d.rule());
-        }
+    if args.common.list_defects {
+        print!("{}", Defect::listing());
         return exit::SUCCESS;
     }
-    let mut defects = Vec::new();
-    for name in &args.defects {
-        match Defect::from_name(name) {
-            Some(d) => defects.push(d),
-            None => {
-                let names = Defect::ALL.iter().map(|d| d.name());
-                let help = match did_you_mean(name, names) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => "`--list-defects` lists them".into(),
-                };
-                out.error(&Plain::new(format!("the identity-server mock has no defect `{name}`")).help(help));
-                return exit::INVALID_INPUT;
-            }
-        }
-    }
+    let defects = match defects_or_exit(Defect::parse_all(&args.common.defects), identity_server::NAME, out) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let mut config = identity_server::Config { defects: DefectSet::new(defects), ..Default::default() };
     if let Some(path) = &args.clients {
         match identity_server::MockClients::load(path) {
@@ -109,10 +94,10 @@ async fn identity_server_mock(args: MockArgs, out: Output) -> u8 {
     if let Some(ttl) = args.token_ttl {
         config.token_ttl_secs = ttl.as_secs().max(1);
     }
-    let mock = match IdentityServerMock::start(config, args.port).await {
+    let mock = match IdentityServerMock::start(config, args.common.port).await {
         Ok(m) => m,
         Err(e) => {
-            out.error(&Plain::new(format!("cannot listen on 127.0.0.1:{}: {e}", args.port.unwrap_or(0))));
+            out.error(&Plain::new(format!("cannot listen on 127.0.0.1:{}: {e}", args.common.port.unwrap_or(0))));
             return exit::RUNTIME_ERROR;
         }
     };
@@ -131,7 +116,7 @@ async fn identity_server_mock(args: MockArgs, out: Output) -> u8 {
             crate::secret::fingerprint(&c.client_secret)
         );
     }
-    let on: Vec<&str> = args.defects.iter().map(String::as_str).collect();
+    let on: Vec<&str> = args.common.defects.iter().map(String::as_str).collect();
     if !on.is_empty() {
         println!("  defects:   {}", on.join(", "));
     }

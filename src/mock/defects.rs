@@ -23,8 +23,35 @@ macro_rules! defects {
             pub fn from_name(name: &str) -> Option<Self> {
                 Self::ALL.iter().copied().find(|d| d.name() == name)
             }
+
+            /// One defect a line: its name, then the rule it breaks (`--list-defects`).
+            pub fn listing() -> String {
+                let width = Self::ALL.iter().map(|d| d.name().len()).max().unwrap_or(0);
+                Self::ALL.iter().map(|d| format!("{:width$}  {}\n", d.name(), d.rule())).collect()
+            }
+
+            /// Every name as a defect of this mock, or the first unknown one (with a suggestion).
+            pub fn parse_all(names: &[String]) -> Result<Vec<Self>, $crate::mock::defects::UnknownDefect> {
+                names
+                    .iter()
+                    .map(|n| {
+                        Self::from_name(n).ok_or_else(|| $crate::mock::defects::UnknownDefect {
+                            name: n.clone(),
+                            suggestion: $crate::diagnostics::did_you_mean(n, Self::ALL.iter().map(|d| d.name())),
+                        })
+                    })
+                    .collect()
+            }
         }
     };
+}
+
+/// A defect name no mock (or not this mock) has.
+#[derive(Debug, thiserror::Error)]
+#[error("no defect named `{name}`")]
+pub struct UnknownDefect {
+    pub name: String,
+    pub suggestion: Option<&'static str>,
 }
 
 pub(crate) use defects;
