@@ -14,8 +14,8 @@ use oauth_harness::secret::Secret;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// Against the mock's 2-second tokens, for 4.5 s of resource calls every 150 ms: every call
-/// carries a live token (the resource never answers 401) and the cache renewed along the way.
+/// Against the mock's 5-second tokens, for 6 s of resource calls every 150 ms: every call carries
+/// a live token (the resource never answers 401) and the cache renewed along the way.
 #[tokio::test]
 async fn the_harness_client_renews_before_expiry_and_never_sends_an_expired_token() {
     let embedded = Embedded::start(DefectSet::default()).await.unwrap();
@@ -24,8 +24,8 @@ async fn the_harness_client_renews_before_expiry_and_never_sends_an_expired_toke
     let cache = TokenCache::default();
     let mut seen = HashSet::new();
     let started = Instant::now();
-    for _ in 0..30 {
-        if started.elapsed() > Duration::from_millis(4500) {
+    for _ in 0..50 {
+        if started.elapsed() > Duration::from_millis(6000) {
             break;
         }
         let token = cache
@@ -51,7 +51,7 @@ async fn the_harness_client_renews_before_expiry_and_never_sends_an_expired_toke
         assert_eq!(status, 200, "the resource refused the cached token after {:?}", started.elapsed());
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    assert!(seen.len() >= 3, "the cache renewed the 2-second token as it went: {} tokens", seen.len());
+    assert!(seen.len() >= 2, "the cache renewed the 5-second token before it expired: {} tokens", seen.len());
 }
 
 #[test]
@@ -63,11 +63,11 @@ fn the_expiry_suite_takes_about_the_token_lifetime() {
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
-        "\nrun scenarios/expiry against the mock (2 s tokens, 1 s skew): {:.2} s wall time",
+        "\nrun scenarios/expiry against the mock (5 s tokens, 1 s skew): {:.2} s wall time",
         wall.as_secs_f64()
     );
     assert_eq!(code(&o), 0, "{}", stdout(&o));
-    assert!(wall < Duration::from_secs(6), "took {wall:?} for a 2 s token lifetime");
+    assert!(wall < Duration::from_secs(9), "took {wall:?} for a 5 s token lifetime");
     assert!(stdout(&o).contains("PASS  token-lifetime"), "{}", stdout(&o));
 }
 

@@ -90,8 +90,9 @@ where
 {
     let start = clock.now();
     let mut interval = interval.unwrap_or(DEFAULT_INTERVAL);
-    // A little past expires_in, so the server's expired_token is seen rather than guessed.
-    let deadline = expires_in + interval + Duration::from_secs(2);
+    // A little past expires_in, so the server's expired_token is seen rather than guessed, even
+    // on a busy machine.
+    let deadline = expires_in + interval + Duration::from_secs(5);
     let mut polls = Vec::new();
     let mut slowed = false;
     let mut last = None;
@@ -278,7 +279,7 @@ mod tests {
         let (send, _) = server(vec![]);
         let out =
             poll(&clock, Some(Duration::from_secs(1)), Duration::from_secs(10), Pace::Honour, send).await.unwrap();
-        assert!(out.polls.len() <= 13 && clock.now() <= Duration::from_secs(13), "{} polls", out.polls.len());
+        assert!(out.polls.len() <= 16 && clock.now() <= Duration::from_secs(16), "{} polls", out.polls.len());
     }
 
     #[tokio::test]

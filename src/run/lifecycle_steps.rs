@@ -1,0 +1,94 @@
+//! Steps over a token's life: introspection, revocation, waiting for expiry.
+
+use super::{CaseState, DEFAULT_INTROSPECTION_CLIENT, PreparedToken, Runner, StepFailure, precondition};
+use crate::exchange::TokenFacts;
+use crate::flows;
+use crate::scenario::{AssertionSpec, AuthChoice, IntrospectSpec, RevokeSpec, TokenRef, WaitSpec};
+use crate::secret::Secret;
+
+impl Runner {
+    pub(super) fn subject_token(
+        &self,
+        which: TokenRef,
+        state: &CaseState,
+    ) -> Result<(Secret, Option<TokenFacts>), StepFailure> {
+        match which {
+            TokenRef::Garbage => Ok((Secret::new(flows::resource::GARBAGE_TOKEN), None)),
+            TokenRef::Last => state.last_token.clone().map(|t| (t, state.last_facts.clone())).ok_or_else(|| {
+                StepFailure::Precondition(precondition("no earlier step of this case obtained a token".into()))
+            }),
+        }
+    }
+
+    pub(super) fn prepare_introspection(
+        &self,
+        spec: &IntrospectSpec,
+        state: &mut CaseState,
+    ) -> Result<PreparedToken, StepFailure> {
+        let endpoint = self.endpoints.introspection.clone().ok_or_else(|| {
+            StepFailure::Precondition(precondition("the target has no introspection endpoint".into()))
+        })?;
+        let name = spec.client.as_ref().map(|n| n.name.as_str()).unwrap_or(DEFAULT_INTROSPECTION_CLIENT);
+        let caller = self.target.clients.get(name).ok_or_else(|| {
+            StepFailure::Precondition(precondition(format!("the target has no client `{name}` to introspect with")))
+        })?;
+        let (token, facts) = self.subject_token(spec.token, state)?;
+        let auth = spec.auth.unwrap_or(AuthChoice::from(caller.auth));
+        let wrong = caller.secret.as_ref().map(|s| Secret::new(format!("{}-wrong", s.expose())));
+        let assertion = self.client_assertion(caller, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
+        let flows_caller = flows::introspection::Caller {
+            client: caller,
+            auth,
+            secret: if spec.wrong_secret { wrong.as_ref() } else { None },
+            assertion: assertion.as_ref(),
+        };
+        let (request, context) =
+            flows::introspection::build(&endpoint, &flows_caller, &token, spec.token_type_hint.as_deref(), facts);
+        Ok(PreparedToken { request, context, jku_path: None })
+    }
+
+    /// Revokes the case's last token as the client it was issued to (RFC 7009 §2.1).
+    pub(super) fn prepare_revocation(
+        &self,
+        spec: &RevokeSpec,
+        state: &mut CaseState,
+    ) -> Result<PreparedToken, StepFailure> {
+        let endpoint =
+            self.endpoints.revocation.clone().ok_or_else(|| {
+                StepFailure::Precondition(precondition("the target has no revocation endpoint".into()))
+            })?;
+        let (token, facts) = self.subject_token(spec.token, state)?;
+        let owner = state
+            .last_client
+            .clone()
+            .and_then(|n| self.target.clients.get(&n))
+            .ok_or_else(|| StepFailure::Precondition(precondition("the token's client is not known".into())))?;
+        let auth = AuthChoice::from(owner.auth);
+        let assertion = self.client_assertion(owner, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
+        let caller = flows::introspection::Caller { client: owner, auth, secret: None, assertion: assertion.as_ref() };
+        let (request, context) =
+            flows::introspection::build(&endpoint, &caller, &token, spec.token_type_hint.as_deref(), facts);
+        Ok(PreparedToken { request, context, jku_path: None })
+    }
+
+    /// Sleeps until the case's last token has expired (plus skew), unless that is longer than the
+    /// step allows: then the case is skipped with the reason.
+    pub(super) async fn wait_for_expiry(&self, spec: &WaitSpec, state: &mut CaseState) -> Result<String, StepFailure> {
+        let expires_at = state.last_facts.as_ref().and_then(TokenFacts::expires_at).ok_or_else(|| {
+            StepFailure::Precondition(precondition(
+                "the case's token has neither exp nor expires_in to wait for".into(),
+            ))
+        })?;
+        let now = crate::clock::unix_now_f64();
+        let wait = (expires_at as f64 - now).max(0.0) + spec.skew.as_secs_f64();
+        if wait > spec.max.as_secs_f64() {
+            return Err(StepFailure::Skip(format!(
+                "the token expires in {:.0} s, longer than this step waits ({}); configure a short-lived client for this suite",
+                wait,
+                humantime::format_duration(spec.max)
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+        Ok(format!("waited {wait:.1} s for the token to expire"))
+    }
+}

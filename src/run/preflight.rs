@@ -1,0 +1,85 @@
+//! Preflight: what must hold between the scenarios and the target before any traffic.
+
+use super::DEFAULT_INTROSPECTION_CLIENT;
+use crate::diagnostics::{LocatedError, did_you_mean};
+use crate::scenario::{Action, AuthChoice, BearerChoice, Case, Named, Suite};
+use crate::target::Target;
+
+/// Checks that every client the scenarios name exists in the target (no network).
+pub fn preflight<'a>(
+    cases: impl Iterator<Item = (&'a Suite, &'a Case)>,
+    target: &Target,
+) -> Result<(), Vec<LocatedError>> {
+    let mut errors = Vec::new();
+    for (suite, case) in cases {
+        for step in &case.steps {
+            let suite_client = case.client.as_ref().or(suite.client.as_ref());
+            // Which client the step acts as, and whether it must have one.
+            let (named, needs_client) = match &step.action {
+                Action::Token(t) => (t.client.as_ref().or(suite_client), true),
+                Action::Resource(r) => {
+                    let fetches = matches!(
+                        r.bearer,
+                        None | Some(BearerChoice::Fresh | BearerChoice::InsufficientScope | BearerChoice::Cached)
+                    );
+                    (suite_client, fetches)
+                }
+                // The caller of an introspection is never the suite's token client by default.
+                Action::Introspect(i) => {
+                    if i.client.is_none() && !target.clients.contains_key(DEFAULT_INTROSPECTION_CLIENT) {
+                        errors.push(
+                            suite
+                                .source
+                                .error_at(case.span, format!("case `{}` introspects without naming a client", case.id))
+                                .with_help(format!(
+                                    "name the caller (`introspect: {{ client: … }}`) or define a `{DEFAULT_INTROSPECTION_CLIENT}` client in the target"
+                                )),
+                        );
+                    }
+                    (i.client.as_ref(), false)
+                }
+                Action::Discovery(_) | Action::Revoke(_) | Action::Wait(_) => (suite_client, false),
+                Action::Ciba(c) => (c.client.as_ref().or(suite_client), true),
+                Action::Poll(p) => (p.client.as_ref().or(suite_client), false),
+                Action::Approve => (None, false),
+            };
+            let wants_assertion = matches!(&step.action, Action::Token(t) if t.auth == Some(AuthChoice::PrivateKeyJwt));
+            match named {
+                Some(named) if !target.clients.contains_key(&named.name) => {
+                    errors.push(unknown_client(suite, target, named));
+                }
+                Some(named) if wants_assertion && target.clients.get(&named.name).is_some_and(|c| c.key.is_none()) => {
+                    errors.push(
+                        suite
+                            .source
+                            .error_at(
+                                named.span,
+                                format!("client `{}` has no private key for private_key_jwt", named.name),
+                            )
+                            .with_help("give the client a `private_key:` in the target file"),
+                    );
+                }
+                None if needs_client => errors.push(
+                    suite
+                        .source
+                        .error_at(case.span, format!("case `{}` needs a client", case.id))
+                        .with_help("set `client:` on the suite, the case or the step"),
+                ),
+                _ => {}
+            }
+        }
+    }
+    // One error per place, even when several steps share the suite's client.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.location.clone()));
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+fn unknown_client(suite: &Suite, target: &Target, named: &Named) -> LocatedError {
+    let names = target.client_names().collect::<Vec<_>>().join(", ");
+    let help = match did_you_mean(&named.name, target.client_names()) {
+        Some(best) => format!("did you mean `{best}`? The target ({}) defines: {names}", target.origin),
+        None => format!("the target ({}) defines: {names}", target.origin),
+    };
+    suite.source.error_at(named.span, format!("unknown client `{}`", named.name)).with_help(help)
+}

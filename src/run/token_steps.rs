@@ -1,0 +1,153 @@
+//! Token requests: the client assertion for private_key_jwt (signed, replayed, or signed by a key
+//! no server knows), and the tokens a resource call presents.
+
+use std::sync::Arc;
+
+use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
+use crate::auth::assertion;
+use crate::exchange::RequestContext;
+use crate::flows;
+use crate::http::Request;
+use crate::keys::{KeyAlg, KeyPair, KidStyle};
+use crate::results::StepResult;
+use crate::scenario::{AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, Suite, TokenSpec};
+use crate::secret::Secret;
+use crate::target::Client;
+
+impl Runner {
+    /// Builds a token request; for private_key_jwt, signs (or replays) the client assertion.
+    pub(super) fn prepare_token(
+        &self,
+        client: &Client,
+        spec: &TokenSpec,
+        state: &mut CaseState,
+    ) -> Result<PreparedToken, StepFailure> {
+        let auth = spec.auth.unwrap_or(AuthChoice::from(client.auth));
+        let signed = self.client_assertion(client, auth, &spec.assertion, spec.client_id.as_deref(), state)?;
+        let (assertion, jku_path) = signed.unzip();
+        let (request, context) = flows::token::build(&self.endpoints.token, client, spec, assertion.as_ref());
+        Ok(PreparedToken { request, context, jku_path: jku_path.flatten() })
+    }
+
+    /// The client assertion for a private_key_jwt request (none for other methods), and the
+    /// harness-served `jku` path it points at, if any. The assertion becomes the case's "previous".
+    pub(super) fn client_assertion(
+        &self,
+        client: &Client,
+        auth: AuthChoice,
+        spec: &AssertionSpec,
+        client_id: Option<&str>,
+        state: &mut CaseState,
+    ) -> Result<Option<(Secret, Option<String>)>, StepFailure> {
+        if auth != AuthChoice::PrivateKeyJwt {
+            return Ok(None);
+        }
+        if spec.replay {
+            let previous = state.last_assertion.clone().ok_or_else(|| {
+                StepFailure::Precondition(precondition(
+                    "no earlier step of this case sent an assertion to replay".into(),
+                ))
+            })?;
+            return Ok(Some((previous, None)));
+        }
+        let key = client.key.clone().ok_or_else(|| {
+            StepFailure::Precondition(precondition("the client has no private key for private_key_jwt".into()))
+        })?;
+        let signer = if spec.unregistered_key { self.unregistered_key(key.alg) } else { key };
+        let mut mutation = spec.mutation.clone();
+        let mut jku_path = None;
+        if spec.serve_jku {
+            // A fresh path per step, so concurrent cases cannot blur the fetch count.
+            let path = format!("/untrusted/{}/jwks.json", assertion::new_jti());
+            let url = self.jwks.publish(&path, signer.jwks());
+            mutation.header.insert("jku".into(), serde_json::Value::String(url.to_string()));
+            jku_path = Some(path);
+        }
+        let claims = assertion::Claims {
+            client_id: client_id.unwrap_or(&client.client_id),
+            audience: self.endpoints.token.as_str(),
+            now: crate::clock::unix_now(),
+            jti: assertion::new_jti(),
+        };
+        let jws = Secret::new(assertion::build(&signer, &claims, &mutation));
+        self.redactor.register_secret(&jws);
+        state.last_assertion = Some(jws.clone());
+        Ok(Some((jws, jku_path)))
+    }
+
+    pub(super) fn unregistered_key(&self, alg: KeyAlg) -> Arc<KeyPair> {
+        let mut keys = UNREGISTERED_KEYS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        keys.entry(alg)
+            .or_insert_with(|| {
+                Arc::new(
+                    KeyPair::generate(alg, 2048, KidStyle::Rfc7638)
+                        .unwrap_or_else(|e| unreachable!("generating a fresh key does not fail: {e}")),
+                )
+            })
+            .clone()
+    }
+
+    pub(super) async fn prepare_resource_call(
+        &self,
+        suite: &Suite,
+        case: &Case,
+        spec: &ResourceSpec,
+        state: &mut CaseState,
+        result: &mut StepResult,
+    ) -> Result<(Request, RequestContext), StepFailure> {
+        let resource =
+            self.target.resource.as_ref().ok_or_else(|| {
+                StepFailure::Precondition(precondition("the target has no `resource` to call".into()))
+            })?;
+        let mut url = resource.url.clone();
+        if let Some(path) = &spec.path {
+            url.set_path(path);
+        }
+        let default = if state.last_token.is_some() { BearerChoice::Last } else { BearerChoice::Fresh };
+        let bearer = match spec.bearer.unwrap_or(default) {
+            BearerChoice::None => None,
+            BearerChoice::Garbage => Some(Secret::new(flows::resource::GARBAGE_TOKEN)),
+            BearerChoice::Last => Some(state.last_token.clone().ok_or_else(|| {
+                StepFailure::Precondition(precondition("no earlier step of this case obtained a token".into()))
+            })?),
+            choice @ (BearerChoice::Fresh | BearerChoice::InsufficientScope) => {
+                let scope = match choice {
+                    BearerChoice::InsufficientScope => Some(resource.insufficient_scope.clone().ok_or_else(|| {
+                        StepFailure::Precondition(precondition(
+                            "the target's resource has no `insufficient_scope`".into(),
+                        ))
+                    })?),
+                    _ => None,
+                };
+                let (name, client) = self.client_for(suite, case, None);
+                let spec = TokenSpec { scope, ..TokenSpec::default() };
+                let prepared = self.prepare_token(client, &spec, state)?;
+                let exchange =
+                    self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
+                result.setup.push(self.view(&exchange));
+                Some(self.remember(state, name, client, &exchange).ok_or_else(|| no_token(&self.redactor, &exchange))?)
+            }
+            BearerChoice::Cached => {
+                let (name, client) = self.client_for(suite, case, None);
+                let token = self
+                    .token_cache
+                    .get_or_fetch(name, || async {
+                        let mut scratch = CaseState::default();
+                        let prepared = self.prepare_token(client, &TokenSpec::default(), &mut scratch)?;
+                        let exchange =
+                            self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
+                        result.setup.push(self.view(&exchange));
+                        let token =
+                            self.remember_tokens(&exchange).ok_or_else(|| no_token(&self.redactor, &exchange))?;
+                        let expires_in =
+                            exchange.response.json_object().and_then(|o| o.get("expires_in")).and_then(|v| v.as_i64());
+                        Ok::<_, StepFailure>((token, expires_in))
+                    })
+                    .await?;
+                state.last_token = Some(token.clone());
+                Some(token)
+            }
+        };
+        Ok(flows::resource::build(&url, bearer.as_ref()))
+    }
+}
