@@ -87,10 +87,14 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
     let redactor = Redactor::new();
     let bar = progress_bar(&args, out);
     let progress = bar.clone().map(|bar| {
-        Progress(Arc::new(move |case: &crate::results::CaseResult| {
-            bar.set_message(case.id.clone());
-            bar.inc(1);
-        }))
+        let waiting = bar.clone();
+        Progress {
+            case_done: Arc::new(move |case: &crate::results::CaseResult| {
+                bar.set_message(format!("done: {}", case.id));
+                bar.inc(1);
+            }),
+            waiting: Arc::new(move |what: &str| waiting.set_message(what.to_string())),
+        }
     });
     let options = RunOptions { filter: args.filter.clone(), strict: args.strict, jobs: args.jobs as usize, progress };
     let mut runners = Vec::new();

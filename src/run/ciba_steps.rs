@@ -224,6 +224,7 @@ impl Runner {
             })
         } else {
             let remaining = request.expires_in.saturating_sub(request.accepted_at.elapsed());
+            self.announce_wait("CIBA: waiting for the professional", remaining);
             let pace = if spec.too_fast { Pace::TooFast } else { Pace::Honour };
             ciba::poll(&SystemClock::default(), request.interval, remaining, pace, send).await
         };

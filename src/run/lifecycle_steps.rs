@@ -88,6 +88,7 @@ impl Runner {
                 humantime::format_duration(spec.max)
             )));
         }
+        self.announce_wait("waiting for a token to expire", std::time::Duration::from_secs_f64(wait));
         tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
         Ok(format!("waited {wait:.1} s for the token to expire"))
     }

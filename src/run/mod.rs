@@ -53,9 +53,13 @@ impl Default for RunOptions {
     }
 }
 
-/// A callback for finished cases.
+/// Callbacks for a progress display: a case finished, or a step is waiting (CIBA polling, a
+/// token's expiry) with how long it may take.
 #[derive(Clone)]
-pub struct Progress(pub Arc<dyn Fn(&CaseResult) + Send + Sync>);
+pub struct Progress {
+    pub case_done: Arc<dyn Fn(&CaseResult) + Send + Sync>,
+    pub waiting: Arc<dyn Fn(&str) + Send + Sync>,
+}
 
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -259,8 +263,8 @@ impl Runner {
         let results: Vec<(usize, CaseResult)> = futures_util::stream::iter(selected)
             .map(|(i, suite, case)| async move {
                 let result = self.run_case(suite, case).await;
-                if let Some(Progress(report)) = &self.options.progress {
-                    report(&result);
+                if let Some(progress) = &self.options.progress {
+                    (progress.case_done)(&result);
                 }
                 (i, result)
             })
@@ -554,6 +558,15 @@ impl Runner {
                 truncated: r.truncated,
                 elapsed_ms: r.elapsed.as_millis() as u64,
             },
+        }
+    }
+}
+
+impl Runner {
+    /// Tells the progress display that a step waits, and for how long at most.
+    fn announce_wait(&self, what: &str, up_to: std::time::Duration) {
+        if let Some(progress) = &self.options.progress {
+            (progress.waiting)(&format!("{what}: up to {:.0} s left", up_to.as_secs_f64()));
         }
     }
 }
