@@ -14,17 +14,6 @@ pub use identity_server::IdentityServerMock;
 /// The systems a suite can be for, each with its embedded mock.
 pub const SYSTEMS: &[&str] = &[identity_server::NAME, psc::NAME];
 
-/// Which mock owns a defect name; `None` when no mock has it.
-pub fn owner_of(defect: &str) -> Option<&'static str> {
-    if identity_server::Defect::from_name(defect).is_some() {
-        Some(identity_server::NAME)
-    } else if psc::Defect::from_name(defect).is_some() {
-        Some(psc::NAME)
-    } else {
-        None
-    }
-}
-
 /// Every defect name of every mock, for "did you mean".
 pub fn all_defect_names() -> Vec<&'static str> {
     identity_server::Defect::ALL.iter().map(|d| d.name()).chain(psc::Defect::ALL.iter().map(|d| d.name())).collect()

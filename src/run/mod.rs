@@ -192,10 +192,6 @@ impl Runner {
         })
     }
 
-    pub fn endpoints(&self) -> &Endpoints {
-        &self.endpoints
-    }
-
     /// The target file the run used, if it came from one.
     pub fn target_source(&self) -> Option<&crate::diagnostics::SourceFile> {
         self.target.source.as_ref()
