@@ -1,6 +1,8 @@
 //! Shared by the integration tests: the binary, mocks, target files.
 #![allow(dead_code)]
 
+pub mod defect_tables;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
