@@ -30,6 +30,12 @@ pub enum Command {
         after_help = "Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --mock-defect no-cache-headers\n  oauth-harness run scenarios --target staging.yaml --filter 'reject-*' --report-json r.json"
     )]
     Run(RunArgs),
+    /// Load the token or introspection endpoint (goose) and judge the profile's thresholds.
+    #[command(
+        after_help = "Exit codes: 0 every threshold held · 1 a threshold failed (or no request succeeded) · 2 invalid profile or usage · 3 runtime error\n\n\
+Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\n  oauth-harness load scenarios/load/mixed.yaml --target staging.yaml --users 64 --report-json reports/load.json\n  oauth-harness load scenarios/load/token-secret.yaml --mock-defect token-server-error-10pct"
+    )]
+    Load(LoadArgs),
     /// Load scenarios (and a target) and report every problem, without sending anything.
     #[command(after_help = "Example:\n  oauth-harness validate scenarios --target staging.yaml")]
     Validate(ValidateArgs),
@@ -159,6 +165,48 @@ pub struct RunArgs {
     /// Cases in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The load profile (YAML with a top-level `load:` key), e.g. scenarios/load/token-secret.yaml.
+    pub profile: PathBuf,
+    /// Target file; without it the embedded Identity Server mock is started on 127.0.0.1.
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
+    /// Switch a defect on in the embedded mock (repeatable).
+    #[arg(long = "mock-defect", value_name = "NAME")]
+    pub mock_defects: Vec<String>,
+    /// Concurrent users (overrides the profile).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub users: Option<u32>,
+    /// Time to start all users, e.g. 5s (overrides the profile).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ramp: Option<Duration>,
+    /// How long to run once every user has started, e.g. 30s (overrides the profile).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "iterations")]
+    pub duration: Option<Duration>,
+    /// Run each user through the paths N times instead of for a duration.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: Option<u32>,
+    /// Target rate for the whole run, e.g. 500/s (overrides the profile).
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+    /// Write a self-contained HTML report (tables and SVG charts).
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+    /// Write the JSON report (stable shape, includes each path's histogram).
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Write a Markdown summary (`-`: append to $GITHUB_STEP_SUMMARY, or print it).
+    #[arg(long, value_name = "FILE")]
+    pub report_md: Option<PathBuf>,
+    /// Also write goose's own HTML report (its charts load a script from a CDN).
+    #[arg(long, value_name = "FILE")]
+    pub report_goose_html: Option<PathBuf>,
+    /// Only the final table; no progress.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

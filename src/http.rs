@@ -140,6 +140,11 @@ impl HttpClient {
         Ok(Self { inner, timeout, body_cap: DEFAULT_BODY_CAP })
     }
 
+    /// The underlying client, for `load`'s hot path (no recording, no body copy).
+    pub fn reqwest_client(&self) -> &reqwest::Client {
+        &self.inner
+    }
+
     pub fn with_body_cap(mut self, cap: usize) -> Self {
         self.body_cap = cap;
         self

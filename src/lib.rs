@@ -16,6 +16,7 @@ pub mod flows;
 pub mod http;
 pub mod jwks_server;
 pub mod keys;
+pub mod load;
 pub mod mock;
 pub mod pki;
 pub mod report;

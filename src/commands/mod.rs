@@ -4,6 +4,7 @@
 mod checks;
 mod evidence;
 mod keys;
+mod load;
 mod mock;
 mod run;
 mod validate;
@@ -38,6 +39,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
     let out = Output::detect(cli.no_color);
     match cli.command {
         Command::Run(args) => run::run(args, out).await,
+        Command::Load(args) => load::load(args, out).await,
         Command::Validate(args) => validate::validate(args, out),
         Command::Checks => checks::print(),
         Command::Mock(which) => mock::mock(which, out).await,

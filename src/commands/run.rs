@@ -176,7 +176,7 @@ pub async fn run(args: RunArgs, out: Output) -> u8 {
     exit_code(&report)
 }
 
-fn load_target(path: &Path, args: &RunArgs, out: Output) -> Result<Target, u8> {
+pub(super) fn load_target(path: &Path, args: &RunArgs, out: Output) -> Result<Target, u8> {
     if !args.mock_defects.is_empty() {
         out.error(&Plain::new("--mock-defect switches defects on in the embedded mocks; it cannot apply to --target"));
         return Err(exit::INVALID_INPUT);
@@ -189,7 +189,7 @@ fn load_target(path: &Path, args: &RunArgs, out: Output) -> Result<Target, u8> {
     })
 }
 
-async fn start_embedded(defect_names: &[String], out: Output) -> Result<Embedded, u8> {
+pub(super) async fn start_embedded(defect_names: &[String], out: Output) -> Result<Embedded, u8> {
     let mut defects = Vec::new();
     let mut psc_defects = Vec::new();
     for name in defect_names {
@@ -296,7 +296,7 @@ fn evidence_bundle(
     Bundle { files }
 }
 
-fn append_file(path: &Path, text: &str) -> Result<(), Plain> {
+pub(super) fn append_file(path: &Path, text: &str) -> Result<(), Plain> {
     use std::io::Write;
     std::fs::OpenOptions::new()
         .append(true)
@@ -306,7 +306,7 @@ fn append_file(path: &Path, text: &str) -> Result<(), Plain> {
         .map_err(|e| Plain::new(format!("cannot append to `{}`: {e}", path.display())))
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), Plain> {
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Plain> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Plain::new(format!("cannot create `{}`: {e}", dir.display())))?;
     }

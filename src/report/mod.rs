@@ -4,6 +4,7 @@
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod load;
 pub mod markdown;
 pub mod terminal;
 

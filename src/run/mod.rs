@@ -91,6 +91,35 @@ pub struct Endpoints {
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// Finds the endpoints of a target: its discovery document, overridden by what the target file
+/// names. Used by the conformance runner and by `load`.
+pub async fn discover_endpoints(http: &HttpClient, target: &Target) -> Result<Endpoints, RunError> {
+    let (request, _) = flows::discovery::build(&target.issuer, "/.well-known/openid-configuration");
+    let metadata = match http.send(&request).await {
+        Ok(r) if r.status == 200 => r.json_object().cloned(),
+        Ok(_) => None,
+        Err(e) if target.token_endpoint.is_none() => return Err(RunError::Unreachable(e)),
+        Err(_) => None,
+    };
+    let token = match (&target.token_endpoint, &metadata) {
+        (Some(t), _) => t.clone(),
+        (None, Some(m)) => m
+            .get("token_endpoint")
+            .and_then(|v| v.as_str())
+            .and_then(|s| Url::parse(s).ok())
+            .ok_or_else(|| RunError::NoTokenEndpoint(format!("{} has no usable token_endpoint", request.url)))?,
+        (None, None) => {
+            return Err(RunError::NoTokenEndpoint(format!("no discovery document at {}", request.url)));
+        }
+    };
+    let from_metadata = |member: &str| {
+        metadata.as_ref().and_then(|m| m.get(member)).and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok())
+    };
+    let introspection = target.introspection_endpoint.clone().or_else(|| from_metadata("introspection_endpoint"));
+    let revocation = target.revocation_endpoint.clone().or_else(|| from_metadata("revocation_endpoint"));
+    Ok(Endpoints { token, introspection, revocation, metadata })
+}
+
 pub struct Runner {
     http: HttpClient,
     /// Clients with an mTLS identity get their own HTTP client.
@@ -154,30 +183,7 @@ impl Runner {
                     .insert(name.clone(), HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Unreachable)?);
             }
         }
-        let (request, _) = flows::discovery::build(&target.issuer, "/.well-known/openid-configuration");
-        let metadata = match http.send(&request).await {
-            Ok(r) if r.status == 200 => r.json_object().cloned(),
-            Ok(_) => None,
-            Err(e) if target.token_endpoint.is_none() => return Err(RunError::Unreachable(e)),
-            Err(_) => None,
-        };
-        let token = match (&target.token_endpoint, &metadata) {
-            (Some(t), _) => t.clone(),
-            (None, Some(m)) => m
-                .get("token_endpoint")
-                .and_then(|v| v.as_str())
-                .and_then(|s| Url::parse(s).ok())
-                .ok_or_else(|| RunError::NoTokenEndpoint(format!("{} has no usable token_endpoint", request.url)))?,
-            (None, None) => {
-                return Err(RunError::NoTokenEndpoint(format!("no discovery document at {}", request.url)));
-            }
-        };
-        let from_metadata = |member: &str| {
-            metadata.as_ref().and_then(|m| m.get(member)).and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok())
-        };
-        let introspection = target.introspection_endpoint.clone().or_else(|| from_metadata("introspection_endpoint"));
-        let revocation = target.revocation_endpoint.clone().or_else(|| from_metadata("revocation_endpoint"));
-        let endpoints = Endpoints { token, introspection, revocation, metadata };
+        let endpoints = discover_endpoints(&http, &target).await?;
         let ciba = ciba_steps::discover(&http, &target).await;
         Ok(Self {
             http,

@@ -54,7 +54,13 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("introspect-wrong-scope", &["rfc7662.2.2.scope"]),
     ("revocation-ignored", &["rfc7009.2.revoked-inactive", "rfc7009.2.revoked-refused"]),
     ("resource-accepts-expired", &["rfc6750.3.1.expired-token"]),
+    // A load defect: which cases draw the one-in-ten 500 depends on scheduling, so any failing
+    // set will do as long as it is not empty (tests/load.rs measures its rate).
+    ("token-server-error-10pct", &[]),
 ];
+
+/// Defects whose failing checks depend on request order: they must fail something.
+pub const ANY_FAILURE: &[&str] = &["token-server-error-10pct"];
 
 /// The PSC mock's defects and the checks each must fail.
 pub const EXPECTED_PSC: &[(&str, &[&str])] = &[

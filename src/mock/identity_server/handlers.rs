@@ -23,6 +23,8 @@ pub struct App {
     pub tokens: Arc<IssuedTokens>,
     pub replay: Arc<ReplayCache>,
     pub jwks_cache: Arc<JwksCache>,
+    /// Token requests answered so far, for the one-in-ten server error defect.
+    pub token_requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Respond for App {
@@ -123,6 +125,10 @@ impl App {
     }
 
     fn token(&self, request: &Request) -> ResponseTemplate {
+        let n = self.token_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.defects.on(Defect::TokenServerError10Pct) && n % 10 == 9 {
+            return ResponseTemplate::new(500).set_body_string("Internal Server Error");
+        }
         let get_allowed = self.defects.on(Defect::TokenEndpointAcceptsGet);
         let form: Vec<(String, String)> = match request.method.as_str() {
             "POST" => form_urlencoded::parse(&request.body).into_owned().collect(),

@@ -75,6 +75,7 @@ defects! {
         IntrospectWrongScope => ("introspect-wrong-scope", "RFC 7662 §2.2: introspection reports every scope the client may have, not the granted one"),
         RevocationIgnored => ("revocation-ignored", "RFC 7009 §2: revocation answers 200 but the token stays valid"),
         ResourceAcceptsExpired => ("resource-accepts-expired", "RFC 6750 §3.1: the resource accepts a token past its expires_in"),
+        TokenServerError10Pct => ("token-server-error-10pct", "RFC 6749 §5.1: one token request in ten is answered 500 (an overloaded server; for load runs)"),
     }
 }
 
@@ -124,6 +125,7 @@ impl IdentityServerMock {
             tokens: Arc::new(state::IssuedTokens::default()),
             replay: Arc::new(assertion::ReplayCache::default()),
             jwks_cache: Arc::new(assertion::JwksCache::default()),
+            token_requests: Arc::default(),
         };
         Mock::given(any()).respond_with(app).mount(&server).await;
         Ok(Self { server, config })

@@ -1,0 +1,191 @@
+//! `oauth-harness load`: validate the profile and target, run the attack, print the table, write
+//! the reports, and turn the thresholds into the exit code.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::run::{append_file, start_embedded, write_file};
+use super::{Output, Plain};
+use crate::cli::LoadArgs;
+use crate::exit;
+use crate::load::profile::{self, Profile};
+use crate::load::report::LoadReport;
+use crate::load::{self, Live, LoadError, RunSettings};
+use crate::report;
+use crate::secret::Redactor;
+use crate::target::Target;
+
+pub async fn load(args: LoadArgs, out: Output) -> u8 {
+    let profile = match profile::load(&args.profile) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                out.error(e);
+            }
+            return exit::INVALID_INPUT;
+        }
+    };
+    let settings = match settings(&profile, &args) {
+        Ok(s) => s,
+        Err(e) => {
+            out.error(&e);
+            return exit::INVALID_INPUT;
+        }
+    };
+    // The embedded mock lives until the end of the run.
+    let (target, _embedded) = match &args.target {
+        Some(path) => {
+            if !args.mock_defects.is_empty() {
+                out.error(&Plain::new(
+                    "--mock-defect switches defects on in the embedded mock; it cannot apply to --target",
+                ));
+                return exit::INVALID_INPUT;
+            }
+            match Target::load(path) {
+                Ok(t) => (t, None),
+                Err(errors) => {
+                    for e in &errors {
+                        out.error(e);
+                    }
+                    return exit::INVALID_INPUT;
+                }
+            }
+        }
+        None => match start_embedded(&args.mock_defects, out).await {
+            Ok(embedded) => (embedded.target.clone(), Some(embedded)),
+            Err(code) => return code,
+        },
+    };
+    let problems = profile::check_against(&profile, &target);
+    if !problems.is_empty() {
+        for e in &problems {
+            out.error(e);
+        }
+        return exit::INVALID_INPUT;
+    }
+
+    let redactor = Redactor::new();
+    let on_tick = progress(&args, &profile, &settings);
+    let result = load::run(&profile, &target, &settings, &redactor, on_tick.callback).await;
+    if let Some(bar) = on_tick.bar {
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            out.error(&e);
+            return match e {
+                LoadError::MissingEndpoint { .. } => exit::INVALID_INPUT,
+                _ => exit::RUNTIME_ERROR,
+            };
+        }
+    };
+    print!("{}", redactor.scrub(&report::load::terminal(&report, out.color)));
+    if let Err(e) = write_reports(&args, &report, &redactor) {
+        out.error(&e);
+        return exit::RUNTIME_ERROR;
+    }
+    exit_code(&report)
+}
+
+/// A threshold that failed, or a run in which not one request succeeded, fails the run.
+pub fn exit_code(report: &LoadReport) -> u8 {
+    let nothing_succeeded = report.total.requests == report.total.errors;
+    if !report.thresholds_passed || nothing_succeeded { exit::CHECK_FAILED } else { exit::SUCCESS }
+}
+
+fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Plain> {
+    let mut s = RunSettings::from_profile(profile);
+    if let Some(users) = args.users {
+        s.users = users as usize;
+    }
+    if let Some(ramp) = args.ramp {
+        s.ramp = ramp;
+    }
+    if let Some(duration) = args.duration {
+        if duration.is_zero() {
+            return Err(Plain::new("--duration must be longer than zero"));
+        }
+        s.duration = duration;
+        s.iterations = None;
+    }
+    if let Some(n) = args.iterations {
+        s.iterations = Some(n as usize);
+    }
+    if let Some(rate) = &args.rate {
+        s.rate = Some(profile::parse_rate(rate).map_err(|e| Plain::new(format!("--rate: {e}")).help("e.g. 500/s"))?);
+    }
+    if s.iterations.is_none() && s.duration + s.ramp > s.max_duration {
+        return Err(Plain::new(format!(
+            "ramp + duration exceeds the profile's max_duration ({})",
+            humantime::format_duration(s.max_duration)
+        ))
+        .help("raise `max_duration` in the profile"));
+    }
+    s.goose_report = args.report_goose_html.clone();
+    Ok(s)
+}
+
+struct Progress {
+    callback: Arc<dyn Fn(&Live) + Send + Sync>,
+    bar: Option<ProgressBar>,
+}
+
+/// A live line on a terminal; a plain line every five seconds otherwise; nothing with `--quiet`.
+fn progress(args: &LoadArgs, profile: &Profile, settings: &RunSettings) -> Progress {
+    if args.quiet {
+        return Progress { callback: Arc::new(|_| {}), bar: None };
+    }
+    let planned = match settings.iterations {
+        Some(n) => format!("{n} iterations"),
+        None => humantime::format_duration(settings.ramp + settings.duration).to_string(),
+    };
+    eprintln!("load {}: {} users, {planned}", profile.name, settings.users);
+    if std::io::stderr().is_terminal() {
+        let style = ProgressStyle::with_template("{spinner} {elapsed}  {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = ProgressBar::new_spinner().with_style(style);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let b = bar.clone();
+        return Progress { callback: Arc::new(move |live: &Live| b.set_message(line(live))), bar: Some(bar) };
+    }
+    Progress {
+        callback: Arc::new(|live: &Live| {
+            if live.elapsed.as_secs() % 5 == 0 {
+                eprintln!("[{:>4}s] {}", live.elapsed.as_secs(), line(live));
+            }
+        }),
+        bar: None,
+    }
+}
+
+fn line(live: &Live) -> String {
+    let p95 = live.p95_ms.map(|v| format!("{v:.2} ms")).unwrap_or_else(|| "–".into());
+    format!("{} requests  {:.0}/s  {} errors  p95 {p95}", live.requests, live.rate, live.errors)
+}
+
+fn write_reports(args: &LoadArgs, report: &LoadReport, redactor: &Redactor) -> Result<(), Plain> {
+    let outputs =
+        [(&args.report_json, report::load::json as fn(&LoadReport) -> String), (&args.report_html, report::load::html)];
+    for (path, render) in outputs {
+        if let Some(path) = path {
+            write_file(path, &redactor.scrub(&render(report)))?;
+        }
+    }
+    if let Some(path) = &args.report_md {
+        let text = redactor.scrub(&report::load::markdown(report));
+        if path.as_os_str() == "-" {
+            match std::env::var_os("GITHUB_STEP_SUMMARY") {
+                Some(summary) => append_file(Path::new(&summary), &text)?,
+                None => print!("{text}"),
+            }
+        } else {
+            write_file(path, &text)?;
+        }
+    }
+    Ok(())
+}

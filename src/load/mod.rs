@@ -1,0 +1,415 @@
+//! `load`: a goose attack on the token and introspection paths. goose schedules the users, ramps,
+//! throttles (`rate:`), mitigates coordinated omission and keeps its own metrics; our transactions
+//! send each request with a shared reqwest client, check the answer, and record the latency in an
+//! HDR histogram per path, from which the reported percentiles and the thresholds come.
+
+pub mod paths;
+pub mod pool;
+pub mod profile;
+pub mod report;
+pub mod stats;
+pub mod thresholds;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use goose::config::GooseConfiguration;
+use goose::metrics::GooseCoordinatedOmissionMitigation;
+use goose::prelude::{GooseAttack, Scenario, Transaction};
+
+use self::paths::{Auth, Bodies, PathRuntime};
+use self::pool::AssertionPool;
+use self::profile::{CoMitigation, PathKind, Profile};
+use self::report::{LoadReport, PathSummary, Settings};
+use self::stats::{LiveCounters, PathRecorder, PathStats};
+use crate::http::{HttpClient, TlsSettings};
+use crate::run::{Endpoints, RunError};
+use crate::secret::Redactor;
+use crate::target::{ClientAuth, Target};
+
+/// Run settings after the command line has overridden the profile.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub users: usize,
+    pub ramp: Duration,
+    pub duration: Duration,
+    pub iterations: Option<usize>,
+    pub rate: Option<usize>,
+    pub max_duration: Duration,
+    /// goose's own HTML report (it loads its chart library from a CDN).
+    pub goose_report: Option<PathBuf>,
+}
+
+impl RunSettings {
+    pub fn from_profile(p: &Profile) -> Self {
+        Self {
+            users: p.users,
+            ramp: p.ramp,
+            duration: p.duration,
+            iterations: p.iterations,
+            rate: p.rate,
+            max_duration: p.max_duration,
+            goose_report: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(#[from] RunError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("path `{path}`: the target gives no {member}")]
+    #[diagnostic(help("set `{member}` in the target file"))]
+    MissingEndpoint { path: String, member: &'static str },
+    #[error("path `{path}`: minting the tokens to introspect failed: {reason}")]
+    #[diagnostic(help("the token_client must be able to get tokens before the run starts"))]
+    Minting { path: String, reason: String },
+    #[error("path `{path}`: {reason}")]
+    Path { path: String, reason: String },
+    #[error("goose refused the run: {0}")]
+    Goose(String),
+}
+
+/// What the progress line shows, once a second.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub elapsed: Duration,
+    pub requests: u64,
+    pub errors: u64,
+    pub rate: f64,
+    pub p95_ms: Option<f64>,
+}
+
+/// Runs the profile against the target and returns the report (thresholds judged).
+pub async fn run(
+    profile: &Profile,
+    target: &Target,
+    settings: &RunSettings,
+    redactor: &Redactor,
+    on_tick: Arc<dyn Fn(&Live) + Send + Sync>,
+) -> Result<LoadReport, LoadError> {
+    target.register_secrets(redactor);
+    let tls = TlsSettings { ca: target.ca.clone(), identity: None };
+    let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
+    let endpoints = crate::run::discover_endpoints(&http, target).await?;
+
+    let started = Instant::now();
+    let live = Arc::new(LiveCounters::default());
+    let mut notes = Vec::new();
+    let mut pools = Vec::new();
+    let mut runtimes = Vec::new();
+    for spec in &profile.paths {
+        let path =
+            prepare_path(spec, target, &endpoints, settings, redactor, started, &live, &mut pools, &mut notes).await?;
+        runtimes.push((Arc::new(path), spec.weight));
+    }
+
+    let config = goose_config(profile, target, settings);
+    let mut scenario = Scenario::new("load");
+    for (path, weight) in &runtimes {
+        let p = path.clone();
+        let transaction = Transaction::new(Arc::new(move |user| {
+            let p = p.clone();
+            Box::pin(async move { p.fire(user).await })
+        }))
+        .set_name(&path.name)
+        .set_weight(*weight)
+        .map_err(|e| LoadError::Goose(e.to_string()))?;
+        scenario = scenario.register_transaction(transaction);
+    }
+    let attack = GooseAttack::initialize_with_config(config)
+        .map_err(|e| LoadError::Goose(e.to_string()))?
+        .set_client_builder_without_cookies(goose::client::GooseClientBuilder::new().without_cookies())
+        .map_err(|e| LoadError::Goose(e.to_string()))?
+        .register_scenario(scenario);
+
+    // The hard cap: goose stops gracefully through its killswitch, as on Ctrl-C.
+    let capped = Arc::new(AtomicBool::new(false));
+    let cap = {
+        let capped = capped.clone();
+        let max = settings.max_duration;
+        tokio::spawn(async move {
+            tokio::time::sleep(max).await;
+            capped.store(true, Ordering::SeqCst);
+            goose::trigger_killswitch("max_duration reached");
+        })
+    };
+    let ticker = spawn_ticker(runtimes.iter().map(|(p, _)| p.clone()).collect(), live.clone(), started, on_tick);
+    let wall_start = SystemTime::now();
+    let traffic_start = Instant::now();
+    let result = attack.execute().await;
+    let seconds = traffic_start.elapsed().as_secs_f64();
+    cap.abort();
+    ticker.abort();
+    let stopped_by_cap = capped.load(Ordering::SeqCst);
+    let interrupted = goose::is_killswitch_triggered() && !stopped_by_cap;
+    if let Err(e) = result {
+        return Err(LoadError::Goose(e.to_string()));
+    }
+
+    let per_path: Vec<(Arc<PathRuntime>, usize, PathStats)> =
+        runtimes.iter().map(|(p, w)| (p.clone(), *w, p.recorder.snapshot())).collect();
+    let mut all = PathStats::default();
+    for (_, _, s) in &per_path {
+        all.merge(s);
+    }
+    let verdicts = thresholds::evaluate(
+        &profile.thresholds,
+        |scope| match scope {
+            None => Some(&all),
+            Some(name) => per_path.iter().find(|(p, _, _)| p.name == name).map(|(_, _, s)| s),
+        },
+        seconds,
+    );
+    if stopped_by_cap {
+        notes.push(format!("stopped by max_duration ({})", humantime::format_duration(settings.max_duration)));
+    }
+    if interrupted {
+        notes.push("interrupted (Ctrl-C): the figures cover the part that ran".into());
+    }
+    let assertion_pools: BTreeMap<String, pool::PoolReport> =
+        pools.iter().map(|(name, pool, prefilled)| (name.clone(), pool.report(*prefilled))).collect();
+    for (name, report) in &assertion_pools {
+        if report.starved > 0 {
+            notes.push(format!(
+                "path `{name}`: the assertion pool ran dry {} time(s); signing, not the server, limited the rate then",
+                report.starved
+            ));
+        }
+    }
+    Ok(LoadReport {
+        format: report::FORMAT,
+        profile: profile.name.clone(),
+        description: profile.description.clone(),
+        target: target.issuer.to_string(),
+        target_origin: target.origin.clone(),
+        started_at: humantime::format_rfc3339_seconds(wall_start).to_string(),
+        duration_secs: seconds,
+        interrupted,
+        stopped_by_cap,
+        settings: Settings {
+            users: settings.users,
+            ramp_secs: settings.ramp.as_secs_f64(),
+            duration_secs: settings.iterations.is_none().then_some(settings.duration.as_secs_f64()),
+            iterations: settings.iterations,
+            rate: settings.rate,
+            coordinated_omission: profile.coordinated_omission,
+            max_duration_secs: settings.max_duration.as_secs_f64(),
+        },
+        total: PathSummary::new("all", "all", 0, &all, seconds),
+        paths: per_path.iter().map(|(p, w, s)| PathSummary::new(&p.name, p.kind.name(), *w, s, seconds)).collect(),
+        thresholds_passed: verdicts.iter().all(|v| v.passed),
+        thresholds: verdicts,
+        assertion_pools,
+        notes,
+    })
+}
+
+type Pools = Vec<(String, Arc<AssertionPool>, usize)>;
+
+#[allow(clippy::too_many_arguments)]
+async fn prepare_path(
+    spec: &profile::PathSpec,
+    target: &Target,
+    endpoints: &Endpoints,
+    settings: &RunSettings,
+    redactor: &Redactor,
+    started: Instant,
+    live: &Arc<LiveCounters>,
+    pools: &mut Pools,
+    notes: &mut Vec<String>,
+) -> Result<PathRuntime, LoadError> {
+    let path_error = |reason: String| LoadError::Path { path: spec.name.clone(), reason };
+    let client = target.clients.get(&spec.client).ok_or_else(|| path_error(format!("no client `{}`", spec.client)))?;
+    let method = spec.auth.unwrap_or(client.auth);
+    let http = http_for(client, target)?;
+    let (url, bodies) = match spec.kind {
+        PathKind::Token => (endpoints.token.clone(), Bodies::Fixed(token_params(client.scope.as_deref()))),
+        PathKind::Introspection => {
+            let url = endpoints.introspection.clone().ok_or_else(|| LoadError::MissingEndpoint {
+                path: spec.name.clone(),
+                member: "introspection_endpoint",
+            })?;
+            let tokens = mint_tokens(spec, target, endpoints, redactor, started, live).await?;
+            let bodies = tokens
+                .iter()
+                .map(|t| {
+                    let token: String = form_urlencoded::byte_serialize(t.expose().as_bytes()).collect();
+                    format!("token={token}&token_type_hint=access_token")
+                })
+                .collect();
+            (url, Bodies::Cycle { bodies, next: Default::default() })
+        }
+    };
+    let pool = if method == ClientAuth::PrivateKeyJwt {
+        let key =
+            client.key.clone().ok_or_else(|| path_error(format!("client `{}` has no private_key", spec.client)))?;
+        let capacity = pool_capacity(settings);
+        // Signing runs on its own threads; one per core leaves the users the rest of the time.
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+        let pool = Arc::new(AssertionPool::start(key, &client.client_id, endpoints.token.as_str(), capacity, workers));
+        let prefilled = pool.prefill(capacity, PREFILL_BUDGET).await;
+        if prefilled < capacity {
+            notes.push(format!(
+                "path `{}`: {prefilled} assertions signed ahead of the run (of {capacity} wanted in {}s)",
+                spec.name,
+                PREFILL_BUDGET.as_secs()
+            ));
+        }
+        pools.push((spec.name.clone(), pool.clone(), prefilled));
+        Some(pool)
+    } else {
+        None
+    };
+    let auth = Auth::prepare(client, method, pool).map_err(path_error)?;
+    let mut path = PathRuntime::new(
+        spec.name.clone(),
+        spec.kind,
+        http,
+        url,
+        auth,
+        bodies,
+        PathRecorder::new(started, live.clone()),
+    );
+    if profile_corrects(settings) {
+        path.expected_interval_us = settings.rate.map(|rate| (settings.users as u64 * 1_000_000) / rate as u64);
+    }
+    Ok(path)
+}
+
+/// Coordinated-omission correction of our histogram needs a known cadence: a target rate.
+fn profile_corrects(settings: &RunSettings) -> bool {
+    settings.rate.is_some()
+}
+
+/// How long the run may wait for the assertion pool to fill before traffic starts.
+const PREFILL_BUDGET: Duration = Duration::from_secs(5);
+
+/// Enough assertions for the planned requests, bounded: a target rate tells how many a second;
+/// without one, a generous guess per user. Never more than the memory a run should take.
+fn pool_capacity(settings: &RunSettings) -> usize {
+    let per_second = settings.rate.unwrap_or(settings.users * 500);
+    let seconds = settings.duration.as_secs().clamp(1, 240) as usize;
+    (per_second * seconds).clamp(256, 100_000)
+}
+
+fn token_params(scope: Option<&str>) -> String {
+    match scope {
+        Some(scope) => {
+            let scope: String = form_urlencoded::byte_serialize(scope.as_bytes()).collect();
+            format!("grant_type=client_credentials&scope={scope}")
+        }
+        None => "grant_type=client_credentials".to_string(),
+    }
+}
+
+fn http_for(client: &crate::target::Client, target: &Target) -> Result<reqwest::Client, LoadError> {
+    let tls = TlsSettings { ca: target.ca.clone(), identity: client.identity.as_ref().map(|i| i.identity.clone()) };
+    let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
+    Ok(http.reqwest_client().clone())
+}
+
+/// The tokens an introspection path cycles through, minted one by one before the run.
+async fn mint_tokens(
+    spec: &profile::PathSpec,
+    target: &Target,
+    endpoints: &Endpoints,
+    redactor: &Redactor,
+    started: Instant,
+    live: &Arc<LiveCounters>,
+) -> Result<Vec<crate::secret::Secret>, LoadError> {
+    let minting = |reason: String| LoadError::Minting { path: spec.name.clone(), reason };
+    let (name, _) = spec.token_client.as_ref().ok_or_else(|| minting("no token_client".into()))?;
+    let client = target.clients.get(name).ok_or_else(|| minting(format!("no client `{name}`")))?;
+    let pool = match client.auth {
+        ClientAuth::PrivateKeyJwt => {
+            let key = client.key.clone().ok_or_else(|| minting(format!("client `{name}` has no private_key")))?;
+            Some(Arc::new(AssertionPool::start(key, &client.client_id, endpoints.token.as_str(), 4, 1)))
+        }
+        _ => None,
+    };
+    let auth = Auth::prepare(client, client.auth, pool).map_err(minting)?;
+    let minter = PathRuntime::new(
+        format!("{}-minting", spec.name),
+        PathKind::Token,
+        http_for(client, target)?,
+        endpoints.token.clone(),
+        auth,
+        Bodies::Fixed(token_params(client.scope.as_deref())),
+        PathRecorder::new(started, live.clone()),
+    );
+    let mut tokens = Vec::with_capacity(spec.tokens);
+    for _ in 0..spec.tokens {
+        let token = minter.mint_token().await.map_err(minting)?;
+        redactor.register_secret(&token);
+        tokens.push(token);
+    }
+    Ok(tokens)
+}
+
+fn goose_config(profile: &Profile, target: &Target, settings: &RunSettings) -> GooseConfiguration {
+    let mut c = GooseConfiguration::default();
+    c.host = Some(target.issuer.to_string());
+    c.users = Some(settings.users);
+    if settings.ramp.is_zero() || settings.users < 2 {
+        // Every user at once.
+        c.increase_rate = Some((settings.users * 1000).to_string());
+    } else {
+        c.increase_time = Some(format!("{}s", settings.ramp.as_secs().max(1)));
+    }
+    match settings.iterations {
+        Some(n) => c.iterations = Some(n),
+        None => c.run_time = Some(format!("{}s", settings.duration.as_secs().max(1))),
+    }
+    c.throttle_requests = settings.rate;
+    c.co_mitigation = Some(match profile.coordinated_omission {
+        CoMitigation::Disabled => GooseCoordinatedOmissionMitigation::Disabled,
+        CoMitigation::Average => GooseCoordinatedOmissionMitigation::Average,
+        CoMitigation::Minimum => GooseCoordinatedOmissionMitigation::Minimum,
+        CoMitigation::Maximum => GooseCoordinatedOmissionMitigation::Maximum,
+    });
+    // Our own table and reports replace goose's printout; its controllers stay closed (no ports
+    // opened behind the user's back); warnings (e.g. "caught ctrl-c") still show.
+    c.quiet = 1;
+    c.no_print_metrics = true;
+    c.no_error_summary = true;
+    c.no_telnet = true;
+    c.report_file = settings.goose_report.iter().map(|p| p.display().to_string()).collect();
+    c
+}
+
+fn spawn_ticker(
+    paths: Vec<Arc<PathRuntime>>,
+    live: Arc<LiveCounters>,
+    started: Instant,
+    on_tick: Arc<dyn Fn(&Live) + Send + Sync>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        let mut last = (Instant::now(), 0u64);
+        loop {
+            interval.tick().await;
+            let requests = live.requests.load(Ordering::Relaxed);
+            let now = Instant::now();
+            let rate = (requests - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+            last = (now, requests);
+            let mut all = PathStats::default();
+            for p in &paths {
+                all.merge(&p.recorder.snapshot());
+            }
+            on_tick(&Live {
+                elapsed: started.elapsed(),
+                requests,
+                errors: live.errors.load(Ordering::Relaxed),
+                rate,
+                p95_ms: all.quantile_ms(0.95),
+            });
+        }
+    })
+}

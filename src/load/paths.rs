@@ -1,0 +1,273 @@
+//! The hot path: one request of a path, sent, checked (status and body shape) and recorded —
+//! in our HDR histogram and in goose's metrics. Everything that can be prepared before the run
+//! (bodies, the Basic header) is, so a request costs a clone of shared bytes, not a format.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use goose::prelude::{GooseUser, TransactionResult};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::Deserialize;
+
+use super::pool::AssertionPool;
+use super::profile::PathKind;
+use super::stats::{Failure, PathRecorder};
+use crate::auth::assertion::ASSERTION_TYPE;
+use crate::auth::basic_header;
+use crate::secret::Secret;
+use crate::target::{Client, ClientAuth};
+
+const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
+
+/// How the path's client authenticates, prepared.
+pub enum Auth {
+    /// `Authorization: Basic …`, computed once.
+    Basic(HeaderValue),
+    /// Credentials (or just `client_id` for mTLS) appended to every body.
+    InBody(String),
+    /// A fresh signed assertion per request, from the pool.
+    Assertion(Arc<AssertionPool>),
+}
+
+impl Auth {
+    /// The prepared credentials of `client` authenticating as `method`.
+    pub fn prepare(client: &Client, method: ClientAuth, pool: Option<Arc<AssertionPool>>) -> Result<Self, String> {
+        let secret = || client.secret.as_ref().map(Secret::expose).unwrap_or_default();
+        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        Ok(match method {
+            ClientAuth::ClientSecretBasic => {
+                let mut value = HeaderValue::from_str(basic_header(&client.client_id, secret()).expose())
+                    .map_err(|_| "the Basic header is not a valid header value".to_string())?;
+                value.set_sensitive(true);
+                Auth::Basic(value)
+            }
+            ClientAuth::ClientSecretPost => {
+                Auth::InBody(format!("&client_id={}&client_secret={}", encode(&client.client_id), encode(secret())))
+            }
+            ClientAuth::TlsClientAuth => Auth::InBody(format!("&client_id={}", encode(&client.client_id))),
+            ClientAuth::PrivateKeyJwt => Auth::Assertion(pool.ok_or("no assertion pool for private_key_jwt")?),
+        })
+    }
+}
+
+/// What a path sends, besides its authentication.
+pub enum Bodies {
+    /// The same parameters every time (a token request).
+    Fixed(String),
+    /// One body per pre-minted token, cycled (introspection).
+    Cycle { bodies: Vec<String>, next: AtomicUsize },
+}
+
+pub struct PathRuntime {
+    pub name: String,
+    pub kind: PathKind,
+    pub http: reqwest::Client,
+    pub url: reqwest::Url,
+    auth: Auth,
+    /// Full bodies for fixed-credential auth, prepared once; empty for assertions.
+    prepared: Vec<Bytes>,
+    bodies: Bodies,
+    pub recorder: PathRecorder,
+    /// The per-user cadence a target rate implies, for coordinated-omission correction (µs).
+    pub expected_interval_us: Option<u64>,
+}
+
+impl PathRuntime {
+    pub fn new(
+        name: String,
+        kind: PathKind,
+        http: reqwest::Client,
+        url: reqwest::Url,
+        auth: Auth,
+        bodies: Bodies,
+        recorder: PathRecorder,
+    ) -> Self {
+        let params: Vec<&str> = match &bodies {
+            Bodies::Fixed(b) => vec![b.as_str()],
+            Bodies::Cycle { bodies, .. } => bodies.iter().map(String::as_str).collect(),
+        };
+        let prepared = match &auth {
+            Auth::Basic(_) => params.iter().map(|p| Bytes::from(p.to_string())).collect(),
+            Auth::InBody(creds) => params.iter().map(|p| Bytes::from(format!("{p}{creds}"))).collect(),
+            Auth::Assertion(_) => Vec::new(),
+        };
+        Self { name, kind, http, url, auth, prepared, bodies, recorder, expected_interval_us: None }
+    }
+
+    /// Which of the prepared bodies goes next.
+    fn index(&self) -> usize {
+        match &self.bodies {
+            Bodies::Fixed(_) => 0,
+            Bodies::Cycle { bodies, next } => next.fetch_add(1, Ordering::Relaxed) % bodies.len().max(1),
+        }
+    }
+
+    /// Builds the next request; `Err` when no assertion could be had.
+    async fn request(&self) -> Result<reqwest::RequestBuilder, Failure> {
+        let i = self.index();
+        let builder = self.http.post(self.url.clone()).header(CONTENT_TYPE, FORM);
+        Ok(match &self.auth {
+            Auth::Basic(value) => builder.header(AUTHORIZATION, value.clone()).body(self.prepared[i].clone()),
+            Auth::InBody(_) => builder.body(self.prepared[i].clone()),
+            Auth::Assertion(pool) => {
+                let jwt = pool.take().await.ok_or(Failure::NoAssertion)?;
+                let params = match &self.bodies {
+                    Bodies::Fixed(b) => b.as_str(),
+                    Bodies::Cycle { bodies, .. } => bodies[i].as_str(),
+                };
+                // The assertion is base64url and dots: nothing to escape.
+                builder
+                    .body(format!("{params}&client_assertion_type={}&client_assertion={jwt}", encoded_assertion_type()))
+            }
+        })
+    }
+
+    /// One request, checked and recorded. Returns whether it succeeded.
+    pub async fn fire(&self, user: &mut GooseUser) -> TransactionResult {
+        wait_for_throttle(user).await;
+        let started = Instant::now();
+        let (status, failure) = match self.request().await {
+            Ok(request) => self.send(request).await,
+            Err(failure) => (None, Some(failure)),
+        };
+        let elapsed = started.elapsed();
+        self.recorder.record(elapsed, status, failure.as_ref(), self.expected_interval_us);
+        let label = failure.as_ref().map(Failure::label);
+        user.record_custom_request_duration("POST", &self.name, elapsed, failure.is_none(), status, label.as_deref())
+            .await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (Option<u16>, Option<Failure>) {
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return (None, Some(Failure::Transport(transport_kind(&e)))),
+        };
+        let status = response.status().as_u16();
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return (Some(status), Some(Failure::Transport(transport_kind(&e)))),
+        };
+        let failure = if status != 200 {
+            Some(Failure::Status(status))
+        } else {
+            match self.kind {
+                PathKind::Token => check_token_body(&body),
+                PathKind::Introspection => check_introspection_body(&body),
+            }
+            .err()
+            .map(Failure::Body)
+        };
+        (Some(status), failure)
+    }
+
+    /// A token request sent once, outside the run: for minting the tokens introspection cycles.
+    pub async fn mint_token(&self) -> Result<Secret, String> {
+        let request = self.request().await.map_err(|f| f.label())?;
+        let response = request.send().await.map_err(|e| format!("transport: {}", transport_kind(&e)))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| format!("transport: {}", transport_kind(&e)))?;
+        if status != 200 {
+            return Err(format!("status {status}"));
+        }
+        check_token_body(&body).map_err(|e| format!("body: {e}"))?;
+        let token: TokenShape<'_> = serde_json::from_slice(&body).map_err(|_| "body: not JSON".to_string())?;
+        Ok(Secret::new(token.access_token.unwrap_or_default().into_owned()))
+    }
+}
+
+fn encoded_assertion_type() -> &'static str {
+    static ENCODED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENCODED.get_or_init(|| form_urlencoded::byte_serialize(ASSERTION_TYPE.as_bytes()).collect())
+}
+
+/// goose's request throttle (`rate:`) applies to requests goose sends itself; ours take a token
+/// from the same channel, so the target rate holds for them too.
+async fn wait_for_throttle(user: &GooseUser) {
+    if user.is_throttled {
+        if let Some(throttle) = &user.throttle {
+            let _ = throttle.send_async(true).await;
+        }
+    }
+}
+
+fn transport_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body read"
+    } else {
+        "request"
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenShape<'a> {
+    #[serde(borrow)]
+    access_token: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    token_type: Option<Cow<'a, str>>,
+    expires_in: Option<serde_json::Value>,
+}
+
+/// RFC 6749 §5.1 in its essentials: a JSON object with an access_token, token_type Bearer, and
+/// expires_in (when present) a positive number.
+pub fn check_token_body(body: &[u8]) -> Result<(), &'static str> {
+    let token: TokenShape<'_> = serde_json::from_slice(body).map_err(|_| "not a JSON object")?;
+    match token.access_token.as_deref() {
+        None | Some("") => return Err("no access_token"),
+        Some(_) => {}
+    }
+    if !token.token_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
+        return Err("token_type is not Bearer");
+    }
+    match token.expires_in {
+        None => Ok(()),
+        Some(v) if v.as_u64().is_some_and(|n| n > 0) => Ok(()),
+        Some(_) => Err("expires_in is not a positive integer"),
+    }
+}
+
+#[derive(Deserialize)]
+struct IntrospectionShape {
+    active: Option<serde_json::Value>,
+}
+
+/// RFC 7662 §2.2: the token minted before the run must still be `"active": true`.
+pub fn check_introspection_body(body: &[u8]) -> Result<(), &'static str> {
+    let answer: IntrospectionShape = serde_json::from_slice(body).map_err(|_| "not a JSON object")?;
+    match answer.active {
+        Some(serde_json::Value::Bool(true)) => Ok(()),
+        Some(serde_json::Value::Bool(false)) => Err("active is false"),
+        _ => Err("active is not a boolean"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bodies_are_checked_for_shape() {
+        assert_eq!(check_token_body(br#"{"access_token":"x","token_type":"Bearer","expires_in":3600}"#), Ok(()));
+        assert_eq!(check_token_body(br#"{"access_token":"x","token_type":"bearer"}"#), Ok(()));
+        assert_eq!(check_token_body(br#"{"token_type":"Bearer"}"#), Err("no access_token"));
+        assert_eq!(check_token_body(br#"{"access_token":"x","token_type":"mac"}"#), Err("token_type is not Bearer"));
+        assert_eq!(
+            check_token_body(br#"{"access_token":"x","token_type":"Bearer","expires_in":"soon"}"#),
+            Err("expires_in is not a positive integer")
+        );
+        assert_eq!(check_token_body(b"<html>"), Err("not a JSON object"));
+    }
+
+    #[test]
+    fn introspection_bodies_must_say_active() {
+        assert_eq!(check_introspection_body(br#"{"active":true,"scope":"implant"}"#), Ok(()));
+        assert_eq!(check_introspection_body(br#"{"active":false}"#), Err("active is false"));
+        assert_eq!(check_introspection_body(br#"{"active":"true"}"#), Err("active is not a boolean"));
+    }
+}

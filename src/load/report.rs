@@ -1,0 +1,124 @@
+//! The load report's data: a stable JSON shape (`format` names its version) that keeps each path's
+//! histogram, so runs can be merged or re-analysed later. Renderers live in `crate::report::load`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::pool::PoolReport;
+use super::profile::CoMitigation;
+use super::stats::{PathStats, Second};
+use super::thresholds::Verdict;
+
+pub const FORMAT: &str = "oauth-harness/load-report/v1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub format: &'static str,
+    pub profile: String,
+    pub description: Option<String>,
+    pub target: String,
+    pub target_origin: String,
+    pub started_at: String,
+    /// Wall time of the run, ramp included; the rates are computed over it.
+    pub duration_secs: f64,
+    /// Stopped early by Ctrl-C: the figures are those of the part that ran.
+    pub interrupted: bool,
+    /// Stopped by `max_duration`, the hard cap.
+    pub stopped_by_cap: bool,
+    pub settings: Settings,
+    pub total: PathSummary,
+    pub paths: Vec<PathSummary>,
+    pub thresholds: Vec<Verdict>,
+    pub thresholds_passed: bool,
+    pub assertion_pools: BTreeMap<String, PoolReport>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub users: usize,
+    pub ramp_secs: f64,
+    pub duration_secs: Option<f64>,
+    pub iterations: Option<usize>,
+    /// Requests per second the run was throttled to (`rate:`), if any.
+    pub rate: Option<usize>,
+    pub coordinated_omission: CoMitigation,
+    pub max_duration_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathSummary {
+    pub name: String,
+    pub kind: String,
+    pub weight: usize,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub rps: f64,
+    pub latency_ms: Latency,
+    /// Error counts by cause (`status 500`, `body: no access_token`, `transport: timeout`).
+    pub failures: BTreeMap<String, u64>,
+    pub status_codes: BTreeMap<String, u64>,
+    pub timeline: Vec<Second>,
+    pub histogram: HistogramDump,
+}
+
+/// Latency figures from the HDR histogram (3 significant digits), in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    pub min: Option<f64>,
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// The histogram itself: every recorded value (µs, at its bucket's highest equivalent value) with
+/// its count. Re-recording these into a histogram of the same bounds reproduces it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistogramDump {
+    pub unit: &'static str,
+    pub significant_digits: u8,
+    pub values: Vec<[u64; 2]>,
+}
+
+impl PathSummary {
+    pub fn new(name: &str, kind: &str, weight: usize, stats: &PathStats, seconds: f64) -> Self {
+        let h = &stats.histogram;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let latency = if h.is_empty() {
+            Latency::default()
+        } else {
+            Latency {
+                min: Some(ms(h.min())),
+                mean: Some(h.mean() / 1000.0),
+                p50: stats.quantile_ms(0.50),
+                p90: stats.quantile_ms(0.90),
+                p95: stats.quantile_ms(0.95),
+                p99: stats.quantile_ms(0.99),
+                p999: stats.quantile_ms(0.999),
+                max: Some(ms(h.max())),
+            }
+        };
+        let values =
+            h.iter_recorded().map(|v| [h.highest_equivalent(v.value_iterated_to()), v.count_at_value()]).collect();
+        Self {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            weight,
+            requests: stats.requests,
+            errors: stats.errors,
+            error_rate: stats.error_rate(),
+            rps: if seconds > 0.0 { stats.requests as f64 / seconds } else { 0.0 },
+            latency_ms: latency,
+            failures: stats.failures.clone(),
+            status_codes: stats.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            timeline: stats.timeline.clone(),
+            histogram: HistogramDump { unit: "us", significant_digits: 3, values },
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Load report formats: terminal table, Markdown (CI job summary), JSON, and a self-contained HTML
+//! page with inline SVG charts. Each is a pure function of a [`LoadReport`].
+
+use std::fmt::Write;
+
+use minijinja::{Environment, Value, context};
+use owo_colors::OwoColorize;
+
+use crate::load::report::{LoadReport, PathSummary};
+use crate::load::thresholds::Verdict;
+
+const TEMPLATE: &str = include_str!("templates/load.html");
+
+pub fn json(report: &LoadReport) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| unreachable!("a load report serializes: {e}")) + "\n"
+}
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+        None => "–".into(),
+    }
+}
+
+fn observed(v: &Verdict) -> String {
+    match (v.observed, v.metric) {
+        (None, _) => "no samples".into(),
+        (Some(o), crate::load::profile::Metric::MaxErrorRate) => format!("{:.2}%", o * 100.0),
+        (Some(o), crate::load::profile::Metric::MinRps) => format!("{o:.1}/s"),
+        (Some(o), _) => format!("{} ms", ms(Some(o))),
+    }
+}
+
+fn margin(v: &Verdict) -> String {
+    match (v.passed, v.exceeded_by, v.observed) {
+        (true, _, _) => String::new(),
+        (false, _, None) => "no samples: nothing was measured".into(),
+        (false, Some(by), _) if v.metric.is_floor() => format!("{:.1}% under", by * 100.0),
+        (false, Some(by), _) => format!("{:.1}% over", by * 100.0),
+        (false, None, _) => "failed".into(),
+    }
+}
+
+fn path_row(p: &PathSummary) -> [String; 9] {
+    [
+        p.name.clone(),
+        p.requests.to_string(),
+        p.errors.to_string(),
+        format!("{:.2}%", p.error_rate * 100.0),
+        format!("{:.1}", p.rps),
+        ms(p.latency_ms.p50),
+        ms(p.latency_ms.p95),
+        ms(p.latency_ms.p99),
+        ms(p.latency_ms.max),
+    ]
+}
+
+const HEADERS: [&str; 9] = ["path", "requests", "errors", "error %", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"];
+
+/// The final table and verdict for the terminal.
+pub fn terminal(report: &LoadReport, color: bool) -> String {
+    let mut out = String::new();
+    let mode = match (report.settings.iterations, report.settings.rate) {
+        (Some(n), _) => format!("{n} iterations per user"),
+        (None, Some(rate)) => format!("target rate {rate}/s"),
+        (None, None) => "closed loop".into(),
+    };
+    let _ = writeln!(
+        out,
+        "load {} → {}  ({:.1} s, {} users, {mode})",
+        report.profile, report.target, report.duration_secs, report.settings.users
+    );
+    let mut rows: Vec<[String; 9]> = vec![HEADERS.map(String::from)];
+    rows.extend(report.paths.iter().map(path_row));
+    if report.paths.len() > 1 {
+        rows.push(path_row(&report.total));
+    }
+    let widths: Vec<usize> = (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in &rows {
+        let mut line = String::from(" ");
+        for (i, cell) in row.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            if i == 0 {
+                let _ = write!(line, " {cell}{}", " ".repeat(pad));
+            } else {
+                let _ = write!(line, "  {}{cell}", " ".repeat(pad));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for p in report.paths.iter().filter(|p| !p.failures.is_empty()) {
+        let causes: Vec<String> = p.failures.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+        let _ = writeln!(out, "  errors on {}: {}", p.name, causes.join(", "));
+    }
+    if !report.thresholds.is_empty() {
+        let _ = writeln!(out, "thresholds");
+        for v in &report.thresholds {
+            let word = if v.passed { "PASS" } else { "FAIL" };
+            let word = match (color, v.passed) {
+                (false, _) => word.to_string(),
+                (true, true) => word.green().to_string(),
+                (true, false) => word.red().bold().to_string(),
+            };
+            let line = format!("  {word}  {:<34} observed {:<12} {}", v.rule, observed(v), margin(v));
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    let failed = report.thresholds.iter().filter(|v| !v.passed).count();
+    let verdict = if failed == 0 {
+        format!("result: PASS ({} requests, {} errors)", report.total.requests, report.total.errors)
+    } else {
+        format!("result: FAIL ({failed} of {} thresholds failed)", report.thresholds.len())
+    };
+    let _ = writeln!(out, "{verdict}");
+    out
+}
+
+/// A compact summary for a CI job page: failed thresholds first, then the path table.
+pub fn markdown(report: &LoadReport) -> String {
+    let mut out = String::new();
+    let failed: Vec<&Verdict> = report.thresholds.iter().filter(|v| !v.passed).collect();
+    let verdict = if failed.is_empty() { "✅ PASS" } else { "❌ FAIL" };
+    let _ = writeln!(out, "## Load `{}` — {verdict}\n", report.profile);
+    let _ = writeln!(
+        out,
+        "Target `{}` · {:.1} s · {} users · {} requests · {} errors\n",
+        report.target, report.duration_secs, report.settings.users, report.total.requests, report.total.errors
+    );
+    if !report.thresholds.is_empty() {
+        let _ = writeln!(out, "| threshold | observed | verdict |\n|---|---|---|");
+        let mut ordered: Vec<&Verdict> = failed.clone();
+        ordered.extend(report.thresholds.iter().filter(|v| v.passed));
+        for v in ordered {
+            let word = if v.passed { "pass".to_string() } else { format!("**FAIL** {}", margin(v)) };
+            let _ = writeln!(out, "| `{}` | {} | {word} |", v.rule, observed(v));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "| {} |\n|{}", HEADERS.join(" | "), "---|".repeat(HEADERS.len()));
+    let mut rows: Vec<&PathSummary> = report.paths.iter().collect();
+    if report.paths.len() > 1 {
+        rows.push(&report.total);
+    }
+    for p in rows {
+        let _ = writeln!(out, "| {} |", path_row(p).join(" | "));
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "\n> {note}");
+    }
+    out
+}
+
+/// One self-contained page: tables, thresholds, and SVG charts of rate, errors and latency.
+pub fn html(report: &LoadReport) -> String {
+    let mut env = Environment::new();
+    env.add_template("load.html", TEMPLATE).unwrap_or_else(|e| unreachable!("the built-in template parses: {e}"));
+    let rows: Vec<[String; 9]> = report.paths.iter().chain(std::iter::once(&report.total)).map(path_row).collect();
+    let thresholds: Vec<[String; 4]> = report
+        .thresholds
+        .iter()
+        .map(|v| [if v.passed { "PASS" } else { "FAIL" }.to_string(), v.rule.clone(), observed(v), margin(v)])
+        .collect();
+    let verdict = if report.thresholds_passed { "PASSED" } else { "FAILED" };
+    env.get_template("load.html")
+        .and_then(|t| {
+            t.render(context! {
+                report => Value::from(minijinja::value::Serde(report)),
+                headers => HEADERS,
+                rows => rows,
+                thresholds => thresholds,
+                verdict => verdict,
+                rate_chart => Value::from_safe_string(rate_chart(&report.total)),
+                latency_chart => Value::from_safe_string(latency_chart(&report.total)),
+                percentile_chart => Value::from_safe_string(percentile_chart(report)),
+            })
+        })
+        .unwrap_or_else(|e| unreachable!("the built-in template renders every report: {e}"))
+}
+
+const W: f64 = 720.0;
+const H: f64 = 200.0;
+const PAD: f64 = 40.0;
+
+/// A line chart: one polyline per series, x = seconds, shared y scale from zero.
+fn line_chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)]) -> String {
+    let n = series.iter().map(|(_, _, v)| v.len()).max().unwrap_or(0);
+    let max = series.iter().flat_map(|(_, _, v)| v.iter().copied()).fold(0.0_f64, f64::max).max(1e-9);
+    let x = |i: usize| PAD + (W - 2.0 * PAD) * if n > 1 { i as f64 / (n - 1) as f64 } else { 0.5 };
+    let y = |v: f64| H - PAD + -(H - 2.0 * PAD) * (v / max);
+    let mut svg = format!(
+        "<svg role='img' aria-label='{title}' viewBox='0 0 {W} {H}' width='100%' xmlns='http://www.w3.org/2000/svg'>\
+         <text x='{PAD}' y='16' class='t'>{title}</text>\
+         <line x1='{PAD}' y1='{b}' x2='{r}' y2='{b}' class='axis'/><line x1='{PAD}' y1='{PAD}' x2='{PAD}' y2='{b}' class='axis'/>\
+         <text x='4' y='{top}' class='l'>{max:.1}</text><text x='4' y='{b}' class='l'>0</text>\
+         <text x='{r}' y='{lx}' class='l' text-anchor='end'>{n} s</text><text x='4' y='{mid}' class='l'>{unit}</text>",
+        b = H - PAD,
+        r = W - PAD,
+        top = PAD + 4.0,
+        lx = H - PAD + 16.0,
+        mid = H / 2.0,
+    );
+    for (i, (name, color, values)) in series.iter().enumerate() {
+        let points: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
+        let _ = write!(
+            svg,
+            "<polyline fill='none' stroke='{color}' stroke-width='2' points='{}'/>\
+             <text x='{}' y='16' class='l' fill='{color}'>{name}</text>",
+            points.join(" "),
+            W - PAD - 160.0 + 80.0 * i as f64
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn rate_chart(total: &PathSummary) -> String {
+    let ok: Vec<f64> = total.timeline.iter().map(|s| (s.requests - s.errors) as f64).collect();
+    let errors: Vec<f64> = total.timeline.iter().map(|s| s.errors as f64).collect();
+    line_chart("Requests per second", "req/s", &[("ok", "#1a7f37", ok), ("errors", "#cf222e", errors)])
+}
+
+fn latency_chart(total: &PathSummary) -> String {
+    let mean: Vec<f64> = total
+        .timeline
+        .iter()
+        .map(|s| if s.requests > 0 { s.latency_sum_us as f64 / s.requests as f64 / 1000.0 } else { 0.0 })
+        .collect();
+    let max: Vec<f64> = total.timeline.iter().map(|s| s.latency_max_us as f64 / 1000.0).collect();
+    line_chart("Latency per second", "ms", &[("mean", "#0969da", mean), ("max", "#9a6700", max)])
+}
+
+/// Bars of p50…max per path, on one scale.
+fn percentile_chart(report: &LoadReport) -> String {
+    let labels = ["p50", "p90", "p95", "p99", "p99.9", "max"];
+    let values: Vec<(String, [f64; 6])> = report
+        .paths
+        .iter()
+        .map(|p| {
+            let l = &p.latency_ms;
+            (escape(&p.name), [l.p50, l.p90, l.p95, l.p99, l.p999, l.max].map(|v| v.unwrap_or(0.0)))
+        })
+        .collect();
+    let max = values.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0_f64, f64::max).max(1e-9);
+    let group = (W - 2.0 * PAD) / labels.len() as f64;
+    let bar = (group - 10.0) / values.len().max(1) as f64;
+    let colors = ["#0969da", "#8250df", "#1a7f37", "#9a6700", "#cf222e"];
+    let mut svg = format!(
+        "<svg role='img' aria-label='Latency percentiles' viewBox='0 0 {W} {H}' width='100%' xmlns='http://www.w3.org/2000/svg'>\
+         <text x='{PAD}' y='16' class='t'>Latency percentiles (ms, HDR histogram)</text>\
+         <line x1='{PAD}' y1='{b}' x2='{r}' y2='{b}' class='axis'/>",
+        b = H - PAD,
+        r = W - PAD
+    );
+    for (gi, label) in labels.iter().enumerate() {
+        let gx = PAD + group * gi as f64;
+        let _ = write!(svg, "<text x='{:.1}' y='{:.1}' class='l'>{label}</text>", gx + 4.0, H - PAD + 16.0);
+        for (pi, (name, v)) in values.iter().enumerate() {
+            let h = (H - 2.0 * PAD) * v[gi] / max;
+            let _ = write!(
+                svg,
+                "<rect x='{:.1}' y='{:.1}' width='{:.1}' height='{h:.1}' fill='{}'><title>{name} {label}: {:.3} ms</title></rect>",
+                gx + 4.0 + bar * pi as f64,
+                H - PAD - h,
+                (bar - 2.0).max(1.0),
+                colors[pi % colors.len()],
+                v[gi]
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Path names come from the profile: escape them where they go into SVG text.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\'', "&#39;")
+}
