@@ -9,10 +9,12 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "oauth-harness",
     version,
+    // goose turns on clap's `wrap_help`; our help keeps its own line breaks (examples stay whole).
+    term_width = 0,
     about = "Conformance and load test harness for OAuth 2.0 / OpenID Connect servers",
     long_about = "Runs YAML scenarios against an OAuth 2.0 / OpenID Connect server — or the built-in mocks — \
 and reports, rule by rule, what the server got right and wrong.",
-    after_help = "Exit codes: 0 all passed · 1 a check failed · 2 invalid input or usage · 3 runtime error (target unreachable, timeout, TLS)\n\n\
+    after_help = "Exit codes: 0 all passed · 1 a check failed or a load threshold was crossed · 2 invalid input or usage · 3 runtime error (target unreachable, timeout, TLS)\n\n\
 Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --target staging.yaml --report-junit reports/junit.xml\n  oauth-harness mock identity-server --port 8080"
 )]
 pub struct Cli {

@@ -139,6 +139,7 @@ fn junit_and_json_snapshots() {
 fn help_snapshots() {
     insta::assert_snapshot!("help", stdout(&run_bin(&["--help"])));
     insta::assert_snapshot!("help_run", stdout(&run_bin(&["run", "--help"])));
+    insta::assert_snapshot!("help_load", stdout(&run_bin(&["load", "--help"])));
     insta::assert_snapshot!("help_mock", stdout(&run_bin(&["mock", "identity-server", "--help"])));
 }
 
