@@ -271,7 +271,7 @@ fn report_formats_snapshot() {
     use oauth_harness::load::stats::{Failure, LiveCounters, PathRecorder};
     use oauth_harness::load::thresholds::evaluate;
 
-    let recorder = PathRecorder::new(Instant::now(), std::sync::Arc::<LiveCounters>::default());
+    let recorder = PathRecorder::new(std::sync::Arc::<LiveCounters>::default());
     for i in 1..=200u64 {
         let failure = (i % 50 == 0).then_some(Failure::Status(503));
         recorder.record(Duration::from_micros(i * 100), Some(200), failure.as_ref(), None);

@@ -14,7 +14,7 @@ use crate::cli::LoadArgs;
 use crate::exit;
 use crate::load::profile::{self, Profile};
 use crate::load::report::LoadReport;
-use crate::load::{self, Live, LoadError, RunSettings};
+use crate::load::{self, Hooks, Live, LoadError, RunSettings};
 use crate::report;
 use crate::secret::Redactor;
 use crate::target::Target;
@@ -69,9 +69,9 @@ pub async fn load(args: LoadArgs, out: Output) -> u8 {
     }
 
     let redactor = Redactor::new();
-    let on_tick = progress(&args, &profile, &settings);
-    let result = load::run(&profile, &target, &settings, &redactor, on_tick.callback).await;
-    if let Some(bar) = on_tick.bar {
+    let progress = progress(&args, &profile, &settings);
+    let result = load::run(&profile, &target, &settings, &redactor, progress.hooks).await;
+    if let Some(bar) = progress.bar {
         bar.finish_and_clear();
     }
     let report = match result {
@@ -94,8 +94,7 @@ pub async fn load(args: LoadArgs, out: Output) -> u8 {
 
 /// A threshold that failed, or a run in which not one request succeeded, fails the run.
 pub fn exit_code(report: &LoadReport) -> u8 {
-    let nothing_succeeded = report.total.requests == report.total.errors;
-    if !report.thresholds_passed || nothing_succeeded { exit::CHECK_FAILED } else { exit::SUCCESS }
+    if report.passed() { exit::SUCCESS } else { exit::CHECK_FAILED }
 }
 
 fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Plain> {
@@ -131,14 +130,14 @@ fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Plain> {
 }
 
 struct Progress {
-    callback: Arc<dyn Fn(&Live) + Send + Sync>,
+    hooks: Hooks,
     bar: Option<ProgressBar>,
 }
 
 /// A live line on a terminal; a plain line every five seconds otherwise; nothing with `--quiet`.
 fn progress(args: &LoadArgs, profile: &Profile, settings: &RunSettings) -> Progress {
     if args.quiet {
-        return Progress { callback: Arc::new(|_| {}), bar: None };
+        return Progress { hooks: Hooks::silent(), bar: None };
     }
     let planned = match settings.iterations {
         Some(n) => format!("{n} iterations"),
@@ -150,17 +149,22 @@ fn progress(args: &LoadArgs, profile: &Profile, settings: &RunSettings) -> Progr
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let bar = ProgressBar::new_spinner().with_style(style);
         bar.enable_steady_tick(Duration::from_millis(120));
-        let b = bar.clone();
-        return Progress { callback: Arc::new(move |live: &Live| b.set_message(line(live))), bar: Some(bar) };
+        let (b, s) = (bar.clone(), bar.clone());
+        let hooks = Hooks {
+            on_tick: Arc::new(move |live: &Live| b.set_message(line(live))),
+            on_status: Arc::new(move |what: &str| s.set_message(what.to_string())),
+        };
+        return Progress { hooks, bar: Some(bar) };
     }
-    Progress {
-        callback: Arc::new(|live: &Live| {
+    let hooks = Hooks {
+        on_tick: Arc::new(|live: &Live| {
             if live.elapsed.as_secs() % 5 == 0 {
                 eprintln!("[{:>4}s] {}", live.elapsed.as_secs(), line(live));
             }
         }),
-        bar: None,
-    }
+        on_status: Arc::new(|what: &str| eprintln!("{what}")),
+    };
+    Progress { hooks, bar: None }
 }
 
 fn line(live: &Live) -> String {

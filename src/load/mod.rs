@@ -41,6 +41,8 @@ pub struct RunSettings {
     pub max_duration: Duration,
     /// goose's own HTML report (it loads its chart library from a CDN).
     pub goose_report: Option<PathBuf>,
+    /// How many private_key_jwt assertions to sign ahead; derived from the rate when absent.
+    pub assertion_pool: Option<usize>,
 }
 
 impl RunSettings {
@@ -53,6 +55,7 @@ impl RunSettings {
             rate: p.rate,
             max_duration: p.max_duration,
             goose_report: None,
+            assertion_pool: p.assertion_pool,
         }
     }
 }
@@ -86,27 +89,41 @@ pub struct Live {
     pub p95_ms: Option<f64>,
 }
 
+/// How a run tells the caller what it is doing.
+#[derive(Clone)]
+pub struct Hooks {
+    /// Once a second while traffic flows.
+    pub on_tick: Arc<dyn Fn(&Live) + Send + Sync>,
+    /// Before traffic, for steps that take a while (minting tokens, pre-signing assertions).
+    pub on_status: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Hooks {
+    pub fn silent() -> Self {
+        Self { on_tick: Arc::new(|_| {}), on_status: Arc::new(|_| {}) }
+    }
+}
+
 /// Runs the profile against the target and returns the report (thresholds judged).
 pub async fn run(
     profile: &Profile,
     target: &Target,
     settings: &RunSettings,
     redactor: &Redactor,
-    on_tick: Arc<dyn Fn(&Live) + Send + Sync>,
+    hooks: Hooks,
 ) -> Result<LoadReport, LoadError> {
     target.register_secrets(redactor);
     let tls = TlsSettings { ca: target.ca.clone(), identity: None };
     let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
     let endpoints = crate::run::discover_endpoints(&http, target).await?;
 
-    let started = Instant::now();
     let live = Arc::new(LiveCounters::default());
     let mut notes = Vec::new();
     let mut pools = Vec::new();
     let mut runtimes = Vec::new();
     for spec in &profile.paths {
         let path =
-            prepare_path(spec, target, &endpoints, settings, redactor, started, &live, &mut pools, &mut notes).await?;
+            prepare_path(spec, target, &endpoints, settings, redactor, &live, &mut pools, &mut notes, &hooks).await?;
         runtimes.push((Arc::new(path), spec.weight));
     }
 
@@ -140,9 +157,11 @@ pub async fn run(
             goose::trigger_killswitch("max_duration reached");
         })
     };
-    let ticker = spawn_ticker(runtimes.iter().map(|(p, _)| p.clone()).collect(), live.clone(), started, on_tick);
     let wall_start = SystemTime::now();
     let traffic_start = Instant::now();
+    let _ = live.started.set(traffic_start);
+    let ticker =
+        spawn_ticker(runtimes.iter().map(|(p, _)| p.clone()).collect(), live.clone(), traffic_start, hooks.on_tick);
     let result = attack.execute().await;
     let seconds = traffic_start.elapsed().as_secs_f64();
     cap.abort();
@@ -220,10 +239,10 @@ async fn prepare_path(
     endpoints: &Endpoints,
     settings: &RunSettings,
     redactor: &Redactor,
-    started: Instant,
     live: &Arc<LiveCounters>,
     pools: &mut Pools,
     notes: &mut Vec<String>,
+    hooks: &Hooks,
 ) -> Result<PathRuntime, LoadError> {
     let path_error = |reason: String| LoadError::Path { path: spec.name.clone(), reason };
     let client = target.clients.get(&spec.client).ok_or_else(|| path_error(format!("no client `{}`", spec.client)))?;
@@ -236,7 +255,7 @@ async fn prepare_path(
                 path: spec.name.clone(),
                 member: "introspection_endpoint",
             })?;
-            let tokens = mint_tokens(spec, target, endpoints, redactor, started, live).await?;
+            let tokens = mint_tokens(spec, target, endpoints, redactor).await?;
             let bodies = tokens
                 .iter()
                 .map(|t| {
@@ -250,33 +269,40 @@ async fn prepare_path(
     let pool = if method == ClientAuth::PrivateKeyJwt {
         let key =
             client.key.clone().ok_or_else(|| path_error(format!("client `{}` has no private_key", spec.client)))?;
-        let capacity = pool_capacity(settings);
+        let capacity = settings.assertion_pool.unwrap_or_else(|| pool_capacity(settings));
         // Signing runs on its own threads; one per core leaves the users the rest of the time.
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
-        let pool = Arc::new(AssertionPool::start(key, &client.client_id, endpoints.token.as_str(), capacity, workers));
+        let prefix = match &bodies {
+            Bodies::Fixed(params) => format!("{params}&"),
+            Bodies::Cycle { .. } => String::new(),
+        };
+        let pool = Arc::new(AssertionPool::start(
+            key,
+            &client.client_id,
+            endpoints.token.as_str(),
+            &prefix,
+            capacity,
+            workers,
+        ));
+        (hooks.on_status)(&format!(
+            "path `{}`: signing up to {capacity} client assertions ahead of the run…",
+            spec.name
+        ));
+        let signing = Instant::now();
         let prefilled = pool.prefill(capacity, PREFILL_BUDGET).await;
-        if prefilled < capacity {
-            notes.push(format!(
-                "path `{}`: {prefilled} assertions signed ahead of the run (of {capacity} wanted in {}s)",
-                spec.name,
-                PREFILL_BUDGET.as_secs()
-            ));
-        }
+        notes.push(format!(
+            "path `{}`: {prefilled} client assertions signed ahead of the run in {:.1}s (pool of {capacity}, {workers} signing threads)",
+            spec.name,
+            signing.elapsed().as_secs_f64()
+        ));
         pools.push((spec.name.clone(), pool.clone(), prefilled));
         Some(pool)
     } else {
         None
     };
     let auth = Auth::prepare(client, method, pool).map_err(path_error)?;
-    let mut path = PathRuntime::new(
-        spec.name.clone(),
-        spec.kind,
-        http,
-        url,
-        auth,
-        bodies,
-        PathRecorder::new(started, live.clone()),
-    );
+    let mut path =
+        PathRuntime::new(spec.name.clone(), spec.kind, http, url, auth, bodies, PathRecorder::new(live.clone()));
     if profile_corrects(settings) {
         path.expected_interval_us = settings.rate.map(|rate| (settings.users as u64 * 1_000_000) / rate as u64);
     }
@@ -289,14 +315,18 @@ fn profile_corrects(settings: &RunSettings) -> bool {
 }
 
 /// How long the run may wait for the assertion pool to fill before traffic starts.
-const PREFILL_BUDGET: Duration = Duration::from_secs(5);
+const PREFILL_BUDGET: Duration = Duration::from_secs(600);
+/// At most this many assertions are held unless the profile says otherwise (≈ 0.8 KB each
+/// for RS384: ≈ 400 MB).
+const MAX_POOL: usize = 500_000;
 
-/// Enough assertions for the planned requests, bounded: a target rate tells how many a second;
-/// without one, a generous guess per user. Never more than the memory a run should take.
+/// Enough assertions for the planned requests, bounded. A target rate says how many a second;
+/// without one, a generous guess per user. Only the first 4 minutes are pre-signed: an
+/// assertion lives 5 minutes and is never handed out in its last one.
 fn pool_capacity(settings: &RunSettings) -> usize {
-    let per_second = settings.rate.unwrap_or(settings.users * 500);
-    let seconds = settings.duration.as_secs().clamp(1, 240) as usize;
-    (per_second * seconds).clamp(256, 100_000)
+    let per_second = settings.rate.unwrap_or(settings.users.saturating_mul(1000));
+    let seconds = (settings.ramp + settings.duration).as_secs().clamp(1, 240) as usize;
+    per_second.saturating_mul(seconds).clamp(256, MAX_POOL)
 }
 
 fn token_params(scope: Option<&str>) -> String {
@@ -321,8 +351,6 @@ async fn mint_tokens(
     target: &Target,
     endpoints: &Endpoints,
     redactor: &Redactor,
-    started: Instant,
-    live: &Arc<LiveCounters>,
 ) -> Result<Vec<crate::secret::Secret>, LoadError> {
     let minting = |reason: String| LoadError::Minting { path: spec.name.clone(), reason };
     let (name, _) = spec.token_client.as_ref().ok_or_else(|| minting("no token_client".into()))?;
@@ -330,7 +358,8 @@ async fn mint_tokens(
     let pool = match client.auth {
         ClientAuth::PrivateKeyJwt => {
             let key = client.key.clone().ok_or_else(|| minting(format!("client `{name}` has no private_key")))?;
-            Some(Arc::new(AssertionPool::start(key, &client.client_id, endpoints.token.as_str(), 4, 1)))
+            let prefix = format!("{}&", token_params(client.scope.as_deref()));
+            Some(Arc::new(AssertionPool::start(key, &client.client_id, endpoints.token.as_str(), &prefix, 4, 1)))
         }
         _ => None,
     };
@@ -342,7 +371,8 @@ async fn mint_tokens(
         endpoints.token.clone(),
         auth,
         Bodies::Fixed(token_params(client.scope.as_deref())),
-        PathRecorder::new(started, live.clone()),
+        // Minting is not part of the run: its requests count nowhere.
+        PathRecorder::new(Arc::default()),
     );
     let mut tokens = Vec::with_capacity(spec.tokens);
     for _ in 0..spec.tokens {
@@ -376,6 +406,10 @@ fn goose_config(profile: &Profile, target: &Target, settings: &RunSettings) -> G
     });
     // Our own table and reports replace goose's printout; its controllers stay closed (no ports
     // opened behind the user's back); warnings (e.g. "caught ctrl-c") still show.
+    // goose's per-request metrics feed its own report and its coordinated-omission backfill; our
+    // figures come from our histograms. Without either, skipping them saves the hot path a
+    // metric record and a channel send per request.
+    c.no_metrics = settings.goose_report.is_none() && profile.coordinated_omission == CoMitigation::Disabled;
     c.quiet = 1;
     c.no_print_metrics = true;
     c.no_error_summary = true;

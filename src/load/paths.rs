@@ -15,7 +15,6 @@ use serde::Deserialize;
 use super::pool::AssertionPool;
 use super::profile::PathKind;
 use super::stats::{Failure, PathRecorder};
-use crate::auth::assertion::ASSERTION_TYPE;
 use crate::auth::basic_header;
 use crate::secret::Secret;
 use crate::target::{Client, ClientAuth};
@@ -113,14 +112,18 @@ impl PathRuntime {
             Auth::Basic(value) => builder.header(AUTHORIZATION, value.clone()).body(self.prepared[i].clone()),
             Auth::InBody(_) => builder.body(self.prepared[i].clone()),
             Auth::Assertion(pool) => {
-                let jwt = pool.take().await.ok_or(Failure::NoAssertion)?;
-                let params = match &self.bodies {
-                    Bodies::Fixed(b) => b.as_str(),
-                    Bodies::Cycle { bodies, .. } => bodies[i].as_str(),
-                };
-                // The assertion is base64url and dots: nothing to escape.
-                builder
-                    .body(format!("{params}&client_assertion_type={}&client_assertion={jwt}", encoded_assertion_type()))
+                let body = pool.take().await.ok_or(Failure::NoAssertion)?;
+                match &self.bodies {
+                    // The pool's bodies already carry the fixed parameters.
+                    Bodies::Fixed(_) => builder.body(body),
+                    Bodies::Cycle { bodies, .. } => {
+                        let mut full = Vec::with_capacity(bodies[i].len() + 1 + body.len());
+                        full.extend_from_slice(bodies[i].as_bytes());
+                        full.push(b'&');
+                        full.extend_from_slice(&body);
+                        builder.body(full)
+                    }
+                }
             }
         })
     }
@@ -176,11 +179,6 @@ impl PathRuntime {
         let token: TokenShape<'_> = serde_json::from_slice(&body).map_err(|_| "body: not JSON".to_string())?;
         Ok(Secret::new(token.access_token.unwrap_or_default().into_owned()))
     }
-}
-
-fn encoded_assertion_type() -> &'static str {
-    static ENCODED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ENCODED.get_or_init(|| form_urlencoded::byte_serialize(ASSERTION_TYPE.as_bytes()).collect())
 }
 
 /// goose's request throttle (`rate:`) applies to requests goose sends itself; ours take a token

@@ -51,6 +51,9 @@ struct LoadDef {
     /// The hard cap on the run's wall time.
     max_duration: Option<Spanned<String>>,
     coordinated_omission: Option<Spanned<String>>,
+    /// private_key_jwt: how many assertions to sign before traffic starts (default: enough for
+    /// the rate — or 1000/s per user — over the run, at most 500000).
+    assertion_pool: Option<Spanned<u64>>,
     /// Thresholds on all requests together.
     thresholds: Option<ThresholdsDef>,
     /// Thresholds on one path, by its name.
@@ -110,6 +113,7 @@ pub struct Profile {
     pub rate: Option<usize>,
     pub max_duration: Duration,
     pub coordinated_omission: CoMitigation,
+    pub assertion_pool: Option<usize>,
     pub thresholds: Vec<Threshold>,
 }
 
@@ -295,6 +299,14 @@ impl Validator<'_> {
                 }
             },
         };
+        let assertion_pool = match &def.assertion_pool {
+            Some(n) if n.value == 0 || n.value > 5_000_000 => {
+                self.error(at(n), "assertion_pool must be between 1 and 5000000", None);
+                None
+            }
+            Some(n) => Some(n.value as usize),
+            None => None,
+        };
         let mut thresholds = Vec::new();
         if let Some(t) = &def.thresholds {
             self.thresholds(t, None, &mut thresholds);
@@ -327,6 +339,7 @@ impl Validator<'_> {
             rate,
             max_duration,
             coordinated_omission,
+            assertion_pool,
             thresholds,
         }
     }

@@ -86,6 +86,18 @@ pub struct HistogramDump {
     pub values: Vec<[u64; 2]>,
 }
 
+impl LoadReport {
+    /// Not one request succeeded: a run like that fails whatever its thresholds say.
+    pub fn nothing_succeeded(&self) -> bool {
+        self.total.requests == self.total.errors
+    }
+
+    /// Every threshold held and something succeeded.
+    pub fn passed(&self) -> bool {
+        self.thresholds_passed && !self.nothing_succeeded()
+    }
+}
+
 impl PathSummary {
     pub fn new(name: &str, kind: &str, weight: usize, stats: &PathStats, seconds: f64) -> Self {
         let h = &stats.histogram;

@@ -110,20 +110,21 @@ impl PathStats {
 /// histogram increment, far shorter than a request.
 pub struct PathRecorder {
     stats: Mutex<PathStats>,
-    started: Instant,
     live: Arc<LiveCounters>,
 }
 
-/// Totals the progress line reads without taking any lock.
+/// Totals the progress line reads without taking any lock, and when traffic started (the
+/// timeline's second 0; set just before the attack, after minting and pre-signing).
 #[derive(Default)]
 pub struct LiveCounters {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
+    pub started: std::sync::OnceLock<Instant>,
 }
 
 impl PathRecorder {
-    pub fn new(started: Instant, live: Arc<LiveCounters>) -> Self {
-        Self { stats: Mutex::new(PathStats::default()), started, live }
+    pub fn new(live: Arc<LiveCounters>) -> Self {
+        Self { stats: Mutex::new(PathStats::default()), live }
     }
 
     /// Records one request. `expected_interval` is set when coordinated-omission correction is on:
@@ -136,7 +137,7 @@ impl PathRecorder {
         expected_interval: Option<u64>,
     ) {
         let us = (latency.as_micros() as u64).clamp(1, HIGHEST_US);
-        let second = self.started.elapsed().as_secs() as usize;
+        let second = self.live.started.get().map(|s| s.elapsed().as_secs() as usize).unwrap_or(0);
         self.live.requests.fetch_add(1, Ordering::Relaxed);
         if failure.is_some() {
             self.live.errors.fetch_add(1, Ordering::Relaxed);
@@ -180,7 +181,7 @@ mod tests {
 
     #[test]
     fn records_counts_failures_and_exact_percentiles() {
-        let r = PathRecorder::new(Instant::now(), live());
+        let r = PathRecorder::new(live());
         for ms in 1..=100u64 {
             let failure = (ms % 10 == 0).then_some(Failure::Status(500));
             r.record(
@@ -203,7 +204,7 @@ mod tests {
 
     #[test]
     fn coordinated_omission_correction_adds_the_missing_samples() {
-        let r = PathRecorder::new(Instant::now(), live());
+        let r = PathRecorder::new(live());
         r.record(Duration::from_millis(100), Some(200), None, Some(10_000));
         let s = r.snapshot();
         // A 100 ms stall at a 10 ms cadence hides nine requests that would have waited 90…10 ms.
@@ -213,8 +214,8 @@ mod tests {
 
     #[test]
     fn merge_adds_everything() {
-        let a = PathRecorder::new(Instant::now(), live());
-        let b = PathRecorder::new(Instant::now(), live());
+        let a = PathRecorder::new(live());
+        let b = PathRecorder::new(live());
         a.record(Duration::from_millis(1), Some(200), None, None);
         b.record(Duration::from_millis(3), Some(500), Some(&Failure::Status(500)), None);
         let mut all = a.snapshot();

@@ -69,10 +69,10 @@ fn observe(metric: Metric, s: &PathStats, seconds: f64) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::load::stats::{Failure, LiveCounters, PathRecorder};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     fn stats(ms: &[u64], failures: usize) -> PathStats {
-        let r = PathRecorder::new(Instant::now(), std::sync::Arc::<LiveCounters>::default());
+        let r = PathRecorder::new(std::sync::Arc::<LiveCounters>::default());
         for (i, m) in ms.iter().enumerate() {
             let f = (i < failures).then_some(Failure::Status(500));
             r.record(Duration::from_millis(*m), Some(200), f.as_ref(), None);

@@ -111,10 +111,12 @@ pub fn terminal(report: &LoadReport, color: bool) -> String {
         let _ = writeln!(out, "note: {note}");
     }
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
-    let verdict = if failed == 0 {
-        format!("result: PASS ({} requests, {} errors)", report.total.requests, report.total.errors)
-    } else {
+    let verdict = if failed > 0 {
         format!("result: FAIL ({failed} of {} thresholds failed)", report.thresholds.len())
+    } else if report.nothing_succeeded() {
+        format!("result: FAIL (not one of {} requests succeeded)", report.total.requests)
+    } else {
+        format!("result: PASS ({} requests, {} errors)", report.total.requests, report.total.errors)
     };
     let _ = writeln!(out, "{verdict}");
     out
@@ -124,7 +126,7 @@ pub fn terminal(report: &LoadReport, color: bool) -> String {
 pub fn markdown(report: &LoadReport) -> String {
     let mut out = String::new();
     let failed: Vec<&Verdict> = report.thresholds.iter().filter(|v| !v.passed).collect();
-    let verdict = if failed.is_empty() { "✅ PASS" } else { "❌ FAIL" };
+    let verdict = if report.passed() { "✅ PASS" } else { "❌ FAIL" };
     let _ = writeln!(out, "## Load `{}` — {verdict}\n", report.profile);
     let _ = writeln!(
         out,
@@ -165,7 +167,7 @@ pub fn html(report: &LoadReport) -> String {
         .iter()
         .map(|v| [if v.passed { "PASS" } else { "FAIL" }.to_string(), v.rule.clone(), observed(v), margin(v)])
         .collect();
-    let verdict = if report.thresholds_passed { "PASSED" } else { "FAILED" };
+    let verdict = if report.passed() { "PASSED" } else { "FAILED" };
     env.get_template("load.html")
         .and_then(|t| {
             t.render(context! {

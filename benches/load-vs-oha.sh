@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# How close `oauth-harness load` gets to a bare HTTP load tool, all measured in one run against one
+# fast local token endpoint (benches/load_reference.rs serve), with the same connection count and
+# duration:
+#   oha (the ceiling) · a bare reqwest loop · the harness on client_secret_basic · the harness on
+#   private_key_jwt (RS384 and ES384, a fresh signed assertion per request) — with the ratios —
+#   then the peak RSS of a 500-user run.
+# Usage: benches/load-vs-oha.sh [SECONDS=5] [CONNECTIONS=32]
+# The private_key_jwt runs get an assertion pool sized from the rate the client_secret run reached
+# (the pool's design: sized from the target rate); pre-signing it takes a while before traffic.
+# Traffic goes to 127.0.0.1 only; every run stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-5}
+CONNECTIONS=${2:-32}
+PORT=${BENCH_PORT:-18181}
+URL="http://127.0.0.1:$PORT/connect/token"
+BASIC="Basic aW1wbGFudC12ZW5kb3I6aW1wbGFudC12ZW5kb3Itc2VjcmV0"
+
+if ! command -v oha >/dev/null 2>&1; then
+  echo "installing oha (cargo install oha --locked)…" >&2
+  cargo install oha --locked >/dev/null 2>&1
+fi
+cargo build --release --quiet --bin oauth-harness --example load_reference
+H=target/release/oauth-harness
+REF=target/release/examples/load_reference
+
+work=$(mktemp -d)
+target/release/examples/load_reference serve "$PORT" --for 900 & server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+
+cat >"$work/target.yaml" <<EOF
+issuer: http://127.0.0.1:$PORT
+token_endpoint: $URL
+timeout: 10s
+clients:
+  confidential: { client_id: implant-vendor, client_secret: implant-vendor-secret, auth: client_secret_basic, scope: implant }
+  backend-rs384: { client_id: smart-backend-rs384, auth: private_key_jwt, private_key: $PWD/fixtures/keys/backend-rs384/private.pem, scope: system/Patient.rs }
+  backend-es384: { client_id: smart-backend-es384, auth: private_key_jwt, private_key: $PWD/fixtures/keys/backend-es384/private.pem, scope: system/Patient.rs }
+EOF
+for client in confidential backend-rs384 backend-es384; do
+  printf 'load:\n  path: token\n  client: %s\n' "$client" >"$work/$client.yaml"
+done
+size_pool() { # profile rps: enough assertions for the run at that rate, with a margin
+  printf '  assertion_pool: %d\n' "$(( $2 * SECONDS_PER_RUN * 12 / 10 + 1000 ))" >>"$work/$1.yaml"
+}
+
+harness_rps() { # profile users -> rps
+  "$H" load "$work/$1.yaml" --target "$work/target.yaml" --users "$2" --duration "${SECONDS_PER_RUN}s" -q \
+    --report-json "$work/$1.json" >"$work/$1.out" 2>&1 || { cat "$work/$1.out" >&2; }
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); t=d['total']; print(f\"{t['rps']:.0f} {t['errors']}\")" "$work/$1.json"
+}
+
+ROUNDS=${ROUNDS:-3}
+echo "endpoint: $URL · $CONNECTIONS connections · ${SECONDS_PER_RUN}s per run · $ROUNDS rounds, medians · $(nproc) cores" >&2
+oha_once() {
+  oha -z "${SECONDS_PER_RUN}s" -c "$CONNECTIONS" -m POST -T application/x-www-form-urlencoded \
+    -H "Authorization: $BASIC" -d 'grant_type=client_credentials&scope=implant' --no-tui --output-format json "$URL" \
+    | python3 -c "import json,sys; print(f\"{json.load(sys.stdin)['summary']['requestsPerSec']:.0f}\")"
+}
+bare_once() {
+  "$REF" bare "$URL" "$CONNECTIONS" "$SECONDS_PER_RUN" | python3 -c "import json,sys; print(f\"{json.load(sys.stdin)['rps']:.0f}\")"
+}
+median() { python3 -c "import statistics,sys; print(int(statistics.median(map(float, sys.argv[1:]))))" "$@"; }
+
+# The machine is shared: runs alternate, round after round, and each figure is a median.
+oha_all=(); bare_all=(); secret_all=(); rs_all=(); es_all=(); errors=0
+for round in $(seq "$ROUNDS"); do
+  oha_all+=("$(oha_once)")
+  bare_all+=("$(bare_once)")
+  read -r rps e < <(harness_rps confidential "$CONNECTIONS"); secret_all+=("$rps"); errors=$((errors + e))
+  if [ "$round" = 1 ]; then size_pool backend-rs384 "$rps"; size_pool backend-es384 "$rps"; fi
+  read -r rps e < <(harness_rps backend-rs384 "$CONNECTIONS"); rs_all+=("$rps"); errors=$((errors + e))
+  read -r rps e < <(harness_rps backend-es384 "$CONNECTIONS"); es_all+=("$rps"); errors=$((errors + e))
+  echo "round $round: oha ${oha_all[-1]} · bare ${bare_all[-1]} · secret ${secret_all[-1]} · RS384 ${rs_all[-1]} · ES384 ${es_all[-1]}" >&2
+done
+oha_rps=$(median "${oha_all[@]}"); bare_rps=$(median "${bare_all[@]}"); secret_rps=$(median "${secret_all[@]}")
+rs_rps=$(median "${rs_all[@]}"); es_rps=$(median "${es_all[@]}")
+starved=$(python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['assertion_pools']['token']; print(p['starved'], 'times;', p['signed'], 'signed')" "$work/backend-rs384.json")
+
+# Peak RSS of a 500-user run (the harness process, embedded mock excluded: this is the endpoint).
+rss_kb=$(python3 - "$H" "$work" "$SECONDS_PER_RUN" <<'PY'
+import resource, subprocess, sys
+h, work, secs = sys.argv[1:]
+subprocess.run([h, "load", f"{work}/confidential.yaml", "--target", f"{work}/target.yaml", "--users", "500",
+                "--duration", f"{secs}s", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+PY
+)
+
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+printf '%-44s %10s  %s\n' "run" "req/s" "ratio"
+printf '%-44s %10s  %s\n' "oha (ceiling)" "$oha_rps" "1.00 of oha"
+printf '%-44s %10s  %s\n' "bare reqwest loop" "$bare_rps" "$(ratio "$bare_rps" "$oha_rps") of oha"
+printf '%-44s %10s  %s\n' "harness client_secret_basic" "$secret_rps" "$(ratio "$secret_rps" "$bare_rps") of bare reqwest (target ≥ 0.90)"
+printf '%-44s %10s  %s\n' "harness private_key_jwt RS384" "$rs_rps" "$(ratio "$rs_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
+printf '%-44s %10s  %s\n' "harness private_key_jwt ES384" "$es_rps" "$(ratio "$es_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
+echo "harness runs: $errors errors in all; last RS384 run's pool: waited on empty $starved"
+echo "peak RSS, 500 users, ${SECONDS_PER_RUN}s: $((rss_kb / 1024)) MiB"
