@@ -240,3 +240,60 @@ fn quiet_shows_only_failures_and_verbose_shows_exchanges() {
         "{out}"
     );
 }
+
+#[test]
+fn load_html_report_renders_in_headless_chromium() {
+    // A short load run whose p95 threshold cannot hold: the page must say FAILED and show it.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("impossible.yaml");
+    std::fs::write(
+        &profile,
+        "load:\n  path: token\n  client: confidential\n  users: 2\n  thresholds: { p95_ms: 0.001, max_error_rate: 0.5 }\n",
+    )
+    .unwrap();
+    let html = dir.path().join("load.html");
+    let o = run_bin(&[
+        "load",
+        profile.to_str().unwrap(),
+        "--duration",
+        "2s",
+        "-q",
+        "--report-html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let browser = chromium();
+    assert!(browser.exists(), "Chromium not found at {} (.ci/run installs Debian's chromium)", browser.display());
+    let screenshot = dir.path().join("load.png");
+    let run = |extra: &[String]| {
+        let out = std::process::Command::new("timeout")
+            .args(["60", browser.to_str().unwrap(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"])
+            .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = run(&["--dump-dom".into()]);
+    run(&[format!("--screenshot={}", screenshot.display()), "--window-size=1280,1600".into()]);
+
+    assert!(dom.contains(r#"<span id="verdict" class="FAILED">FAILED</span>"#), "verdict in {dom:.1500}");
+    let requests: u64 = dom
+        .split(r#"<span id="total-requests">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a total request count");
+    assert!(requests > 0);
+    assert!(
+        dom.contains("p95_ms ≤ 0.001 (all)") && dom.contains(r#"<td class="FAIL">FAIL</td>"#),
+        "the failed threshold"
+    );
+    assert_eq!(dom.matches("<svg").count(), 3, "rate, latency and percentile charts");
+    assert!(!dom.contains("<script"), "no script: nothing to fetch, nothing to run");
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(png.len() > 10_000 && png.starts_with(b"\x89PNG"), "a real screenshot ({} bytes)", png.len());
+}

@@ -1,0 +1,186 @@
+//! Every shipped suite, and the load command, against a real, independently written authorization
+//! server: panva's oidc-provider (OpenID Certified), configured in fixtures/servers/oidc-provider
+//! and started once for this test binary on 127.0.0.1. The checks that fail or warn against it
+//! must be exactly the deviations documented in its DEVIATIONS.md, case by case.
+//!
+//! Needs Node.js and the fixture's packages (`npm ci` in that folder; `.ci/run` does it).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{code, repo_path, run_bin, stdout};
+use serde_json::Value;
+
+struct Server {
+    _child: Child,
+    target: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// One server for the whole binary; it exits when this process does (it watches its stdin).
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(start)
+}
+
+/// The suite run and the load run share the server: one at a time, so CIBA timings stay honest.
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn start() -> Server {
+    let dir = repo_path("fixtures/servers/oidc-provider");
+    assert!(
+        dir.join("node_modules/oidc-provider").is_dir(),
+        "oidc-provider is not installed: run `npm ci` in {} (.ci/run does)",
+        dir.display()
+    );
+    let mut child = Command::new("node")
+        .args(["server.js", "--port", "0", "--exit-with-stdin"])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs (Node.js 20 or later)");
+    // The first line names the issuer; bounded by the read itself (the server prints it or dies).
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep draining: a closed pipe would kill the server on its next write (EPIPE).
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let issuer = line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("unexpected: {line:?}")).to_string();
+    wait_for_health(&issuer);
+
+    // The shipped target file, pointed at this server's port, with its relative paths made absolute.
+    let shipped = std::fs::read_to_string(repo_path("fixtures/targets/oidc-provider.yaml")).unwrap();
+    let fixtures = repo_path("fixtures");
+    let text = shipped
+        .replace("https://127.0.0.1:8444", &issuer)
+        .replace("../pki/", &format!("{}/pki/", fixtures.display()))
+        .replace("../keys/", &format!("{}/keys/", fixtures.display()));
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("oidc-provider.yaml");
+    std::fs::write(&target, text).unwrap();
+    Server { _child: child, target, _dir: tmp }
+}
+
+/// Polls `/health` over TLS (trusting the test CA) for at most 30 s.
+fn wait_for_health(issuer: &str) {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(repo_path("fixtures/pki/ca.pem")).unwrap()).unwrap();
+    let client = reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(2)).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let started = Instant::now();
+    loop {
+        let ok = runtime
+            .block_on(async { client.get(format!("{issuer}/health")).send().await.is_ok_and(|r| r.status() == 200) });
+        if ok {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "oidc-provider not healthy after 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `verdict check case` for every failed or warned check of a JSON run report.
+fn findings(report: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for suite in report["suites"].as_array().unwrap() {
+        for case in suite["cases"].as_array().unwrap() {
+            for step in case["steps"].as_array().unwrap() {
+                for check in step["checks"].as_array().unwrap() {
+                    let verdict = check["verdict"].as_str().unwrap();
+                    if verdict == "fail" || verdict == "warn" {
+                        out.insert(format!(
+                            "{verdict} {} {}",
+                            check["id"].as_str().unwrap(),
+                            case["id"].as_str().unwrap()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The table of DEVIATIONS.md, as `verdict check case` lines.
+fn documented(path: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = BTreeSet::new();
+    for line in text.lines().filter(|l| l.starts_with("| fail ") || l.starts_with("| warn ")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (verdict, check, cases) = (cells[1], cells[2], cells[3]);
+        for case in cases.split(',').map(str::trim) {
+            out.insert(format!("{verdict} {check} {case}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_shipped_suite_fails_exactly_the_documented_deviations() {
+    let server = server();
+    let _one = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let o = run_bin(&[
+        "run",
+        "scenarios",
+        "--target",
+        server.target.to_str().unwrap(),
+        "-q",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).unwrap();
+    assert_eq!(report["summary"]["errors"], 0, "runtime errors against the real server:\n{}", stdout(&o));
+    assert_eq!(code(&o), 1, "the documented deviations fail the run");
+
+    let seen = findings(&report);
+    let expected = documented(&repo_path("fixtures/servers/oidc-provider/DEVIATIONS.md"));
+    let new: Vec<&String> = seen.difference(&expected).collect();
+    let gone: Vec<&String> = expected.difference(&seen).collect();
+    assert!(
+        new.is_empty() && gone.is_empty(),
+        "deviations differ from DEVIATIONS.md\nnew (not documented): {new:#?}\ngone (documented, not seen): {gone:#?}\n{}",
+        stdout(&o)
+    );
+    // Most of the suite holds: the real server is not a wall of failures.
+    assert!(report["summary"]["passed"].as_u64().unwrap() >= 50, "{}", report["summary"]);
+}
+
+#[test]
+fn load_runs_against_the_real_server() {
+    let server = server();
+    let _one = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("load.json");
+    let o = run_bin(&[
+        "load",
+        "scenarios/load/mixed.yaml",
+        "--target",
+        server.target.to_str().unwrap(),
+        "--duration",
+        "2s",
+        "--users",
+        "4",
+        "-q",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // Over TLS, with a jti replay check on the server side: every path works, nothing fails.
+    for path in r["paths"].as_array().unwrap() {
+        assert!(path["requests"].as_u64().unwrap() > 0, "{}", path["name"]);
+        assert_eq!(path["errors"], 0, "{}: {}", path["name"], path["failures"]);
+    }
+}
