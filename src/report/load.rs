@@ -198,20 +198,21 @@ fn line_chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)]) -> Str
         "<svg role='img' aria-label='{title}' viewBox='0 0 {W} {H}' width='100%' xmlns='http://www.w3.org/2000/svg'>\
          <text x='{PAD}' y='16' class='t'>{title}</text>\
          <line x1='{PAD}' y1='{b}' x2='{r}' y2='{b}' class='axis'/><line x1='{PAD}' y1='{PAD}' x2='{PAD}' y2='{b}' class='axis'/>\
-         <text x='4' y='{top}' class='l'>{max:.1}</text><text x='4' y='{b}' class='l'>0</text>\
+         <text x='4' y='{top}' class='l'>{max_label}</text><text x='4' y='{b}' class='l'>0</text>\
          <text x='{r}' y='{lx}' class='l' text-anchor='end'>{n} s</text><text x='4' y='{mid}' class='l'>{unit}</text>",
         b = H - PAD,
         r = W - PAD,
         top = PAD + 4.0,
         lx = H - PAD + 16.0,
         mid = H / 2.0,
+        max_label = if max >= 100.0 { format!("{max:.0}") } else { format!("{max:.2}") },
     );
     for (i, (name, color, values)) in series.iter().enumerate() {
         let points: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
         let _ = write!(
             svg,
             "<polyline fill='none' stroke='{color}' stroke-width='2' points='{}'/>\
-             <text x='{}' y='16' class='l' fill='{color}'>{name}</text>",
+             <text x='{}' y='16' class='l' style='fill:{color}'>{name}</text>",
             points.join(" "),
             W - PAD - 160.0 + 80.0 * i as f64
         );
@@ -220,31 +221,37 @@ fn line_chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)]) -> Str
     svg
 }
 
+/// Whole seconds only: the run stops part-way through its last second, whose counts would read
+/// as a collapse at the end of every chart.
+fn whole_seconds(total: &PathSummary) -> &[crate::load::stats::Second] {
+    let t = &total.timeline;
+    if t.len() > 1 { &t[..t.len() - 1] } else { t }
+}
+
 fn rate_chart(total: &PathSummary) -> String {
-    let ok: Vec<f64> = total.timeline.iter().map(|s| (s.requests - s.errors) as f64).collect();
-    let errors: Vec<f64> = total.timeline.iter().map(|s| s.errors as f64).collect();
+    let ok: Vec<f64> = whole_seconds(total).iter().map(|s| (s.requests - s.errors) as f64).collect();
+    let errors: Vec<f64> = whole_seconds(total).iter().map(|s| s.errors as f64).collect();
     line_chart("Requests per second", "req/s", &[("ok", "#1a7f37", ok), ("errors", "#cf222e", errors)])
 }
 
 fn latency_chart(total: &PathSummary) -> String {
-    let mean: Vec<f64> = total
-        .timeline
+    let mean: Vec<f64> = whole_seconds(total)
         .iter()
         .map(|s| if s.requests > 0 { s.latency_sum_us as f64 / s.requests as f64 / 1000.0 } else { 0.0 })
         .collect();
-    let max: Vec<f64> = total.timeline.iter().map(|s| s.latency_max_us as f64 / 1000.0).collect();
+    let max: Vec<f64> = whole_seconds(total).iter().map(|s| s.latency_max_us as f64 / 1000.0).collect();
     line_chart("Latency per second", "ms", &[("mean", "#0969da", mean), ("max", "#9a6700", max)])
 }
 
-/// Bars of p50…max per path, on one scale.
+/// Bars of p50…p99.9 per path, on one scale (the max, often an outlier, is in the table).
 fn percentile_chart(report: &LoadReport) -> String {
-    let labels = ["p50", "p90", "p95", "p99", "p99.9", "max"];
-    let values: Vec<(String, [f64; 6])> = report
+    let labels = ["p50", "p90", "p95", "p99", "p99.9"];
+    let values: Vec<(String, [f64; 5])> = report
         .paths
         .iter()
         .map(|p| {
             let l = &p.latency_ms;
-            (escape(&p.name), [l.p50, l.p90, l.p95, l.p99, l.p999, l.max].map(|v| v.unwrap_or(0.0)))
+            (escape(&p.name), [l.p50, l.p90, l.p95, l.p99, l.p999].map(|v| v.unwrap_or(0.0)))
         })
         .collect();
     let max = values.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0_f64, f64::max).max(1e-9);
@@ -253,11 +260,21 @@ fn percentile_chart(report: &LoadReport) -> String {
     let colors = ["#0969da", "#8250df", "#1a7f37", "#9a6700", "#cf222e"];
     let mut svg = format!(
         "<svg role='img' aria-label='Latency percentiles' viewBox='0 0 {W} {H}' width='100%' xmlns='http://www.w3.org/2000/svg'>\
-         <text x='{PAD}' y='16' class='t'>Latency percentiles (ms, HDR histogram)</text>\
+         <text x='{PAD}' y='16' class='t'>Latency percentiles (ms, HDR histogram)</text><text x='4' y='{top}' class='l'>{max:.2}</text>\
          <line x1='{PAD}' y1='{b}' x2='{r}' y2='{b}' class='axis'/>",
         b = H - PAD,
-        r = W - PAD
+        r = W - PAD,
+        top = PAD + 4.0
     );
+    for (pi, (name, _)) in values.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<text x='{:.1}' y='{:.1}' class='l' style='fill:{}'>■ {name}</text>",
+            W - PAD - 200.0,
+            16.0 + 13.0 * pi as f64,
+            colors[pi % colors.len()]
+        );
+    }
     for (gi, label) in labels.iter().enumerate() {
         let gx = PAD + group * gi as f64;
         let _ = write!(svg, "<text x='{:.1}' y='{:.1}' class='l'>{label}</text>", gx + 4.0, H - PAD + 16.0);
