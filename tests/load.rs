@@ -312,3 +312,18 @@ fn report_formats_snapshot() {
     insta::assert_snapshot!("load_terminal", oauth_harness::report::load::terminal(&report, false));
     insta::assert_snapshot!("load_markdown", oauth_harness::report::load::markdown(&report));
 }
+
+#[test]
+fn validate_checks_load_profiles_too() {
+    let o = run_bin(&["validate", "scenarios"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("4 load profile(s)"), "{}", stdout(&o));
+    let dir = tempfile::tempdir().unwrap();
+    profile(dir.path(), "bad", "load:\n  path: token\n  client: confidential\n  thresholds: { p95_ms: 0 }\n");
+    profile(dir.path(), "client", "load:\n  path: token\n  client: nobody\n");
+    let o = run_bin(&["validate", dir.path().to_str().unwrap(), "--target", "fixtures/targets/local-mock.yaml"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("bad.yaml:4:25") && err.contains("p95_ms must be greater than zero"), "{err}");
+    assert!(err.contains("the target has no client `nobody`"), "{err}");
+}

@@ -3,6 +3,7 @@
 use super::{Output, Plain};
 use crate::cli::ValidateArgs;
 use crate::exit;
+use crate::load::profile;
 use crate::run::preflight;
 use crate::scenario::{self, Loaded};
 use crate::target::Target;
@@ -19,9 +20,31 @@ pub fn validate(args: ValidateArgs, out: Output) -> u8 {
             Vec::new()
         }
     };
+    // Load profiles are validated whole too (thresholds included), as `load` would before traffic.
+    let mut profiles = Vec::new();
+    for item in &loaded {
+        if let Loaded::LoadProfile(path) = item {
+            match profile::load(path) {
+                Ok(p) => profiles.push(p),
+                Err(errors) => {
+                    for e in &errors {
+                        out.error(e);
+                    }
+                    problems += errors.len();
+                }
+            }
+        }
+    }
     if let Some(path) = &args.target {
         match Target::load(path) {
             Ok(target) => {
+                for p in &profiles {
+                    let errors = profile::check_against(p, &target);
+                    for e in &errors {
+                        out.error(e);
+                    }
+                    problems += errors.len();
+                }
                 let suites: Vec<&scenario::Suite> = loaded
                     .iter()
                     .filter_map(|l| match l {
