@@ -8,6 +8,8 @@
 # Usage: benches/load-vs-oha.sh [SECONDS=5] [CONNECTIONS=32]
 # The private_key_jwt runs get an assertion pool sized from the rate the client_secret run reached
 # (the pool's design: sized from the target rate); pre-signing it takes a while before traffic.
+# Last, the same harness paths against the real server of the tests (oidc-provider, when Node.js
+# and its fixture are installed): what a real authorization server holds, for context.
 # Traffic goes to 127.0.0.1 only; every run stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,3 +100,23 @@ printf '%-44s %10s  %s\n' "harness private_key_jwt RS384" "$rs_rps" "$(ratio "$r
 printf '%-44s %10s  %s\n' "harness private_key_jwt ES384" "$es_rps" "$(ratio "$es_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
 echo "harness runs: $errors errors in all; last RS384 run's pool: waited on empty $starved"
 echo "peak RSS, 500 users, ${SECONDS_PER_RUN}s: $((rss_kb / 1024)) MiB"
+
+# The real server of the tests, for context: how the same paths fare against oidc-provider.
+op=fixtures/servers/oidc-provider
+if command -v node >/dev/null 2>&1 && [ -d "$op/node_modules/oidc-provider" ]; then
+  (cd "$op" && exec node server.js --port 0 >"$work/op.out" 2>/dev/null) & op_pid=$!
+  trap 'kill $server $op_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+  for _ in $(seq 100); do grep -q listening "$work/op.out" 2>/dev/null && break; sleep 0.1; done
+  issuer=$(sed -n 's/^listening //p' "$work/op.out")
+  sed -e "s#https://127.0.0.1:8444#$issuer#g" -e "s#\.\./pki/#$PWD/fixtures/pki/#g" -e "s#\.\./keys/#$PWD/fixtures/keys/#g" \
+    fixtures/targets/oidc-provider.yaml >"$work/op-target.yaml"
+  echo "against oidc-provider 9.13.3 (Node $(node --version), one process, TLS), $CONNECTIONS users, ${SECONDS_PER_RUN}s:"
+  for profile in token-secret token-private-key-jwt introspection; do
+    "$H" load "scenarios/load/$profile.yaml" --target "$work/op-target.yaml" --users "$CONNECTIONS" \
+      --duration "${SECONDS_PER_RUN}s" -q --report-json "$work/op-$profile.json" >/dev/null 2>&1 || true
+    python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['total']; print(f\"  {sys.argv[2]:<24} {t['rps']:>8.0f} req/s  p95 {t['latency_ms']['p95']} ms  {t['errors']} errors\")" \
+      "$work/op-$profile.json" "$profile"
+  done
+else
+  echo "(oidc-provider not installed: npm ci in $op to measure against it too)"
+fi
