@@ -2,7 +2,8 @@
 # How close `oauth-harness load` gets to a bare HTTP load tool, all measured in one run against one
 # fast local token endpoint (benches/load_reference.rs serve), with the same connection count and
 # duration:
-#   oha (the ceiling) · a bare reqwest loop · the harness on client_secret_basic · the harness on
+#   oha (the ceiling) · a bare reqwest loop · the harness on client_secret_basic (through reqwest,
+#   then through hyper, its default on plain HTTP) · the harness on
 #   private_key_jwt (RS384 and ES384, a fresh signed assertion per request) — with the ratios —
 #   then the peak RSS of a 500-user run.
 # Usage: benches/load-vs-oha.sh [SECONDS=5] [CONNECTIONS=32]
@@ -67,17 +68,19 @@ bare_once() {
 median() { python3 -c "import statistics,sys; print(int(statistics.median(map(float, sys.argv[1:]))))" "$@"; }
 
 # The machine is shared: runs alternate, round after round, and each figure is a median.
-oha_all=(); bare_all=(); secret_all=(); rs_all=(); es_all=(); errors=0
+oha_all=(); bare_all=(); reqwest_all=(); secret_all=(); rs_all=(); es_all=(); errors=0
 for round in $(seq "$ROUNDS"); do
   oha_all+=("$(oha_once)")
   bare_all+=("$(bare_once)")
+  read -r rps e < <(OAUTH_HARNESS_LOAD_TRANSPORT=reqwest harness_rps confidential "$CONNECTIONS"); reqwest_all+=("$rps"); errors=$((errors + e))
   read -r rps e < <(harness_rps confidential "$CONNECTIONS"); secret_all+=("$rps"); errors=$((errors + e))
   if [ "$round" = 1 ]; then size_pool backend-rs384 "$rps"; size_pool backend-es384 "$rps"; fi
   read -r rps e < <(harness_rps backend-rs384 "$CONNECTIONS"); rs_all+=("$rps"); errors=$((errors + e))
   read -r rps e < <(harness_rps backend-es384 "$CONNECTIONS"); es_all+=("$rps"); errors=$((errors + e))
-  echo "round $round: oha ${oha_all[-1]} · bare ${bare_all[-1]} · secret ${secret_all[-1]} · RS384 ${rs_all[-1]} · ES384 ${es_all[-1]}" >&2
+  echo "round $round: oha ${oha_all[-1]} · bare ${bare_all[-1]} · harness/reqwest ${reqwest_all[-1]} · secret ${secret_all[-1]} · RS384 ${rs_all[-1]} · ES384 ${es_all[-1]}" >&2
 done
 oha_rps=$(median "${oha_all[@]}"); bare_rps=$(median "${bare_all[@]}"); secret_rps=$(median "${secret_all[@]}")
+reqwest_rps=$(median "${reqwest_all[@]}")
 rs_rps=$(median "${rs_all[@]}"); es_rps=$(median "${es_all[@]}")
 starved=$(python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['assertion_pools']['token']; print(p['starved'], 'times;', p['signed'], 'signed')" "$work/backend-rs384.json")
 
@@ -95,7 +98,8 @@ ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2])
 printf '%-44s %10s  %s\n' "run" "req/s" "ratio"
 printf '%-44s %10s  %s\n' "oha (ceiling)" "$oha_rps" "1.00 of oha"
 printf '%-44s %10s  %s\n' "bare reqwest loop" "$bare_rps" "$(ratio "$bare_rps" "$oha_rps") of oha"
-printf '%-44s %10s  %s\n' "harness client_secret_basic" "$secret_rps" "$(ratio "$secret_rps" "$bare_rps") of bare reqwest (target ≥ 0.90)"
+printf '%-44s %10s  %s\n' "harness client_secret_basic, reqwest transport" "$reqwest_rps" "$(ratio "$reqwest_rps" "$bare_rps") of bare reqwest (target ≥ 0.90)"
+printf '%-44s %10s  %s\n' "harness client_secret_basic (hyper, default)" "$secret_rps" "$(ratio "$secret_rps" "$bare_rps") of bare reqwest · $(ratio "$secret_rps" "$oha_rps") of oha"
 printf '%-44s %10s  %s\n' "harness private_key_jwt RS384" "$rs_rps" "$(ratio "$rs_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
 printf '%-44s %10s  %s\n' "harness private_key_jwt ES384" "$es_rps" "$(ratio "$es_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
 echo "harness runs: $errors errors in all; last RS384 run's pool: waited on empty $starved"

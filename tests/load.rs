@@ -62,6 +62,7 @@ fn token_secret_profile_passes_and_writes_every_report() {
     let in_timeline: u64 = path["timeline"].as_array().unwrap().iter().map(|s| s["requests"].as_u64().unwrap()).sum();
     assert_eq!((in_histogram, in_timeline), (requests, requests));
     assert_eq!(path["status_codes"]["200"].as_u64(), Some(requests));
+    assert_eq!(path["transport"], "hyper", "plain HTTP goes through hyper directly");
     assert_eq!(r["thresholds"].as_array().unwrap().len(), 3);
     assert_eq!(r["thresholds_passed"], true);
 
@@ -302,8 +303,8 @@ fn report_formats_snapshot() {
             coordinated_omission: CoMitigation::Disabled,
             max_duration_secs: 3600.0,
         },
-        total: PathSummary::new("all", "all", 0, &stats, 10.0),
-        paths: vec![PathSummary::new("token", "token", 1, &stats, 10.0)],
+        total: PathSummary::new("all", "all", "", 0, &stats, 10.0),
+        paths: vec![PathSummary::new("token", "token", "hyper", 1, &stats, 10.0)],
         thresholds_passed: verdicts.iter().all(|v| v.passed),
         thresholds: verdicts,
         assertion_pools: Default::default(),

@@ -9,6 +9,7 @@ pub mod profile;
 pub mod report;
 pub mod stats;
 pub mod thresholds;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use self::pool::AssertionPool;
 use self::profile::{CoMitigation, PathKind, Profile};
 use self::report::{LoadReport, PathSummary, Settings};
 use self::stats::{LiveCounters, PathRecorder, PathStats};
+use self::transport::Transport;
 use crate::http::{HttpClient, TlsSettings};
 use crate::run::{Endpoints, RunError};
 use crate::secret::Redactor;
@@ -221,8 +223,11 @@ pub async fn run(
             coordinated_omission: profile.coordinated_omission,
             max_duration_secs: settings.max_duration.as_secs_f64(),
         },
-        total: PathSummary::new("all", "all", 0, &all, seconds),
-        paths: per_path.iter().map(|(p, w, s)| PathSummary::new(&p.name, p.kind.name(), *w, s, seconds)).collect(),
+        total: PathSummary::new("all", "all", "", 0, &all, seconds),
+        paths: per_path
+            .iter()
+            .map(|(p, w, s)| PathSummary::new(&p.name, p.kind.name(), p.transport.name(), *w, s, seconds))
+            .collect(),
         thresholds_passed: verdicts.iter().all(|v| v.passed),
         thresholds: verdicts,
         assertion_pools,
@@ -247,7 +252,6 @@ async fn prepare_path(
     let path_error = |reason: String| LoadError::Path { path: spec.name.clone(), reason };
     let client = target.clients.get(&spec.client).ok_or_else(|| path_error(format!("no client `{}`", spec.client)))?;
     let method = spec.auth.unwrap_or(client.auth);
-    let http = http_for(client, target)?;
     let (url, bodies) = match spec.kind {
         PathKind::Token => (endpoints.token.clone(), Bodies::Fixed(token_params(client.scope.as_deref()))),
         PathKind::Introspection => {
@@ -301,8 +305,14 @@ async fn prepare_path(
         None
     };
     let auth = Auth::prepare(client, method, pool).map_err(path_error)?;
-    let mut path =
-        PathRuntime::new(spec.name.clone(), spec.kind, http, url, auth, bodies, PathRecorder::new(live.clone()));
+    let mut path = PathRuntime::new(
+        spec.name.clone(),
+        spec.kind,
+        transport_for(client, target, url)?,
+        auth,
+        bodies,
+        PathRecorder::new(live.clone()),
+    );
     if profile_corrects(settings) {
         path.expected_interval_us = settings.rate.map(|rate| (settings.users as u64 * 1_000_000) / rate as u64);
     }
@@ -339,10 +349,11 @@ fn token_params(scope: Option<&str>) -> String {
     }
 }
 
-fn http_for(client: &crate::target::Client, target: &Target) -> Result<reqwest::Client, LoadError> {
+/// How `client`'s requests to `url` go on the wire (see `transport.rs`).
+fn transport_for(client: &crate::target::Client, target: &Target, url: url::Url) -> Result<Transport, LoadError> {
     let tls = TlsSettings { ca: target.ca.clone(), identity: client.identity.as_ref().map(|i| i.identity.clone()) };
     let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
-    Ok(http.reqwest_client().clone())
+    Ok(Transport::choose(url, http.reqwest_client().clone(), client.identity.is_some(), target.timeout))
 }
 
 /// The tokens an introspection path cycles through, minted one by one before the run.
@@ -367,8 +378,7 @@ async fn mint_tokens(
     let minter = PathRuntime::new(
         format!("{}-minting", spec.name),
         PathKind::Token,
-        http_for(client, target)?,
-        endpoints.token.clone(),
+        transport_for(client, target, endpoints.token.clone())?,
         auth,
         Bodies::Fixed(token_params(client.scope.as_deref())),
         // Minting is not part of the run: its requests count nowhere.

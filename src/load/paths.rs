@@ -9,17 +9,16 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use goose::prelude::{GooseUser, TransactionResult};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
 use super::pool::AssertionPool;
 use super::profile::PathKind;
 use super::stats::{Failure, PathRecorder};
+use super::transport::Transport;
 use crate::auth::basic_header;
 use crate::secret::Secret;
 use crate::target::{Client, ClientAuth};
-
-const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
 
 /// How the path's client authenticates, prepared.
 pub enum Auth {
@@ -63,8 +62,7 @@ pub enum Bodies {
 pub struct PathRuntime {
     pub name: String,
     pub kind: PathKind,
-    pub http: reqwest::Client,
-    pub url: reqwest::Url,
+    pub transport: Transport,
     auth: Auth,
     /// Full bodies for fixed-credential auth, prepared once; empty for assertions.
     prepared: Vec<Bytes>,
@@ -78,8 +76,7 @@ impl PathRuntime {
     pub fn new(
         name: String,
         kind: PathKind,
-        http: reqwest::Client,
-        url: reqwest::Url,
+        transport: Transport,
         auth: Auth,
         bodies: Bodies,
         recorder: PathRecorder,
@@ -93,7 +90,7 @@ impl PathRuntime {
             Auth::InBody(creds) => params.iter().map(|p| Bytes::from(format!("{p}{creds}"))).collect(),
             Auth::Assertion(_) => Vec::new(),
         };
-        Self { name, kind, http, url, auth, prepared, bodies, recorder, expected_interval_us: None }
+        Self { name, kind, transport, auth, prepared, bodies, recorder, expected_interval_us: None }
     }
 
     /// Which of the prepared bodies goes next.
@@ -104,24 +101,23 @@ impl PathRuntime {
         }
     }
 
-    /// Builds the next request; `Err` when no assertion could be had.
-    async fn request(&self) -> Result<reqwest::RequestBuilder, Failure> {
+    /// The next request's body and `Authorization` value; `Err` when no assertion could be had.
+    async fn request(&self) -> Result<(Bytes, Option<&HeaderValue>), Failure> {
         let i = self.index();
-        let builder = self.http.post(self.url.clone()).header(CONTENT_TYPE, FORM);
         Ok(match &self.auth {
-            Auth::Basic(value) => builder.header(AUTHORIZATION, value.clone()).body(self.prepared[i].clone()),
-            Auth::InBody(_) => builder.body(self.prepared[i].clone()),
+            Auth::Basic(value) => (self.prepared[i].clone(), Some(value)),
+            Auth::InBody(_) => (self.prepared[i].clone(), None),
             Auth::Assertion(pool) => {
                 let body = pool.take().await.ok_or(Failure::NoAssertion)?;
                 match &self.bodies {
                     // The pool's bodies already carry the fixed parameters.
-                    Bodies::Fixed(_) => builder.body(body),
+                    Bodies::Fixed(_) => (body, None),
                     Bodies::Cycle { bodies, .. } => {
                         let mut full = Vec::with_capacity(bodies[i].len() + 1 + body.len());
                         full.extend_from_slice(bodies[i].as_bytes());
                         full.push(b'&');
                         full.extend_from_slice(&body);
-                        builder.body(full)
+                        (Bytes::from(full), None)
                     }
                 }
             }
@@ -133,7 +129,7 @@ impl PathRuntime {
         wait_for_throttle(user).await;
         let started = Instant::now();
         let (status, failure) = match self.request().await {
-            Ok(request) => self.send(request).await,
+            Ok((body, authorization)) => self.send(body, authorization).await,
             Err(failure) => (None, Some(failure)),
         };
         let elapsed = started.elapsed();
@@ -143,40 +139,33 @@ impl PathRuntime {
             .await
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> (Option<u16>, Option<Failure>) {
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return (None, Some(Failure::Transport(transport_kind(&e)))),
+    async fn send(&self, body: Bytes, authorization: Option<&HeaderValue>) -> (Option<u16>, Option<Failure>) {
+        let answer = match self.transport.post(body, authorization).await {
+            Ok(a) => a,
+            Err(kind) => return (None, Some(Failure::Transport(kind))),
         };
-        let status = response.status().as_u16();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return (Some(status), Some(Failure::Transport(transport_kind(&e)))),
-        };
-        let failure = if status != 200 {
-            Some(Failure::Status(status))
+        let failure = if answer.status != 200 {
+            Some(Failure::Status(answer.status))
         } else {
             match self.kind {
-                PathKind::Token => check_token_body(&body),
-                PathKind::Introspection => check_introspection_body(&body),
+                PathKind::Token => check_token_body(&answer.body),
+                PathKind::Introspection => check_introspection_body(&answer.body),
             }
             .err()
             .map(Failure::Body)
         };
-        (Some(status), failure)
+        (Some(answer.status), failure)
     }
 
     /// A token request sent once, outside the run: for minting the tokens introspection cycles.
     pub async fn mint_token(&self) -> Result<Secret, String> {
-        let request = self.request().await.map_err(|f| f.label())?;
-        let response = request.send().await.map_err(|e| format!("transport: {}", transport_kind(&e)))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| format!("transport: {}", transport_kind(&e)))?;
-        if status != 200 {
-            return Err(format!("status {status}"));
+        let (body, authorization) = self.request().await.map_err(|f| f.label())?;
+        let answer = self.transport.post(body, authorization).await.map_err(|kind| format!("transport: {kind}"))?;
+        if answer.status != 200 {
+            return Err(format!("status {}", answer.status));
         }
-        check_token_body(&body).map_err(|e| format!("body: {e}"))?;
-        let token: TokenShape<'_> = serde_json::from_slice(&body).map_err(|_| "body: not JSON".to_string())?;
+        check_token_body(&answer.body).map_err(|e| format!("body: {e}"))?;
+        let token: TokenShape<'_> = serde_json::from_slice(&answer.body).map_err(|_| "body: not JSON".to_string())?;
         Ok(Secret::new(token.access_token.unwrap_or_default().into_owned()))
     }
 }
@@ -188,18 +177,6 @@ async fn wait_for_throttle(user: &GooseUser) {
         if let Some(throttle) = &user.throttle {
             let _ = throttle.send_async(true).await;
         }
-    }
-}
-
-fn transport_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect"
-    } else if e.is_body() || e.is_decode() {
-        "body read"
-    } else {
-        "request"
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Settings {
 pub struct PathSummary {
     pub name: String,
     pub kind: String,
+    /// How the requests went on the wire: `hyper` (plain HTTP) or `reqwest` (TLS, mTLS).
+    pub transport: String,
     pub weight: usize,
     pub requests: u64,
     pub errors: u64,
@@ -99,7 +101,7 @@ impl LoadReport {
 }
 
 impl PathSummary {
-    pub fn new(name: &str, kind: &str, weight: usize, stats: &PathStats, seconds: f64) -> Self {
+    pub fn new(name: &str, kind: &str, transport: &str, weight: usize, stats: &PathStats, seconds: f64) -> Self {
         let h = &stats.histogram;
         let ms = |us: u64| us as f64 / 1000.0;
         let latency = if h.is_empty() {
@@ -121,6 +123,7 @@ impl PathSummary {
         Self {
             name: name.to_string(),
             kind: kind.to_string(),
+            transport: transport.to_string(),
             weight,
             requests: stats.requests,
             errors: stats.errors,
