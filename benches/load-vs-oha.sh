@@ -95,13 +95,13 @@ PY
 )
 
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
-printf '%-44s %10s  %s\n' "run" "req/s" "ratio"
-printf '%-44s %10s  %s\n' "oha (ceiling)" "$oha_rps" "1.00 of oha"
-printf '%-44s %10s  %s\n' "bare reqwest loop" "$bare_rps" "$(ratio "$bare_rps" "$oha_rps") of oha"
-printf '%-44s %10s  %s\n' "harness client_secret_basic, reqwest transport" "$reqwest_rps" "$(ratio "$reqwest_rps" "$bare_rps") of bare reqwest (target ≥ 0.90)"
-printf '%-44s %10s  %s\n' "harness client_secret_basic (hyper, default)" "$secret_rps" "$(ratio "$secret_rps" "$bare_rps") of bare reqwest · $(ratio "$secret_rps" "$oha_rps") of oha"
-printf '%-44s %10s  %s\n' "harness private_key_jwt RS384" "$rs_rps" "$(ratio "$rs_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
-printf '%-44s %10s  %s\n' "harness private_key_jwt ES384" "$es_rps" "$(ratio "$es_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
+printf '%-48s %10s  %s\n' "run" "req/s" "ratio"
+printf '%-48s %10s  %s\n' "oha (ceiling)" "$oha_rps" "1.00 of oha"
+printf '%-48s %10s  %s\n' "bare reqwest loop" "$bare_rps" "$(ratio "$bare_rps" "$oha_rps") of oha"
+printf '%-48s %10s  %s\n' "harness client_secret_basic, reqwest transport" "$reqwest_rps" "$(ratio "$reqwest_rps" "$bare_rps") of bare reqwest (target ≥ 0.90)"
+printf '%-48s %10s  %s\n' "harness client_secret_basic (hyper, default)" "$secret_rps" "$(ratio "$secret_rps" "$bare_rps") of bare reqwest · $(ratio "$secret_rps" "$oha_rps") of oha"
+printf '%-48s %10s  %s\n' "harness private_key_jwt RS384" "$rs_rps" "$(ratio "$rs_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
+printf '%-48s %10s  %s\n' "harness private_key_jwt ES384" "$es_rps" "$(ratio "$es_rps" "$secret_rps") of client_secret (target ≥ 0.70)"
 echo "harness runs: $errors errors in all; last RS384 run's pool: waited on empty $starved"
 echo "peak RSS, 500 users, ${SECONDS_PER_RUN}s: $((rss_kb / 1024)) MiB"
 
