@@ -328,3 +328,20 @@ fn validate_checks_load_profiles_too() {
     assert!(err.contains("bad.yaml:4:25") && err.contains("p95_ms must be greater than zero"), "{err}");
     assert!(err.contains("the target has no client `nobody`"), "{err}");
 }
+
+#[test]
+fn an_unreachable_endpoint_is_a_runtime_error_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 of the loopback: the probe request is refused.
+    let target = dir.path().join("t.yaml");
+    std::fs::write(
+        &target,
+        "issuer: http://127.0.0.1:9\ntoken_endpoint: http://127.0.0.1:9/connect/token\nclients:\n  confidential: { client_id: a, client_secret: b }\n",
+    )
+    .unwrap();
+    let o = run_bin(&["load", "scenarios/load/token-secret.yaml", "--target", target.to_str().unwrap(), "-q"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 3, "{err}");
+    assert!(err.contains("http://127.0.0.1:9/connect/token cannot be reached (connect)"), "{err}");
+    assert!(stdout(&o).is_empty(), "no report of a run that did not happen");
+}

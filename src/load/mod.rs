@@ -77,6 +77,9 @@ pub enum LoadError {
     Minting { path: String, reason: String },
     #[error("path `{path}`: {reason}")]
     Path { path: String, reason: String },
+    #[error("path `{path}`: {url} cannot be reached ({kind})")]
+    #[diagnostic(help("is the server up, and is this the right URL? Nothing was measured"))]
+    Unreachable { path: String, url: String, kind: &'static str },
     #[error("goose refused the run: {0}")]
     Goose(String),
 }
@@ -129,6 +132,12 @@ pub async fn run(
         runtimes.push((Arc::new(path), spec.weight));
     }
 
+    // A target that cannot be reached at all is a runtime error (exit 3), not a run of failures.
+    for (path, _) in &runtimes {
+        if let Err(kind) = path.probe().await {
+            return Err(LoadError::Unreachable { path: path.name.clone(), url: path.transport.url(), kind });
+        }
+    }
     let config = goose_config(profile, target, settings);
     let mut scenario = Scenario::new("load");
     for (path, weight) in &runtimes {

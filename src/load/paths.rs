@@ -157,6 +157,13 @@ impl PathRuntime {
         (Some(answer.status), failure)
     }
 
+    /// One request before the run, unrecorded: fails only when the endpoint cannot be reached at
+    /// all (answers, good or bad, are the run's business).
+    pub async fn probe(&self) -> Result<(), &'static str> {
+        let (body, authorization) = self.request().await.map_err(|_| "no client assertion")?;
+        self.transport.post(body, authorization).await.map(|_| ())
+    }
+
     /// A token request sent once, outside the run: for minting the tokens introspection cycles.
     pub async fn mint_token(&self) -> Result<Secret, String> {
         let (body, authorization) = self.request().await.map_err(|f| f.label())?;

@@ -54,6 +54,13 @@ impl Transport {
         }
     }
 
+    pub fn url(&self) -> String {
+        match self {
+            Transport::Reqwest { url, .. } => url.to_string(),
+            Transport::Hyper(h) => h.uri.to_string(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Transport::Reqwest { .. } => "reqwest",
