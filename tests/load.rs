@@ -259,6 +259,10 @@ fn ctrl_c_stops_the_run_and_writes_the_partial_report() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(exit.code(), Some(0), "thresholds held on the part that ran");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("note: interrupted (Ctrl-C)"), "{out}");
+    assert!(!out.to_lowercase().contains("caught ctrl-c"), "goose's warnings go to stderr, not among the table: {out}");
     let r = json(&j);
     assert_eq!(r["interrupted"], true);
     assert!(r["total"]["requests"].as_u64().unwrap() > 0);

@@ -19,7 +19,30 @@ use crate::report;
 use crate::secret::Redactor;
 use crate::target::Target;
 
+/// goose logs through `log`, and would install a logger writing warnings to stdout, among our
+/// table; this one, installed first, sends them to stderr.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("{}: {}", record.level().as_str().to_lowercase(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
 pub async fn load(args: LoadArgs, out: Output) -> u8 {
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let profile = match profile::load(&args.profile) {
         Ok(p) => p,
         Err(errors) => {
