@@ -137,3 +137,28 @@ impl PathSummary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::stats::{LiveCounters, PathRecorder, new_histogram};
+    use std::time::Duration;
+
+    #[test]
+    fn the_histogram_dump_reproduces_the_histogram() {
+        let recorder = PathRecorder::new(std::sync::Arc::<LiveCounters>::default());
+        for i in 0..5000u64 {
+            recorder.record(Duration::from_micros(37 + i * i % 900_000), Some(200), None, None);
+        }
+        let stats = recorder.snapshot();
+        let dump = PathSummary::new("p", "token", "hyper", 1, &stats, 1.0).histogram;
+        let mut rebuilt = new_histogram();
+        for [value, count] in dump.values {
+            rebuilt.record_n(value, count).unwrap();
+        }
+        assert_eq!(rebuilt.len(), stats.histogram.len());
+        for q in [0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            assert_eq!(rebuilt.value_at_quantile(q), stats.histogram.value_at_quantile(q), "q={q}");
+        }
+    }
+}
