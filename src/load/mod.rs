@@ -282,7 +282,12 @@ async fn prepare_path(
     let pool = if method == ClientAuth::PrivateKeyJwt {
         let key =
             client.key.clone().ok_or_else(|| path_error(format!("client `{}` has no private_key", spec.client)))?;
-        let capacity = settings.assertion_pool.unwrap_or_else(|| pool_capacity(settings));
+        // An explicit `assertion_pool` is filled whole; a derived one only for a few seconds (the
+        // workers keep up from there, and any wait is reported): a guess must not hold the run up.
+        let (capacity, budget) = match settings.assertion_pool {
+            Some(n) => (n, PREFILL_BUDGET),
+            None => (pool_capacity(settings), DERIVED_PREFILL_BUDGET),
+        };
         // Signing runs on its own threads; one per core leaves the users the rest of the time.
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
         let prefix = match &bodies {
@@ -302,7 +307,7 @@ async fn prepare_path(
             spec.name
         ));
         let signing = Instant::now();
-        let prefilled = pool.prefill(capacity, PREFILL_BUDGET).await;
+        let prefilled = pool.prefill(capacity, budget).await;
         notes.push(format!(
             "path `{}`: {prefilled} client assertions signed ahead of the run in {:.1}s (pool of {capacity}, {workers} signing threads)",
             spec.name,
@@ -335,6 +340,8 @@ fn profile_corrects(settings: &RunSettings) -> bool {
 
 /// How long the run may wait for the assertion pool to fill before traffic starts.
 const PREFILL_BUDGET: Duration = Duration::from_secs(600);
+/// …and how long when the pool's size is only derived from the rate or the user count.
+const DERIVED_PREFILL_BUDGET: Duration = Duration::from_secs(10);
 /// At most this many assertions are held unless the profile says otherwise (≈ 0.8 KB each
 /// for RS384: ≈ 400 MB).
 const MAX_POOL: usize = 500_000;
