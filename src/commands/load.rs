@@ -2,13 +2,12 @@
 //! the reports, and turn the thresholds into the exit code.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::run::{append_file, start_embedded, write_file};
+use super::run::{start_embedded, write_file, write_markdown};
 use super::{Output, Plain};
 use crate::cli::LoadArgs;
 use crate::exit;
@@ -204,15 +203,7 @@ fn write_reports(args: &LoadArgs, report: &LoadReport, redactor: &Redactor) -> R
         }
     }
     if let Some(path) = &args.report_md {
-        let text = redactor.scrub(&report::load::markdown(report));
-        if path.as_os_str() == "-" {
-            match std::env::var_os("GITHUB_STEP_SUMMARY") {
-                Some(summary) => append_file(Path::new(&summary), &text)?,
-                None => print!("{text}"),
-            }
-        } else {
-            write_file(path, &text)?;
-        }
+        write_markdown(path, &redactor.scrub(&report::load::markdown(report)))?;
     }
     Ok(())
 }

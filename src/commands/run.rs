@@ -247,17 +247,25 @@ fn write_reports(args: &RunArgs, report: &RunReport, redactor: &Redactor, out: O
         }
     }
     if let Some(path) = &args.report_md {
-        let text = redactor.scrub(&report::markdown::render(report));
-        if path.as_os_str() == "-" {
-            match std::env::var_os("GITHUB_STEP_SUMMARY") {
-                Some(summary) => append_file(Path::new(&summary), &text).map_err(fail)?,
-                None => print!("{text}"),
-            }
-        } else {
-            write_file(path, &text).map_err(fail)?;
-        }
+        write_markdown(path, &redactor.scrub(&report::markdown::render(report))).map_err(fail)?;
     }
     Ok(())
+}
+
+/// A Markdown summary to `path`; `-` appends it to `$GITHUB_STEP_SUMMARY`, or prints it when
+/// that is unset.
+pub(super) fn write_markdown(path: &Path, text: &str) -> Result<(), Plain> {
+    if path.as_os_str() == "-" {
+        match std::env::var_os("GITHUB_STEP_SUMMARY") {
+            Some(summary) => append_file(Path::new(&summary), text),
+            None => {
+                print!("{text}");
+                Ok(())
+            }
+        }
+    } else {
+        write_file(path, text)
+    }
 }
 
 /// Everything a third party needs to see what was run against what, redacted.
@@ -296,7 +304,7 @@ fn evidence_bundle(
     Bundle { files }
 }
 
-pub(super) fn append_file(path: &Path, text: &str) -> Result<(), Plain> {
+fn append_file(path: &Path, text: &str) -> Result<(), Plain> {
     use std::io::Write;
     std::fs::OpenOptions::new()
         .append(true)
