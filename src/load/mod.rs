@@ -127,8 +127,9 @@ pub async fn run(
     let mut pools = Vec::new();
     let mut runtimes = Vec::new();
     for spec in &profile.paths {
-        let path =
+        let mut path =
             prepare_path(spec, target, &endpoints, settings, redactor, &live, &mut pools, &mut notes, &hooks).await?;
+        path.goose_metrics = goose_metrics(profile, settings);
         runtimes.push((Arc::new(path), spec.weight));
     }
 
@@ -409,6 +410,13 @@ async fn mint_tokens(
     Ok(tokens)
 }
 
+/// goose's per-request metrics feed its own report and its coordinated-omission backfill; our
+/// figures come from our histograms. Without either, the hot path skips them: no metric built,
+/// no channel send per request.
+fn goose_metrics(profile: &Profile, settings: &RunSettings) -> bool {
+    settings.goose_report.is_some() || profile.coordinated_omission != CoMitigation::Disabled
+}
+
 fn goose_config(profile: &Profile, target: &Target, settings: &RunSettings) -> GooseConfiguration {
     let mut c = GooseConfiguration::default();
     c.host = Some(target.issuer.to_string());
@@ -432,10 +440,7 @@ fn goose_config(profile: &Profile, target: &Target, settings: &RunSettings) -> G
     });
     // Our own table and reports replace goose's printout; its controllers stay closed (no ports
     // opened behind the user's back); warnings (e.g. "caught ctrl-c") still show.
-    // goose's per-request metrics feed its own report and its coordinated-omission backfill; our
-    // figures come from our histograms. Without either, skipping them saves the hot path a
-    // metric record and a channel send per request.
-    c.no_metrics = settings.goose_report.is_none() && profile.coordinated_omission == CoMitigation::Disabled;
+    c.no_metrics = !goose_metrics(profile, settings);
     c.quiet = 1;
     c.no_print_metrics = true;
     c.no_error_summary = true;

@@ -70,6 +70,9 @@ pub struct PathRuntime {
     pub recorder: PathRecorder,
     /// The per-user cadence a target rate implies, for coordinated-omission correction (µs).
     pub expected_interval_us: Option<u64>,
+    /// Whether goose keeps per-request metrics in this run (see `goose_metrics` in `mod.rs`);
+    /// when it does not, recording one would build a metric for goose to throw away.
+    pub goose_metrics: bool,
 }
 
 impl PathRuntime {
@@ -90,7 +93,17 @@ impl PathRuntime {
             Auth::InBody(creds) => params.iter().map(|p| Bytes::from(format!("{p}{creds}"))).collect(),
             Auth::Assertion(_) => Vec::new(),
         };
-        Self { name, kind, transport, auth, prepared, bodies, recorder, expected_interval_us: None }
+        Self {
+            name,
+            kind,
+            transport,
+            auth,
+            prepared,
+            bodies,
+            recorder,
+            expected_interval_us: None,
+            goose_metrics: true,
+        }
     }
 
     /// Which of the prepared bodies goes next.
@@ -134,6 +147,9 @@ impl PathRuntime {
         };
         let elapsed = started.elapsed();
         self.recorder.record(elapsed, status, failure.as_ref(), self.expected_interval_us);
+        if !self.goose_metrics {
+            return Ok(());
+        }
         let label = failure.as_ref().map(Failure::label);
         user.record_custom_request_duration("POST", &self.name, elapsed, failure.is_none(), status, label.as_deref())
             .await
