@@ -180,8 +180,10 @@ fn progress(args: &LoadArgs, profile: &Profile, settings: &RunSettings) -> Progr
     }
     let hooks = Hooks {
         on_tick: Arc::new(|live: &Live| {
-            if live.elapsed.as_secs() % 5 == 0 {
-                eprintln!("[{:>4}s] {}", live.elapsed.as_secs(), line(live));
+            // The first tick comes before any answer: a line of zeros would say nothing.
+            let secs = live.elapsed.as_secs();
+            if secs > 0 && secs % 5 == 0 {
+                eprintln!("[{secs:>4}s] {}", line(live));
             }
         }),
         on_status: Arc::new(|what: &str| eprintln!("{what}")),
