@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{bin, code, run_bin, stderr, stdout};
+use common::{bin, code, load_with_json_report, run_bin, stderr, stdout};
 use serde_json::Value;
 
 fn profile(dir: &Path, name: &str, yaml: &str) -> String {
@@ -103,21 +103,9 @@ fn server_errors_are_measured_and_gate_the_run() {
         "errors",
         "load:\n  path: token\n  client: confidential\n  users: 4\n  thresholds: { max_error_rate: 0.05 }\n",
     );
-    let j = dir.path().join("e.json");
-    let o = run_bin(&[
-        "load",
-        &p,
-        "--duration",
-        "3s",
-        "-q",
-        "--mock-defect",
-        "token-server-error-10pct",
-        "--report-json",
-        j.to_str().unwrap(),
-    ]);
+    let (o, r) = load_with_json_report(&[&p, "--duration", "3s", "--mock-defect", "token-server-error-10pct"]);
     let out = stdout(&o);
     assert_eq!(code(&o), 1, "{out}");
-    let r = json(&j);
     let rate = f(&r["total"]["error_rate"]);
     assert!((rate - 0.10).abs() <= 0.02, "error rate {rate} is not 10% ± 2 points");
     assert_eq!(r["paths"][0]["failures"]["status 500"], r["total"]["errors"]);
@@ -159,21 +147,9 @@ fn a_malformed_threshold_is_refused_before_any_traffic() {
 #[test]
 fn private_key_jwt_sends_a_fresh_assertion_every_time() {
     // The mock refuses a replayed jti with 401: zero errors means every assertion was unique.
-    let dir = tempfile::tempdir().unwrap();
-    let j = dir.path().join("k.json");
-    let o = run_bin(&[
-        "load",
-        "scenarios/load/token-private-key-jwt.yaml",
-        "--duration",
-        "2s",
-        "--users",
-        "4",
-        "-q",
-        "--report-json",
-        j.to_str().unwrap(),
-    ]);
+    let (o, r) =
+        load_with_json_report(&["scenarios/load/token-private-key-jwt.yaml", "--duration", "2s", "--users", "4"]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
-    let r = json(&j);
     let requests = r["total"]["requests"].as_u64().unwrap();
     assert!(requests > 20);
     assert_eq!(r["total"]["errors"], 0);
@@ -183,21 +159,8 @@ fn private_key_jwt_sends_a_fresh_assertion_every_time() {
 
 #[test]
 fn mixed_profile_runs_every_path_in_its_weights() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = dir.path().join("m.json");
-    let o = run_bin(&[
-        "load",
-        "scenarios/load/mixed.yaml",
-        "--duration",
-        "3s",
-        "--users",
-        "4",
-        "-q",
-        "--report-json",
-        j.to_str().unwrap(),
-    ]);
+    let (o, r) = load_with_json_report(&["scenarios/load/mixed.yaml", "--duration", "3s", "--users", "4"]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
-    let r = json(&j);
     let count = |name: &str| {
         let p = r["paths"].as_array().unwrap().iter().find(|p| p["name"] == name).expect(name);
         assert_eq!(p["errors"], 0, "{name}");
@@ -211,10 +174,7 @@ fn mixed_profile_runs_every_path_in_its_weights() {
 
 #[test]
 fn target_rate_mode_holds_the_rate() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = dir.path().join("r.json");
-    let o = run_bin(&[
-        "load",
+    let (o, r) = load_with_json_report(&[
         "scenarios/load/token-secret.yaml",
         "--duration",
         "3s",
@@ -222,12 +182,8 @@ fn target_rate_mode_holds_the_rate() {
         "4",
         "--rate",
         "100/s",
-        "-q",
-        "--report-json",
-        j.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
-    let r = json(&j);
     let rps = f(&r["total"]["rps"]);
     // Unthrottled, this run does thousands a second; throttled, about 100 (startup and shutdown
     // are in the wall time, so a little under).

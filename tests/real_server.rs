@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{code, repo_path, run_bin, stdout};
+use common::{code, load_with_json_report, repo_path, run_bin, stdout};
 use serde_json::Value;
 
 struct Server {
@@ -161,10 +161,7 @@ fn every_shipped_suite_fails_exactly_the_documented_deviations() {
 fn load_runs_against_the_real_server() {
     let server = server();
     let _one = exclusive();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("load.json");
-    let o = run_bin(&[
-        "load",
+    let (o, r) = load_with_json_report(&[
         "scenarios/load/mixed.yaml",
         "--target",
         server.target.to_str().unwrap(),
@@ -172,12 +169,8 @@ fn load_runs_against_the_real_server() {
         "2s",
         "--users",
         "4",
-        "-q",
-        "--report-json",
-        json.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     // Over TLS, with a jti replay check on the server side: every path works, nothing fails.
     for path in r["paths"].as_array().unwrap() {
         assert!(path["requests"].as_u64().unwrap() > 0, "{}", path["name"]);

@@ -31,6 +31,19 @@ pub fn code(o: &Output) -> i32 {
     o.status.code().expect("exited, not killed")
 }
 
+/// `oauth-harness load ARGS -q --report-json <a temporary file>`: the process output and the
+/// report it wrote (a missing or invalid report panics with what the run printed).
+pub fn load_with_json_report(args: &[&str]) -> (Output, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("load.json");
+    let o = run_bin(&[&["load"], args, &["-q", "--report-json", report.to_str().unwrap()]].concat());
+    let json = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| panic!("no valid JSON report (exit {:?}): {}{}", o.status, stdout(&o), stderr(&o)));
+    (o, json)
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
