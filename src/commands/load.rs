@@ -120,7 +120,7 @@ pub fn exit_code(report: &LoadReport) -> u8 {
 }
 
 fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Plain> {
-    let mut s = RunSettings::from_profile(profile);
+    let mut s = profile.settings.clone();
     if let Some(users) = args.users {
         s.users = users as usize;
     }

@@ -32,34 +32,20 @@ use crate::run::{Endpoints, RunError};
 use crate::secret::Redactor;
 use crate::target::{ClientAuth, Target};
 
-/// Run settings after the command line has overridden the profile.
+/// How a run goes: read from the profile, which the command line may then override.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     pub users: usize,
     pub ramp: Duration,
     pub duration: Duration,
     pub iterations: Option<usize>,
+    /// Requests per second for the whole run, when a target rate is asked for.
     pub rate: Option<usize>,
     pub max_duration: Duration,
     /// goose's own HTML report (it loads its chart library from a CDN).
     pub goose_report: Option<PathBuf>,
     /// How many private_key_jwt assertions to sign ahead; derived from the rate when absent.
     pub assertion_pool: Option<usize>,
-}
-
-impl RunSettings {
-    pub fn from_profile(p: &Profile) -> Self {
-        Self {
-            users: p.users,
-            ramp: p.ramp,
-            duration: p.duration,
-            iterations: p.iterations,
-            rate: p.rate,
-            max_duration: p.max_duration,
-            goose_report: None,
-            assertion_pool: p.assertion_pool,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

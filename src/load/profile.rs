@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::RunSettings;
 use crate::diagnostics::{LocatedError, SourceFile, Span, did_you_mean};
 use crate::scenario::LoadError;
 use crate::target::{ClientAuth, Target};
@@ -105,15 +106,9 @@ pub struct Profile {
     pub name: String,
     pub description: Option<String>,
     pub paths: Vec<PathSpec>,
-    pub users: usize,
-    pub ramp: Duration,
-    pub duration: Duration,
-    pub iterations: Option<usize>,
-    /// Requests per second for the whole run, when the profile asks for a target rate.
-    pub rate: Option<usize>,
-    pub max_duration: Duration,
+    /// Users, ramp, duration, rate…: what the command line may then override.
+    pub settings: RunSettings,
     pub coordinated_omission: CoMitigation,
-    pub assertion_pool: Option<usize>,
     pub thresholds: Vec<Threshold>,
 }
 
@@ -332,14 +327,17 @@ impl Validator<'_> {
             name,
             description: def.description,
             paths,
-            users,
-            ramp,
-            duration,
-            iterations,
-            rate,
-            max_duration,
+            settings: RunSettings {
+                users,
+                ramp,
+                duration,
+                iterations,
+                rate,
+                max_duration,
+                goose_report: None,
+                assertion_pool,
+            },
             coordinated_omission,
-            assertion_pool,
             thresholds,
         }
     }
@@ -575,8 +573,8 @@ mod tests {
         let p = parse_text("load:\n  path: token\n  client: confidential\n").unwrap();
         assert_eq!(p.paths.len(), 1);
         assert_eq!(p.paths[0].name, "token");
-        assert_eq!(p.users, DEFAULT_USERS);
-        assert_eq!(p.duration, DEFAULT_DURATION);
+        assert_eq!(p.settings.users, DEFAULT_USERS);
+        assert_eq!(p.settings.duration, DEFAULT_DURATION);
         assert!(p.thresholds.is_empty());
     }
 
