@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA384, RsaKeyPair};
-use oauth_harness::auth::assertion::{self, Claims, Mutation};
-use oauth_harness::keys::{KeyAlg, KeyPair, KidStyle};
+use oauth_harness::protocol::auth::assertion::{self, Claims, Mutation};
+use oauth_harness::support::keys::{KeyAlg, KeyPair, KidStyle};
 
 const BUDGET: Duration = Duration::from_secs(2);
 
@@ -71,7 +71,7 @@ fn main() {
             let claims = Claims {
                 client_id: "backend-service",
                 audience,
-                now: oauth_harness::clock::unix_now(),
+                now: oauth_harness::support::clock::unix_now(),
                 jti: assertion::new_jti(),
             };
             black_box(assertion::build(&key, &claims, &Mutation::default()));
@@ -90,7 +90,7 @@ fn main() {
         let reference = rate(|| {
             let claims = serde_json::json!({
                 "iss": "backend-service", "sub": "backend-service", "aud": audience,
-                "iat": oauth_harness::clock::unix_now(), "exp": oauth_harness::clock::unix_now() + 300, "jti": assertion::new_jti(),
+                "iat": oauth_harness::support::clock::unix_now(), "exp": oauth_harness::support::clock::unix_now() + 300, "jti": assertion::new_jti(),
             });
             black_box(jsonwebtoken::encode(&header, &claims, &encoding_key).expect("encode"));
         });

@@ -28,9 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run conformance scenarios against a target or the embedded mocks.
-    #[command(
-        after_help = "Examples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --mock-defect no-cache-headers\n  oauth-harness run scenarios --target staging.yaml --filter 'reject-*' --report-json r.json"
-    )]
+    #[command(after_help = run_help())]
     Run(RunArgs),
     /// Load the token or introspection endpoint (goose) and judge the profile's thresholds.
     #[command(
@@ -38,8 +36,8 @@ pub enum Command {
 Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\n  oauth-harness load scenarios/load/mixed.yaml --target staging.yaml --users 64 --report-json reports/load.json\n  oauth-harness load scenarios/load/token-secret.yaml --mock-defect token-server-error-10pct"
     )]
     Load(LoadArgs),
-    /// Load scenarios (and a target) and report every problem, without sending anything.
-    #[command(after_help = "Example:\n  oauth-harness validate scenarios --target staging.yaml")]
+    /// Read scenarios, profiles (and a target) and report every problem, sending nothing.
+    #[command(after_help = validate_help())]
     Validate(ValidateArgs),
     /// Print the check catalogue: id, severity, spec reference, what must hold.
     #[command(after_help = "Example:\n  oauth-harness checks | grep rfc7662")]
@@ -59,6 +57,22 @@ Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// The step actions a scenario may use, from the action table.
+fn actions() -> String {
+    format!("Step actions (docs/scenarios.md has each one's keys):\n{}", crate::model::action::actions_help())
+}
+
+fn run_help() -> String {
+    format!(
+        "{}\nExamples:\n  oauth-harness run scenarios/identity-server\n  oauth-harness run scenarios --mock-defect no-cache-headers\n  oauth-harness run scenarios --target staging.yaml --filter 'reject-*' --report-json r.json",
+        actions()
+    )
+}
+
+fn validate_help() -> String {
+    format!("{}\nExample:\n  oauth-harness validate scenarios --target staging.yaml", actions())
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +104,9 @@ pub enum KeysCommand {
         /// Folder to write into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Replace a PKI that is already there (refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Print a JWKS (public keys only) for existing private key PEM files, to register by value.
     #[command(after_help = "Example:\n  oauth-harness keys jwks keys/backend/private.pem keys/backend-ec/private.pem")]
@@ -99,16 +116,19 @@ pub enum KeysCommand {
 #[derive(Debug, Args)]
 pub struct KeysGenerateArgs {
     #[arg(long, value_enum)]
-    pub alg: crate::keys::KeyAlg,
+    pub alg: crate::support::keys::KeyAlg,
     /// RSA modulus size.
     #[arg(long, default_value = "2048", value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"]), |s| s.parse::<usize>().unwrap_or(2048)))]
     pub bits: usize,
     /// How to derive the kid.
     #[arg(long, value_enum, default_value = "rfc7638")]
-    pub kid: crate::keys::KidStyle,
+    pub kid: crate::support::keys::KidStyle,
     /// Folder to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace a key that is already there (refused otherwise).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,8 +136,10 @@ pub struct KeysJwksArgs {
     /// Private key PEM files (PKCS#8, PKCS#1 or SEC1).
     #[arg(required = true)]
     pub keys: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value = "rfc7638")]
-    pub kid: crate::keys::KidStyle,
+    /// How to derive each kid; by default as `keys generate` recorded it beside the key
+    /// (key.json), else rfc7638.
+    #[arg(long, value_enum)]
+    pub kid: Option<crate::support::keys::KidStyle>,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +174,9 @@ pub struct RunArgs {
     /// Sign the evidence manifest (detached JWS) with this private key from `keys generate`.
     #[arg(long, value_name = "KEY.pem", requires = "evidence")]
     pub evidence_key: Option<PathBuf>,
+    /// Empty the --evidence folder first if it is not empty (it is refused otherwise).
+    #[arg(long, requires = "evidence")]
+    pub evidence_force: bool,
     /// Only failures and the summary; no progress bar.
     #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -216,7 +241,8 @@ pub struct ValidateArgs {
     /// Scenario files or folders.
     #[arg(default_value = "scenarios")]
     pub paths: Vec<PathBuf>,
-    /// Also load this target and check that every client the scenarios name exists.
+    /// Check the suites against this target (clients, endpoints) instead of the embedded mocks'
+    /// clients, as `run --target` would before traffic.
     #[arg(long, value_name = "FILE")]
     pub target: Option<PathBuf>,
 }

@@ -11,16 +11,24 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::keys::KeyPair;
+use crate::support::keys::KeyPair;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_DIGEST: &str = "manifest.json.sha256";
 pub const SIGNATURE: &str = "manifest.jws";
+/// No file of a bundle is larger than this (reports of very large runs included).
+const MAX_FILE: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
     #[error("cannot write `{path}`: {reason}")]
     Unwritable { path: PathBuf, reason: String },
+    #[error(
+        "the evidence folder `{0}` is not empty: a bundle must hold only what one run wrote (use an empty folder, or --evidence-force to empty it)"
+    )]
+    NotEmpty(PathBuf),
+    #[error("the JWK file: {0}")]
+    Jwk(String),
     #[error("`{0}` is not an evidence folder: it has no {MANIFEST}")]
     NoManifest(PathBuf),
     #[error("cannot read `{path}`: {reason}")]
@@ -56,19 +64,41 @@ pub fn bundle_path(prefix: &str, path: &Path) -> String {
     format!("{prefix}/{}", parts.join("/"))
 }
 
-/// Writes the bundle, its manifest, the manifest's digest, and (with `key`) a detached JWS.
-pub fn write(dir: &Path, bundle: &Bundle, key: Option<&KeyPair>) -> Result<Vec<PathBuf>, EvidenceError> {
+/// An evidence folder may be written when it is missing or empty — or, with `force`, emptied:
+/// a bundle that mixed in older files would never verify as intact.
+pub fn check_writable(dir: &Path, force: bool) -> Result<(), EvidenceError> {
+    let non_empty = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if non_empty && !force {
+        return Err(EvidenceError::NotEmpty(dir.to_path_buf()));
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(EvidenceError::Unwritable { path: dir.to_path_buf(), reason: "it is not a folder".into() });
+    }
+    Ok(())
+}
+
+/// Writes the bundle, its manifest, the manifest's digest, and (with `key`) a detached JWS, into
+/// a folder that is empty (emptied first with `force`).
+pub fn write(dir: &Path, bundle: &Bundle, key: Option<&KeyPair>, force: bool) -> Result<Vec<PathBuf>, EvidenceError> {
     let unwritable =
         |path: &Path, e: std::io::Error| EvidenceError::Unwritable { path: path.to_path_buf(), reason: e.to_string() };
+    check_writable(dir, force)?;
+    if force && dir.is_dir() {
+        for entry in std::fs::read_dir(dir).map_err(|e| unwritable(dir, e))?.flatten() {
+            let p = entry.path();
+            let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            removed.map_err(|e| unwritable(&p, e))?;
+        }
+    }
     let mut manifest = Manifest { algorithm: "sha256".into(), files: BTreeMap::new() };
     let mut written = Vec::new();
-    for (rel, content) in &bundle.files {
-        let path = dir.join(rel);
+    for (rel, content) in unique_paths(&bundle.files) {
+        let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| unwritable(parent, e))?;
         }
         std::fs::write(&path, content).map_err(|e| unwritable(&path, e))?;
-        manifest.files.insert(rel.clone(), hex_sha256(content));
+        manifest.files.insert(rel, hex_sha256(content));
         written.push(path);
     }
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
@@ -87,6 +117,27 @@ pub fn write(dir: &Path, bundle: &Bundle, key: Option<&KeyPair>) -> Result<Vec<P
         written.push(path);
     }
     Ok(written)
+}
+
+/// The bundle's files with each path used once: two inputs that map to the same path (`a/x.yaml`
+/// and `../a/x.yaml`) get `-2`, `-3`… so neither overwrites the other.
+fn unique_paths(files: &[(String, Vec<u8>)]) -> Vec<(String, &Vec<u8>)> {
+    let mut taken = std::collections::HashSet::new();
+    files
+        .iter()
+        .map(|(rel, content)| {
+            let mut candidate = rel.clone();
+            let mut n = 2;
+            while !taken.insert(candidate.clone()) {
+                candidate = match rel.rsplit_once('.') {
+                    Some((stem, ext)) if !ext.contains('/') => format!("{stem}-{n}.{ext}"),
+                    _ => format!("{rel}-{n}"),
+                };
+                n += 1;
+            }
+            (candidate, content)
+        })
+        .collect()
 }
 
 /// RFC 7515 Appendix F: the compact JWS with its payload (the manifest bytes) left out.
@@ -123,7 +174,8 @@ impl Verification {
 
 pub fn verify(dir: &Path, jwk: Option<&serde_json::Value>) -> Result<Verification, EvidenceError> {
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| EvidenceError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })
+        crate::support::files::read_bytes(path, MAX_FILE)
+            .map_err(|e| EvidenceError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })
     };
     let manifest_path = dir.join(MANIFEST);
     if !manifest_path.is_file() {
@@ -145,7 +197,7 @@ pub fn verify(dir: &Path, jwk: Option<&serde_json::Value>) -> Result<Verificatio
         }
     };
     for (rel, digest) in &manifest.files {
-        match std::fs::read(dir.join(rel)) {
+        match crate::support::files::read_bytes(&dir.join(rel), MAX_FILE) {
             Ok(bytes) if hex_sha256(&bytes) == *digest => {}
             Ok(_) => v.changed.push(rel.clone()),
             Err(_) => v.missing.push(rel.clone()),
@@ -167,7 +219,7 @@ pub fn verify(dir: &Path, jwk: Option<&serde_json::Value>) -> Result<Verificatio
 }
 
 fn verify_signature(path: &Path, manifest: &[u8], jwk: &serde_json::Value) -> Result<(), String> {
-    let jws = std::fs::read_to_string(path).map_err(|_| format!("no {SIGNATURE} in the bundle"))?;
+    let jws = crate::support::files::read_text(path, 64 * 1024).map_err(|_| format!("no {SIGNATURE} in the bundle"))?;
     let (header, signature) = jws.trim().split_once("..").ok_or("manifest.jws is not a detached JWS")?;
     let compact = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(manifest));
     let alg: jsonwebtoken::Algorithm =

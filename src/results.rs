@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::checks::Severity;
-use crate::exchange::RecordedRequest;
+use crate::protocol::exchange::RecordedRequest;
 
 /// Version of the JSON report's shape; bumped on any incompatible change.
 pub const REPORT_SCHEMA: u32 = 1;
@@ -23,6 +23,8 @@ pub struct RunReport {
     #[serde(serialize_with = "serialize_ms")]
     pub duration: Duration,
     pub strict: bool,
+    /// Stopped by Ctrl-C: the cases that had not finished are skipped as "not run".
+    pub interrupted: bool,
     pub suites: Vec<SuiteResult>,
     pub summary: Summary,
 }
@@ -38,6 +40,7 @@ impl RunReport {
                 merged.target_origin = format!("{} + {}", merged.target_origin, part.target_origin);
             }
             merged.started_at = merged.started_at.min(part.started_at);
+            merged.interrupted |= part.interrupted;
             merged.suites.extend(part.suites);
         }
         merged.summary = Summary::of(&merged.suites);

@@ -63,7 +63,7 @@ fn a_bad_target_file_is_exit_2_with_location() {
 fn an_unknown_client_in_a_scenario_is_exit_2_before_any_traffic() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.yaml");
-    std::fs::write(&target, "issuer: http://127.0.0.1:9\ntoken_endpoint: http://127.0.0.1:9/token\nclients:\n  confidentail: { client_id: x }\n").unwrap();
+    std::fs::write(&target, "issuer: http://127.0.0.1:9\ntoken_endpoint: http://127.0.0.1:9/token\nclients:\n  confidentail: { client_id: x, client_secret: y }\n").unwrap();
     let o = run_bin(&["run", "scenarios/identity-server/token-errors.yaml", "--target", target.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("did you mean `confidentail`?"), "{}", stderr(&o));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::defect_tables::{EXPECTED, EXPECTED_PSC};
 use oauth_harness::checks::{self, Verdict};
-use oauth_harness::exchange::{
+use oauth_harness::protocol::exchange::{
     AuthUsed, CibaFacts, Exchange, RecordedRequest, RecordedResponse, RequestContext, TokenFacts,
 };
 use serde_json::{Value, json};
@@ -70,7 +70,7 @@ fn introspection(body: Value) -> Exchange {
 
 /// (check id, an answer that breaks the rule, an answer that keeps it).
 fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
-    let now = oauth_harness::clock::unix_now();
+    let now = oauth_harness::support::clock::unix_now();
     let good_claims = json!({ "iss": "https://as.example/realms/x", "aud": "client-a", "exp": now + 60, "iat": now,
         "urn:openid:params:jwt:claim:auth_req_id": "request-1" });
     let refused = || plain(401, json!({ "error": "invalid_client" }));

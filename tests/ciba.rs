@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{code, run_bin, stderr, stdout};
-use oauth_harness::flows::ciba::{self, Pace, SystemClock};
-use oauth_harness::http::HttpClient;
-use oauth_harness::secret::Secret;
+use oauth_harness::protocol::flows::ciba::{self, Pace, SystemClock};
+use oauth_harness::protocol::http::HttpClient;
+use oauth_harness::support::secret::Secret;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -52,7 +52,7 @@ async fn the_poller_keeps_the_interval_adds_five_after_slow_down_and_never_overl
         let http = http.clone();
         Box::pin(async move {
             let response = http.send(&request).await?;
-            Ok(oauth_harness::exchange::Exchange { request: request.record(), response, context })
+            Ok(oauth_harness::protocol::exchange::Exchange { request: request.record(), response, context })
         }) as ciba::PollFuture<'_>
     };
     let outcome =
@@ -102,7 +102,7 @@ fn the_standalone_psc_mock_passes_the_suite_with_a_pkcs12_identity() {
     std::fs::write(&target, target_text).unwrap();
     let o = common::bin()
         .args(["run", "scenarios/psc-ciba", "--target", target.to_str().unwrap()])
-        .env("OAUTH_HARNESS_TEST_P12", oauth_harness::pki::P12_PASSWORD)
+        .env("OAUTH_HARNESS_TEST_P12", oauth_harness::support::pki::P12_PASSWORD)
         .output()
         .unwrap();
     let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
@@ -168,8 +168,11 @@ async fn an_untrusted_server_certificate_is_a_tls_error_with_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t.yaml");
     // No `tls: { ca: … }`: the test CA is not trusted.
-    std::fs::write(&target, format!("issuer: {}\nclients:\n  psc-client: {{ client_id: c }}\n", mock.issuer()))
-        .unwrap();
+    std::fs::write(
+        &target,
+        format!("issuer: {}\nclients:\n  psc-client: {{ client_id: c, client_secret: s }}\n", mock.issuer()),
+    )
+    .unwrap();
     let args: Vec<String> =
         ["run", "scenarios/psc-ciba", "--target", target.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
     let o = tokio::task::spawn_blocking(move || run_bin(&args.iter().map(String::as_str).collect::<Vec<_>>()))

@@ -10,23 +10,24 @@ use std::collections::BTreeSet;
 use futures_util::StreamExt;
 use std::path::PathBuf;
 
+use oauth_harness::embedded::Embedded;
+use oauth_harness::input::{Input, read_inputs};
 use oauth_harness::mock::DefectSet;
-use oauth_harness::mock::embedded::Embedded;
 use oauth_harness::mock::identity_server::Defect;
 use oauth_harness::mock::psc::Defect as PscDefect;
+use oauth_harness::model::Suite;
 use oauth_harness::results::{CaseOutcome, RunReport, VerdictKind};
 use oauth_harness::run::{RunOptions, Runner};
-use oauth_harness::scenario::{Loaded, Suite, load_paths};
-use oauth_harness::secret::Redactor;
+use oauth_harness::support::secret::Redactor;
 
 fn shipped_suites() -> Vec<Suite> {
-    let loaded = load_paths(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")])
-        .unwrap_or_else(|e| panic!("shipped scenarios load: {e:?}"));
-    loaded
+    let inputs = read_inputs(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")])
+        .unwrap_or_else(|e| panic!("shipped scenarios read: {e:?}"));
+    inputs
         .into_iter()
-        .filter_map(|l| match l {
-            Loaded::Suite(s) => Some(*s),
-            Loaded::LoadProfile(_) => None,
+        .filter_map(|i| match i {
+            Input::Suite(s) => Some(*s),
+            Input::LoadProfile(_) => None,
         })
         .collect()
 }

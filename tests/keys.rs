@@ -6,8 +6,8 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{code, run_bin, stderr, stdout};
-use oauth_harness::auth::assertion::{self, Claims, Mutation};
-use oauth_harness::keys::{KeyAlg, KeyPair, KidStyle};
+use oauth_harness::protocol::auth::assertion::{self, Claims, Mutation};
+use oauth_harness::support::keys::{KeyAlg, KeyPair, KidStyle};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 
@@ -15,7 +15,7 @@ fn claims() -> Claims<'static> {
     Claims {
         client_id: "backend",
         audience: "https://as.example/token",
-        now: oauth_harness::clock::unix_now(),
+        now: oauth_harness::support::clock::unix_now(),
         jti: assertion::new_jti(),
     }
 }
@@ -23,7 +23,8 @@ fn claims() -> Claims<'static> {
 #[test]
 fn rs384_assertion_verifies_with_the_rsa_crate() {
     use rsa::signature::Verifier;
-    let key = KeyPair::load(&common::repo_path("fixtures/keys/backend-rs384/private.pem"), KidStyle::Rfc7638).unwrap();
+    let key =
+        KeyPair::load(&common::repo_path("fixtures/keys/backend-rs384/private.pem"), Some(KidStyle::Rfc7638)).unwrap();
     let jws = assertion::build(&key, &claims(), &Mutation::default());
     let (input, sig) = jws.rsplit_once('.').unwrap();
     let public = rsa::RsaPublicKey::from_public_key_pem(key.public_pem()).unwrap();
@@ -81,7 +82,7 @@ fn keys_generate_round_trips_rsa_jwk_and_pem() {
     assert_eq!(URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap(), public.n().to_bytes_be());
     assert_eq!(URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap(), public.e().to_bytes_be());
     // The private key reloads to the same public key and kid.
-    let reloaded = KeyPair::load(&out.join("private.pem"), KidStyle::Rfc7638).unwrap();
+    let reloaded = KeyPair::load(&out.join("private.pem"), Some(KidStyle::Rfc7638)).unwrap();
     assert_eq!(reloaded.jwk(), *jwk);
     #[cfg(unix)]
     {
@@ -95,9 +96,11 @@ fn keys_generate_round_trips_rsa_jwk_and_pem() {
 fn pem_sha256_16_kid_matches_a_hand_computed_value() {
     // Computed outside Rust: base64url(sha256(public.pem bytes))[:16] with Python's hashlib.
     for (name, expected) in [("backend-rs384", "ehPduMDr6SVb4SKS"), ("backend-es384", "LfZzZzI7QBX0DP-C")] {
-        let key =
-            KeyPair::load(&common::repo_path(&format!("fixtures/keys/{name}/private.pem")), KidStyle::PemSha256_16)
-                .unwrap();
+        let key = KeyPair::load(
+            &common::repo_path(&format!("fixtures/keys/{name}/private.pem")),
+            Some(KidStyle::PemSha256_16),
+        )
+        .unwrap();
         assert_eq!(key.kid, expected, "{name}");
     }
     let o = run_bin(&["keys", "jwks", "--kid", "pem-sha256-16", "fixtures/keys/backend-rs384/private.pem"]);
@@ -106,13 +109,14 @@ fn pem_sha256_16_kid_matches_a_hand_computed_value() {
 }
 
 #[test]
-fn keys_bad_input_is_a_clear_error_with_exit_2() {
+fn keys_bad_input_is_exit_2_and_an_unwritable_folder_exit_3() {
     let dir = tempfile::tempdir().unwrap();
-    // An unwritable output: a path below a regular file.
+    // An unwritable output: a path below a regular file. A file that cannot be written is a
+    // runtime error (exit 3) for every command, as for `run`'s reports.
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let o = run_bin(&["keys", "generate", "--alg", "ES384", "--out", file.join("sub").to_str().unwrap()]);
-    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot write") && stderr(&o).contains("a-file"), "{}", stderr(&o));
 
     let o = run_bin(&["keys", "generate", "--alg", "HS256", "--out", dir.path().to_str().unwrap()]);

@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::{code, run_bin, stderr, stdout};
-use oauth_harness::flows::token_cache::TokenCache;
+use oauth_harness::embedded::Embedded;
 use oauth_harness::mock::DefectSet;
-use oauth_harness::mock::embedded::Embedded;
-use oauth_harness::secret::Secret;
+use oauth_harness::protocol::flows::token_cache::TokenCache;
+use oauth_harness::support::secret::Secret;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

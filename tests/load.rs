@@ -72,7 +72,7 @@ fn token_secret_profile_passes_and_writes_every_report() {
     let md = std::fs::read_to_string(&m).unwrap();
     assert!(md.starts_with("## Load `token-secret` — ✅ PASS"), "{md}");
     // The client secret and its Basic header appear nowhere.
-    let basic = oauth_harness::auth::basic_header("implant-vendor", "implant-vendor-secret");
+    let basic = oauth_harness::protocol::auth::basic_header("implant-vendor", "implant-vendor-secret");
     for text in [&out, &std::fs::read_to_string(&j).unwrap(), &html, &md] {
         assert!(!text.contains("implant-vendor-secret") && !text.contains(&basic.expose()[6..]));
     }
@@ -227,10 +227,10 @@ fn ctrl_c_stops_the_run_and_writes_the_partial_report() {
 
 #[test]
 fn report_formats_snapshot() {
-    use oauth_harness::load::profile::{CoMitigation, Metric, Threshold};
     use oauth_harness::load::report::{FORMAT, LoadReport, PathSummary, Settings};
     use oauth_harness::load::stats::{Failure, LiveCounters, PathRecorder};
     use oauth_harness::load::thresholds::evaluate;
+    use oauth_harness::model::profile::{CoMitigation, Metric, Threshold};
 
     let recorder = PathRecorder::new(std::sync::Arc::<LiveCounters>::default());
     for i in 1..=200u64 {

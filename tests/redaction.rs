@@ -5,13 +5,13 @@ mod common;
 
 use base64::Engine;
 use common::{bin, code, stderr, stdout};
-use oauth_harness::mock::identity_server::{Config, MockClients};
+use oauth_harness::mock::identity_server::Config;
 
 const SECRET: &str = "Zq7:pX%9+wL/distinctive-secret-4242";
 
 #[tokio::test]
 async fn no_secret_or_token_in_any_output() {
-    let clients = MockClients::builtin().with_secret("confidential", SECRET);
+    let clients = oauth_harness::mock::identity_server::builtin().with_secret("confidential", SECRET);
     let mock = common::start_mock(Config { clients, ..Config::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     let target = common::write_target(dir.path(), &mock, Some("OAUTH_HARNESS_TEST_SECRET"));

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::token_errors::refused_with;
 use super::wire::jwt_claims;
 use super::{CheckDef, Severity, Verdict};
-use crate::exchange::Exchange;
+use crate::protocol::exchange::Exchange;
 
 const CIBA: &str = "https://openid.net/specs/openid-client-initiated-backchannel-authentication-core-1_0.html";
 const RFC8705: &str = "https://www.rfc-editor.org/rfc/rfc8705";
@@ -267,14 +267,14 @@ fn refused_with_one_of(x: &Exchange, codes: &[&str]) -> Verdict {
     }
 }
 
-fn polls(x: &Exchange) -> Result<&[crate::flows::ciba::PollRecord], Verdict> {
+fn polls(x: &Exchange) -> Result<&[crate::protocol::flows::ciba::PollRecord], Verdict> {
     match &x.context.ciba {
         Some(c) if !c.polls.is_empty() => Ok(&c.polls),
         _ => Err(Verdict::na("no polls were made")),
     }
 }
 
-fn describe(polls: &[crate::flows::ciba::PollRecord]) -> String {
+fn describe(polls: &[crate::protocol::flows::ciba::PollRecord]) -> String {
     let parts: Vec<String> = polls
         .iter()
         .map(|p| format!("{} ms: {}", p.at_ms, p.error.clone().unwrap_or_else(|| format!("status {}", p.status))))
@@ -336,7 +336,7 @@ fn id_token_claims(x: &Exchange) -> Verdict {
         Err(v) => return v,
     };
     let issuer = x.context.ciba.as_ref().map(|c| c.issuer.clone()).unwrap_or_default();
-    let now = crate::clock::unix_now();
+    let now = crate::support::clock::unix_now();
     let iss_ok = claims.get("iss").and_then(Value::as_str) == Some(issuer.trim_end_matches('/'));
     let exp_ok = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now);
     let iat_ok = claims.get("iat").and_then(Value::as_i64).is_some();

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::{CheckDef, Severity, Verdict};
-use crate::exchange::Exchange;
+use crate::protocol::exchange::Exchange;
 
 const OIDC: &str = "https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata";
 const SMART: &str = "https://hl7.org/fhir/smart-app-launch/STU2.2/conformance.html";

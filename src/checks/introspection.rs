@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::wire::{parse_challenge, scope_set};
 use super::{CheckDef, Severity, Verdict};
-use crate::exchange::{AuthUsed, Exchange};
+use crate::protocol::exchange::{AuthUsed, Exchange};
 
 const RFC7662_2_1: &str = "https://www.rfc-editor.org/rfc/rfc7662#section-2.1";
 const RFC7662_2_2: &str = "https://www.rfc-editor.org/rfc/rfc7662#section-2.2";

@@ -16,7 +16,7 @@ pub mod wire;
 
 use serde::Serialize;
 
-use crate::exchange::Exchange;
+use crate::protocol::exchange::Exchange;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Severity {

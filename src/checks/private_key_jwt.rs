@@ -5,7 +5,7 @@
 use super::token_errors::refused_with;
 use super::token_success::token_issued;
 use super::{CheckDef, Severity, Verdict};
-use crate::exchange::Exchange;
+use crate::protocol::exchange::Exchange;
 
 const RFC7523_3: &str = "https://www.rfc-editor.org/rfc/rfc7523#section-3";
 const SMART: &str = "https://hl7.org/fhir/smart-app-launch/STU2.2/client-confidential-asymmetric.html";

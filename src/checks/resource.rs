@@ -2,7 +2,7 @@
 
 use super::wire::parse_challenge;
 use super::{CheckDef, Severity, Verdict};
-use crate::exchange::{AuthUsed, Exchange};
+use crate::protocol::exchange::{AuthUsed, Exchange};
 
 const SECTION_3: &str = "https://www.rfc-editor.org/rfc/rfc6750#section-3";
 const SECTION_3_1: &str = "https://www.rfc-editor.org/rfc/rfc6750#section-3.1";

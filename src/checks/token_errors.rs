@@ -2,7 +2,7 @@
 
 use super::wire::{is_error_charset, parse_challenge};
 use super::{CheckDef, Severity, Verdict};
-use crate::exchange::Exchange;
+use crate::protocol::exchange::Exchange;
 
 /// Checks of the `error-response` bundle: the format of any error answer.
 pub const ERROR_RESPONSE: &[&str] = &[

@@ -2,7 +2,7 @@
 
 use super::wire::{jwt_claims, scope_set};
 use super::{CheckDef, Severity, Verdict};
-use crate::exchange::Exchange;
+use crate::protocol::exchange::Exchange;
 
 /// Checks of the `token-response` bundle: the format of any successful token answer.
 pub const TOKEN_RESPONSE: &[&str] = &[
@@ -286,7 +286,7 @@ fn exp_matches_expires_in(x: &Exchange) -> Verdict {
     // With `iat` the lifetime is exact; without it, compare with the time of the answer.
     let (lifetime, basis) = match claims.get("iat").and_then(|v| v.as_i64()) {
         Some(iat) => (exp - iat, "exp - iat"),
-        None => (exp - crate::clock::unix_now(), "exp - now"),
+        None => (exp - crate::support::clock::unix_now(), "exp - now"),
     };
     Verdict::from_bool(
         (lifetime - expires_in).abs() <= LIFETIME_TOLERANCE_SECS,

@@ -1,17 +1,20 @@
 //! `oauth-harness checks`: the catalogue, for people writing scenarios.
 
+use super::Output;
 use crate::checks::{BUNDLES, catalogue};
-use crate::exit;
+use crate::exit::{Failure, Outcome};
 
-pub fn print() -> u8 {
+pub fn print(out: &Output) -> Result<Outcome, Failure> {
     let width = catalogue().map(|c| c.id.len()).max().unwrap_or(0);
-    println!("Checks (MUST fails the run; SHOULD warns unless --strict or the suite requires it):\n");
+    let mut text =
+        String::from("Checks (MUST fails the run; SHOULD warns unless --strict or the suite requires it):\n\n");
     for c in catalogue() {
-        println!("  {:width$}  {:6}  {:28}  {}", c.id, c.severity.label(), c.rule, c.summary);
+        text.push_str(&format!("  {:width$}  {:6}  {:28}  {}\n", c.id, c.severity.label(), c.rule, c.summary));
     }
-    println!("\nBundles (use the name in `checks:`):\n");
+    text.push_str("\nBundles (use the name in `checks:`):\n\n");
     for b in BUNDLES {
-        println!("  {}: {}\n      {}", b.name, b.summary, b.checks.join(", "));
+        text.push_str(&format!("  {}: {}\n      {}\n", b.name, b.summary, b.checks.join(", ")));
     }
-    exit::SUCCESS
+    out.print(&text);
+    Ok(Outcome::Passed)
 }

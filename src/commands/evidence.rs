@@ -1,54 +1,53 @@
 //! `oauth-harness evidence verify`: recompute the manifest of an evidence bundle.
 
-use super::{Output, Plain};
+use super::Output;
 use crate::cli::EvidenceCommand;
-use crate::evidence;
-use crate::exit;
+use crate::evidence::{self, EvidenceError};
+use crate::exit::{Failure, Outcome};
+use crate::support::files;
 
-pub fn evidence(command: EvidenceCommand, out: Output) -> u8 {
+pub fn evidence(command: EvidenceCommand, out: &Output) -> Result<Outcome, Failure> {
     let EvidenceCommand::Verify { dir, jwk } = command;
-    let jwk = match jwk.as_deref().map(std::fs::read_to_string).transpose() {
-        Ok(text) => match text.map(|t| serde_json::from_str::<serde_json::Value>(&t)).transpose() {
-            Ok(v) => v,
-            Err(e) => {
-                out.error(&Plain::new(format!("the JWK file is not JSON: {e}")));
-                return exit::INVALID_INPUT;
-            }
-        },
-        Err(e) => {
-            out.error(&Plain::new(format!("cannot read the JWK file: {e}")));
-            return exit::INVALID_INPUT;
+    let jwk = match jwk.as_deref() {
+        None => None,
+        Some(path) => {
+            let text = files::read_text(path, 64 * 1024).map_err(|e| EvidenceError::Jwk(e.to_string()))?;
+            Some(
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| EvidenceError::Jwk(format!("not JSON: {e}")))?,
+            )
         }
     };
-    let v = match evidence::verify(&dir, jwk.as_ref()) {
-        Ok(v) => v,
-        Err(e) => {
-            out.error(&Plain::new(e.to_string()));
-            return exit::INVALID_INPUT;
-        }
-    };
+    let v = evidence::verify(&dir, jwk.as_ref())?;
+    let mut text = String::new();
     if v.manifest_changed {
-        println!("changed:    {} (its digest no longer matches {})", evidence::MANIFEST, evidence::MANIFEST_DIGEST);
+        text.push_str(&format!(
+            "changed:    {} (its digest no longer matches {})\n",
+            evidence::MANIFEST,
+            evidence::MANIFEST_DIGEST
+        ));
     }
     for f in &v.changed {
-        println!("changed:    {f}");
+        text.push_str(&format!("changed:    {f}\n"));
     }
     for f in &v.missing {
-        println!("missing:    {f}");
+        text.push_str(&format!("missing:    {f}\n"));
     }
     for f in &v.unexpected {
-        println!("unexpected: {f} (not in the manifest)");
+        text.push_str(&format!("unexpected: {f} (not in the manifest)\n"));
     }
     match &v.signature {
-        Some(Ok(())) => println!("signature:  valid ({})", evidence::SIGNATURE),
-        Some(Err(why)) => println!("signature:  INVALID — {why}"),
+        Some(Ok(())) => text.push_str(&format!("signature:  valid ({})\n", evidence::SIGNATURE)),
+        Some(Err(why)) => text.push_str(&format!("signature:  INVALID — {why}\n")),
         None => {}
     }
     if v.intact() {
-        println!("intact: {} file(s) match the manifest", v.checked);
-        exit::SUCCESS
+        text.push_str(&format!("intact: {} file(s) match the manifest\n", v.checked));
+        out.print(&text);
+        Ok(Outcome::Passed)
     } else {
-        println!("NOT intact: the bundle was changed after it was written");
-        exit::CHECK_FAILED
+        text.push_str("NOT intact: the bundle was changed after it was written\n");
+        out.print(&text);
+        Ok(Outcome::Failed)
     }
 }

@@ -1,66 +1,44 @@
-//! `oauth-harness keys …`: key pairs and JWKS for private_key_jwt clients.
+//! `oauth-harness keys …`: key pairs and JWKS for private_key_jwt clients, and a test PKI.
 
-use super::{Output, Plain};
+use super::Output;
 use crate::cli::{KeysCommand, KeysGenerateArgs, KeysJwksArgs};
-use crate::exit;
-use crate::keys::KeyPair;
+use crate::exit::{Failure, Outcome};
+use crate::support::keys::KeyPair;
 
-pub fn keys(command: KeysCommand, out: Output) -> u8 {
+pub fn keys(command: KeysCommand, out: &Output) -> Result<Outcome, Failure> {
     match command {
         KeysCommand::Generate(args) => generate(args, out),
         KeysCommand::Jwks(args) => jwks(args, out),
-        KeysCommand::Tls { out: dir } => match crate::pki::generate(&dir) {
-            Ok(files) => {
-                for f in files {
-                    println!("wrote {}", f.display());
-                }
-                println!("client.p12 password: the test password in src/pki.rs (P12_PASSWORD)");
-                exit::SUCCESS
-            }
-            Err(e) => {
-                out.error(&Plain::new(e.to_string()));
-                exit::INVALID_INPUT
-            }
-        },
-    }
-}
-
-fn generate(args: KeysGenerateArgs, out: Output) -> u8 {
-    let key = match KeyPair::generate(args.alg, args.bits, args.kid) {
-        Ok(k) => k,
-        Err(e) => {
-            out.error(&Plain::new(e.to_string()));
-            return exit::RUNTIME_ERROR;
-        }
-    };
-    match key.write_to(&args.out) {
-        Ok(files) => {
-            println!("{} key, kid {}", key.alg.name(), key.kid);
-            for f in files {
-                println!("  wrote {}", f.display());
-            }
-            println!("Register jwks.json with the server (by value), or serve it at a URL (by URL).");
-            exit::SUCCESS
-        }
-        Err(e) => {
-            out.error(&Plain::new(e.to_string()).help("choose a folder you can write to with --out"));
-            exit::INVALID_INPUT
+        KeysCommand::Tls { out: dir, force } => {
+            let files = crate::support::pki::generate(&dir, force)?;
+            let mut text: String = files.iter().map(|f| format!("wrote {}\n", f.display())).collect();
+            text.push_str("client.p12 password: the test password in src/support/pki.rs (P12_PASSWORD)\n");
+            out.print(&text);
+            Ok(Outcome::Passed)
         }
     }
 }
 
-fn jwks(args: KeysJwksArgs, out: Output) -> u8 {
+fn generate(args: KeysGenerateArgs, out: &Output) -> Result<Outcome, Failure> {
+    // Refused before the (slow) generation: an existing key is never replaced by accident.
+    KeyPair::check_free(&args.out, args.force)?;
+    let key = KeyPair::generate(args.alg, args.bits, args.kid)?;
+    let files = key.write_to(&args.out, args.force)?;
+    let mut text = format!("{} key, kid {}\n", key.alg.name(), key.kid);
+    for f in files {
+        text.push_str(&format!("  wrote {}\n", f.display()));
+    }
+    text.push_str("Register jwks.json with the server (by value), or serve it at a URL (by URL).\n");
+    out.print(&text);
+    Ok(Outcome::Passed)
+}
+
+fn jwks(args: KeysJwksArgs, out: &Output) -> Result<Outcome, Failure> {
     let mut keys = Vec::new();
     for path in &args.keys {
-        match KeyPair::load(path, args.kid) {
-            Ok(k) => keys.push(k.jwk()),
-            Err(e) => {
-                out.error(&Plain::new(e.to_string()));
-                return exit::INVALID_INPUT;
-            }
-        }
+        keys.push(KeyPair::load(path, args.kid)?.jwk());
     }
     let jwks = serde_json::json!({ "keys": keys });
-    println!("{}", serde_json::to_string_pretty(&jwks).unwrap_or_default());
-    exit::SUCCESS
+    out.println(&serde_json::to_string_pretty(&jwks).unwrap_or_default());
+    Ok(Outcome::Passed)
 }

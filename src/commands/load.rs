@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::run::{start_embedded, write_file, write_markdown};
-use super::{Output, Plain};
+use super::Output;
+use super::run::{read_target, start_embedded, write_file, write_markdown};
 use crate::cli::LoadArgs;
-use crate::exit;
-use crate::load::profile::{self, Profile};
+use crate::exit::{Failure, Outcome, Usage, WriteError};
+use crate::input::{self, InputError, InputErrors};
 use crate::load::report::LoadReport;
-use crate::load::{self, Hooks, Live, LoadError, RunSettings};
+use crate::load::{self, Hooks, Live};
+use crate::model::profile::{Profile, RunSettings};
 use crate::report;
-use crate::secret::Redactor;
-use crate::target::Target;
 
 /// goose logs through `log`, and would install a logger writing warnings to stdout, among our
 /// table; this one, installed first, sends them to stderr.
@@ -38,88 +37,42 @@ impl log::Log for StderrLogger {
 
 static LOGGER: StderrLogger = StderrLogger;
 
-pub async fn load(args: LoadArgs, out: Output) -> u8 {
+pub async fn load(args: LoadArgs, out: &Output) -> Result<Outcome, Failure> {
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(log::LevelFilter::Warn);
     }
-    let profile = match profile::load(&args.profile) {
-        Ok(p) => p,
-        Err(errors) => {
-            for e in &errors {
-                out.error(e);
-            }
-            return exit::INVALID_INPUT;
-        }
-    };
-    let settings = match settings(&profile, &args) {
-        Ok(s) => s,
-        Err(e) => {
-            out.error(&e);
-            return exit::INVALID_INPUT;
-        }
-    };
+    let profile = input::read_profile(&args.profile)?;
+    let settings = settings(&profile, &args)?;
     // The embedded mock lives until the end of the run.
     let (target, _embedded) = match &args.target {
-        Some(path) => {
-            if !args.mock_defects.is_empty() {
-                out.error(&Plain::new(
-                    "--mock-defect switches defects on in the embedded mock; it cannot apply to --target",
-                ));
-                return exit::INVALID_INPUT;
-            }
-            match Target::load(path) {
-                Ok(t) => (t, None),
-                Err(errors) => {
-                    for e in &errors {
-                        out.error(e);
-                    }
-                    return exit::INVALID_INPUT;
-                }
-            }
+        Some(path) => (read_target(path, &args.mock_defects)?, None),
+        None => {
+            let embedded = start_embedded(&args.mock_defects).await?;
+            (embedded.target.clone(), Some(embedded))
         }
-        None => match start_embedded(&args.mock_defects, out).await {
-            Ok(embedded) => (embedded.target.clone(), Some(embedded)),
-            Err(code) => return code,
-        },
     };
-    let problems = profile::check_against(&profile, &target);
+    let problems = input::check_profile_against(&profile, &target);
     if !problems.is_empty() {
-        for e in &problems {
-            out.error(e);
-        }
-        return exit::INVALID_INPUT;
+        return Err(InputErrors(problems.into_iter().map(InputError::from).collect()).into());
     }
 
-    let redactor = Redactor::new();
-    let progress = progress(&args, &profile, &settings);
-    let result = load::run(&profile, &target, &settings, &redactor, progress.hooks).await;
+    let progress = progress(&args, &profile, &settings, out);
+    let result = load::run(&profile, &target, &settings, &out.redactor, progress.hooks).await;
     if let Some(bar) = progress.bar {
         bar.finish_and_clear();
     }
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            out.error(&e);
-            return match e {
-                LoadError::MissingEndpoint { .. } => exit::INVALID_INPUT,
-                _ => exit::RUNTIME_ERROR,
-            };
-        }
-    };
-    print!("{}", redactor.scrub(&report::load::terminal(&report, out.color)));
-    if let Err(e) = write_reports(&args, &report, &redactor) {
-        out.error(&e);
-        return exit::RUNTIME_ERROR;
-    }
-    exit_code(&report)
+    let report = result?;
+    out.print(&report::load::terminal(&report, out.color));
+    write_reports(&args, &report, out)?;
+    Ok(outcome(&report))
 }
 
 /// A threshold that failed, or a run in which not one request succeeded, fails the run.
-pub fn exit_code(report: &LoadReport) -> u8 {
-    if report.passed() { exit::SUCCESS } else { exit::CHECK_FAILED }
+pub fn outcome(report: &LoadReport) -> Outcome {
+    if report.passed() { Outcome::Passed } else { Outcome::Failed }
 }
 
-fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Plain> {
+fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Usage> {
     let mut s = profile.settings.clone();
     if let Some(users) = args.users {
         s.users = users as usize;
@@ -129,7 +82,7 @@ fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Plain> {
     }
     if let Some(duration) = args.duration {
         if duration.is_zero() {
-            return Err(Plain::new("--duration must be longer than zero"));
+            return Err(Usage::new("--duration must be longer than zero"));
         }
         s.duration = duration;
         s.iterations = None;
@@ -138,10 +91,10 @@ fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Plain> {
         s.iterations = Some(n as usize);
     }
     if let Some(rate) = &args.rate {
-        s.rate = Some(profile::parse_rate(rate).map_err(|e| Plain::new(format!("--rate: {e}")).help("e.g. 500/s"))?);
+        s.rate = Some(input::parse_rate(rate).map_err(|e| Usage::new(format!("--rate: {e}")).help("e.g. 500/s"))?);
     }
     if s.iterations.is_none() && s.duration + s.ramp > s.max_duration {
-        return Err(Plain::new(format!(
+        return Err(Usage::new(format!(
             "ramp + duration exceeds the profile's max_duration ({})",
             humantime::format_duration(s.max_duration)
         ))
@@ -157,7 +110,7 @@ struct Progress {
 }
 
 /// A live line on a terminal; a plain line every five seconds otherwise; nothing with `--quiet`.
-fn progress(args: &LoadArgs, profile: &Profile, settings: &RunSettings) -> Progress {
+fn progress(args: &LoadArgs, profile: &Profile, settings: &RunSettings, out: &Output) -> Progress {
     if args.quiet {
         return Progress { hooks: Hooks::silent(), bar: None };
     }
@@ -165,7 +118,7 @@ fn progress(args: &LoadArgs, profile: &Profile, settings: &RunSettings) -> Progr
         Some(n) => format!("{n} iterations"),
         None => humantime::format_duration(settings.ramp + settings.duration).to_string(),
     };
-    eprintln!("load {}: {} users, {planned}", profile.name, settings.users);
+    out.note(&format!("load {}: {} users, {planned}", profile.name, settings.users));
     if std::io::stderr().is_terminal() {
         let style = ProgressStyle::with_template("{spinner} {elapsed}  {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -196,16 +149,16 @@ fn line(live: &Live) -> String {
     format!("{} requests  {:.0}/s  {} errors  p95 {p95}", live.requests, live.rate, live.errors)
 }
 
-fn write_reports(args: &LoadArgs, report: &LoadReport, redactor: &Redactor) -> Result<(), Plain> {
+fn write_reports(args: &LoadArgs, report: &LoadReport, out: &Output) -> Result<(), WriteError> {
     let outputs =
         [(&args.report_json, report::load::json as fn(&LoadReport) -> String), (&args.report_html, report::load::html)];
     for (path, render) in outputs {
         if let Some(path) = path {
-            write_file(path, &redactor.scrub(&render(report)))?;
+            write_file(path, &out.redactor.scrub(&render(report)))?;
         }
     }
     if let Some(path) = &args.report_md {
-        write_markdown(path, &redactor.scrub(&report::load::markdown(report)))?;
+        write_markdown(path, &out.redactor.scrub(&report::load::markdown(report)), out)?;
     }
     Ok(())
 }

@@ -1,87 +1,63 @@
-//! `oauth-harness validate`: load everything, send nothing, report every problem.
+//! `oauth-harness validate`: read everything, send nothing, report every problem — the same
+//! rules `run` and `load` apply before any traffic, against the target given or, without one,
+//! against the embedded mocks' clients.
 
-use super::{Output, Plain};
+use super::Output;
 use crate::cli::ValidateArgs;
-use crate::exit;
-use crate::load::profile;
+use crate::embedded::targets_for_validation;
+use crate::exit::{Failure, Outcome};
+use crate::input::{self, Input, InputError, InputErrors};
+use crate::model::{Suite, Target};
 use crate::run::preflight;
-use crate::scenario::{self, Loaded};
-use crate::target::Target;
 
-pub fn validate(args: ValidateArgs, out: Output) -> u8 {
-    let mut problems = 0;
-    let loaded = match scenario::load_paths(&args.paths) {
-        Ok(l) => l,
-        Err(errors) => {
-            for e in &errors {
-                out.error(e);
-            }
-            problems += errors.len();
-            Vec::new()
-        }
-    };
-    // Load profiles are validated whole too (thresholds included), as `load` would before traffic.
+pub fn validate(args: ValidateArgs, out: &Output) -> Result<Outcome, Failure> {
+    let (inputs, mut problems) = input::read_inputs_all(&args.paths);
     let mut profiles = Vec::new();
-    for item in &loaded {
-        if let Loaded::LoadProfile(path) = item {
-            match profile::load(path) {
+    for item in &inputs {
+        if let Input::LoadProfile(path) = item {
+            match input::read_profile(path) {
                 Ok(p) => profiles.push(p),
-                Err(errors) => {
-                    for e in &errors {
-                        out.error(e);
-                    }
-                    problems += errors.len();
-                }
+                Err(mut e) => problems.append(&mut e.0),
             }
         }
     }
-    if let Some(path) = &args.target {
-        match Target::load(path) {
-            Ok(target) => {
-                for p in &profiles {
-                    let errors = profile::check_against(p, &target);
-                    for e in &errors {
-                        out.error(e);
-                    }
-                    problems += errors.len();
-                }
-                let suites: Vec<&scenario::Suite> = loaded
-                    .iter()
-                    .filter_map(|l| match l {
-                        Loaded::Suite(s) => Some(s.as_ref()),
-                        Loaded::LoadProfile(_) => None,
-                    })
-                    .collect();
-                if let Err(errors) =
-                    preflight(suites.iter().flat_map(|s| s.cases.iter().map(move |c| (*s, c))), &target)
-                {
-                    for e in &errors {
-                        out.error(e);
-                    }
-                    problems += errors.len();
-                }
-            }
-            Err(errors) => {
-                for e in &errors {
-                    out.error(e);
-                }
-                problems += errors.len();
-            }
-        }
-    }
-    if problems > 0 {
-        out.error(&Plain::new(format!("{problems} problem(s) found")));
-        return exit::INVALID_INPUT;
-    }
-    let suites = loaded.iter().filter(|l| matches!(l, Loaded::Suite(_))).count();
-    let cases: usize = loaded
+    let suites: Vec<&Suite> = inputs
         .iter()
-        .map(|l| match l {
-            Loaded::Suite(s) => s.cases.len(),
-            Loaded::LoadProfile(_) => 0,
+        .filter_map(|i| match i {
+            Input::Suite(s) => Some(s.as_ref()),
+            Input::LoadProfile(_) => None,
         })
-        .sum();
-    let profiles = loaded.len() - suites;
-    println!("ok: {suites} suite(s), {cases} case(s), {profiles} load profile(s)");
-    exit::SUCCESS
+        .collect();
+    // What each suite and profile runs against: the target given, or its system's embedded mock.
+    let targets: Vec<(Option<&str>, Target)> = match &args.target {
+        Some(path) => match input::read_target(path) {
+            Ok(t) => vec![(None, t)],
+            Err(mut e) => {
+                problems.append(&mut e.0);
+                Vec::new()
+            }
+        },
+        None => targets_for_validation().into_iter().map(|(system, t)| (Some(system), t)).collect(),
+    };
+    for (system, target) in &targets {
+        let cases = suites
+            .iter()
+            .filter(|s| system.is_none_or(|sys| s.system == sys))
+            .flat_map(|s| s.cases.iter().map(move |c| (*s, c)));
+        if let Err(errors) = preflight(cases, target) {
+            problems.extend(errors.into_iter().map(InputError::from));
+        }
+        // Load profiles run against the Identity Server mock when no target is given.
+        if system.is_none_or(|sys| sys == crate::mock::identity_server::NAME) {
+            for p in &profiles {
+                problems.extend(input::check_profile_against(p, target).into_iter().map(InputError::from));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(InputErrors(problems).into());
+    }
+    let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
+    out.println(&format!("ok: {} suite(s), {cases} case(s), {} load profile(s)", suites.len(), profiles.len()));
+    Ok(Outcome::Passed)
 }

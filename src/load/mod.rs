@@ -5,14 +5,12 @@
 
 pub mod paths;
 pub mod pool;
-pub mod profile;
 pub mod report;
 pub mod stats;
 pub mod thresholds;
 pub mod transport;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,36 +21,20 @@ use goose::prelude::{GooseAttack, Scenario, Transaction};
 
 use self::paths::{Auth, Bodies, PathRuntime};
 use self::pool::AssertionPool;
-use self::profile::{CoMitigation, PathKind, Profile};
 use self::report::{LoadReport, PathSummary, Settings};
 use self::stats::{LiveCounters, PathRecorder, PathStats};
 use self::transport::Transport;
-use crate::http::{HttpClient, TlsSettings};
-use crate::run::{Endpoints, RunError};
-use crate::secret::Redactor;
-use crate::target::{ClientAuth, Target};
-
-/// How a run goes: read from the profile, which the command line may then override.
-#[derive(Debug, Clone)]
-pub struct RunSettings {
-    pub users: usize,
-    pub ramp: Duration,
-    pub duration: Duration,
-    pub iterations: Option<usize>,
-    /// Requests per second for the whole run, when a target rate is asked for.
-    pub rate: Option<usize>,
-    pub max_duration: Duration,
-    /// goose's own HTML report (it loads its chart library from a CDN).
-    pub goose_report: Option<PathBuf>,
-    /// How many private_key_jwt assertions to sign ahead; derived from the rate when absent.
-    pub assertion_pool: Option<usize>,
-}
+use crate::model::profile::{self, CoMitigation, PathKind, Profile, RunSettings};
+use crate::model::{AuthMethod, Target};
+use crate::protocol::flows::discovery::{DiscoveryError, Endpoints, discover_endpoints};
+use crate::protocol::http::{HttpClient, TlsSettings};
+use crate::support::secret::Redactor;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LoadError {
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Target(#[from] RunError),
+    Target(#[from] DiscoveryError),
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     #[error("path `{path}`: the target gives no {member}")]
@@ -106,7 +88,7 @@ pub async fn run(
     target.register_secrets(redactor);
     let tls = TlsSettings { ca: target.ca.clone(), identity: None };
     let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
-    let endpoints = crate::run::discover_endpoints(&http, target).await?;
+    let endpoints = discover_endpoints(&http, target).await?;
 
     let live = Arc::new(LiveCounters::default());
     let mut notes = Vec::new();
@@ -266,7 +248,7 @@ async fn prepare_path(
             (url, Bodies::Cycle { bodies, next: Default::default() })
         }
     };
-    let pool = if method == ClientAuth::PrivateKeyJwt {
+    let pool = if method == AuthMethod::PrivateKeyJwt {
         let key =
             client.key.clone().ok_or_else(|| path_error(format!("client `{}` has no private_key", spec.client)))?;
         // An explicit `assertion_pool` is filled whole; a derived one only for a few seconds (the
@@ -353,7 +335,7 @@ fn token_params(scope: Option<&str>) -> String {
 }
 
 /// How `client`'s requests to `url` go on the wire (see `transport.rs`).
-fn transport_for(client: &crate::target::Client, target: &Target, url: url::Url) -> Result<Transport, LoadError> {
+fn transport_for(client: &crate::model::Client, target: &Target, url: url::Url) -> Result<Transport, LoadError> {
     let tls = TlsSettings { ca: target.ca.clone(), identity: client.identity.as_ref().map(|i| i.identity.clone()) };
     let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
     Ok(Transport::choose(url, http.reqwest_client().clone(), client.identity.is_some(), target.timeout))
@@ -365,12 +347,12 @@ async fn mint_tokens(
     target: &Target,
     endpoints: &Endpoints,
     redactor: &Redactor,
-) -> Result<Vec<crate::secret::Secret>, LoadError> {
+) -> Result<Vec<crate::support::secret::Secret>, LoadError> {
     let minting = |reason: String| LoadError::Minting { path: spec.name.clone(), reason };
     let (name, _) = spec.token_client.as_ref().ok_or_else(|| minting("no token_client".into()))?;
     let client = target.clients.get(name).ok_or_else(|| minting(format!("no client `{name}`")))?;
     let pool = match client.auth {
-        ClientAuth::PrivateKeyJwt => {
+        AuthMethod::PrivateKeyJwt => {
             let key = client.key.clone().ok_or_else(|| minting(format!("client `{name}` has no private_key")))?;
             let prefix = format!("{}&", token_params(client.scope.as_deref()));
             Some(Arc::new(AssertionPool::start(key, &client.client_id, endpoints.token.as_str(), &prefix, 4, 1)))

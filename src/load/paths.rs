@@ -13,12 +13,12 @@ use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
 use super::pool::AssertionPool;
-use super::profile::PathKind;
 use super::stats::{Failure, PathRecorder};
 use super::transport::Transport;
-use crate::auth::basic_header;
-use crate::secret::Secret;
-use crate::target::{Client, ClientAuth};
+use crate::model::profile::PathKind;
+use crate::model::{AuthMethod, Client};
+use crate::protocol::auth::basic_header;
+use crate::support::secret::Secret;
 
 /// How the path's client authenticates, prepared.
 pub enum Auth {
@@ -32,21 +32,23 @@ pub enum Auth {
 
 impl Auth {
     /// The prepared credentials of `client` authenticating as `method`.
-    pub fn prepare(client: &Client, method: ClientAuth, pool: Option<Arc<AssertionPool>>) -> Result<Self, String> {
+    pub fn prepare(client: &Client, method: AuthMethod, pool: Option<Arc<AssertionPool>>) -> Result<Self, String> {
         let secret = || client.secret.as_ref().map(Secret::expose).unwrap_or_default();
         let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         Ok(match method {
-            ClientAuth::ClientSecretBasic => {
+            AuthMethod::ClientSecretBasic => {
                 let mut value = HeaderValue::from_str(basic_header(&client.client_id, secret()).expose())
                     .map_err(|_| "the Basic header is not a valid header value".to_string())?;
                 value.set_sensitive(true);
                 Auth::Basic(value)
             }
-            ClientAuth::ClientSecretPost => {
+            AuthMethod::ClientSecretPost => {
                 Auth::InBody(format!("&client_id={}&client_secret={}", encode(&client.client_id), encode(secret())))
             }
-            ClientAuth::TlsClientAuth => Auth::InBody(format!("&client_id={}", encode(&client.client_id))),
-            ClientAuth::PrivateKeyJwt => Auth::Assertion(pool.ok_or("no assertion pool for private_key_jwt")?),
+            AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
+                Auth::InBody(format!("&client_id={}", encode(&client.client_id)))
+            }
+            AuthMethod::PrivateKeyJwt => Auth::Assertion(pool.ok_or("no assertion pool for private_key_jwt")?),
         })
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::auth::assertion::{self, Claims, LIFETIME_SECS, Mutation};
-use crate::keys::KeyPair;
+use crate::protocol::auth::assertion::{self, Claims, LIFETIME_SECS, Mutation};
+use crate::support::keys::KeyPair;
 use bytes::Bytes;
 
 /// An assertion is handed out only while it has this much life left, so the server never sees
@@ -149,15 +149,15 @@ fn sign_until_stopped(key: &KeyPair, who: &Who, tx: &flume::Sender<Signed>, flag
         }
         let made = Instant::now();
         let use_before = made + lifetime - MIN_REMAINING;
-        for body in sign_batch(key, who) {
+        let batch = sign_batch(key, who);
+        // Counted as signed before it is handed over, so a report never counts fewer than taken.
+        produced.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for body in batch {
             let mut signed = Signed { body, use_before };
             // A full pool blocks this thread; wake up now and then to notice the stop flag.
             loop {
                 match tx.send_timeout(signed, Duration::from_millis(100)) {
-                    Ok(()) => {
-                        produced.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
+                    Ok(()) => break,
                     Err(flume::SendTimeoutError::Timeout(back)) if !stop.load(Ordering::Relaxed) => signed = back,
                     Err(_) => return,
                 }
@@ -205,7 +205,7 @@ fn encoded_assertion_type() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{KeyAlg, KidStyle};
+    use crate::support::keys::{KeyAlg, KidStyle};
     use std::collections::HashSet;
 
     #[tokio::test]
@@ -215,10 +215,15 @@ mod tests {
             AssertionPool::start(key, "client", "https://as.example/token", "grant_type=client_credentials&", 8, 1);
         let held = pool.prefill(8, Duration::from_secs(10)).await;
         assert_eq!(held, 8);
-        let mut jtis = HashSet::new();
+        // Taken in a tight loop first (a signature takes far longer than a take), checked after:
+        // the pool of 8 must run dry on the way.
+        let mut bodies = Vec::new();
         for _ in 0..40 {
-            let body = pool.take().await.expect("an assertion");
-            let body = std::str::from_utf8(&body).unwrap();
+            bodies.push(pool.take().await.expect("an assertion"));
+        }
+        let mut jtis = HashSet::new();
+        for body in &bodies {
+            let body = std::str::from_utf8(body).unwrap();
             let jwt = body.strip_prefix("grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=").expect(body);
             let payload = jwt.split('.').nth(1).unwrap();
             use base64::Engine;

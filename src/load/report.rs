@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::pool::PoolReport;
-use super::profile::CoMitigation;
 use super::stats::{PathStats, Second};
 use super::thresholds::Verdict;
+use crate::model::profile::CoMitigation;
 
 pub const FORMAT: &str = "oauth-harness/load-report/v1";
 

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::profile::{Metric, Threshold};
 use super::stats::PathStats;
+use crate::model::profile::{Metric, Threshold};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {

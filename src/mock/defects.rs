@@ -37,7 +37,8 @@ macro_rules! defects {
                     .map(|n| {
                         Self::from_name(n).ok_or_else(|| $crate::mock::defects::UnknownDefect {
                             name: n.clone(),
-                            suggestion: $crate::diagnostics::did_you_mean(n, Self::ALL.iter().map(|d| d.name())),
+                            mock: Some(NAME),
+                            suggestion: $crate::support::diagnostics::did_you_mean(n, Self::ALL.iter().map(|d| d.name())),
                         })
                     })
                     .collect()
@@ -47,10 +48,16 @@ macro_rules! defects {
 }
 
 /// A defect name no mock (or not this mock) has.
-#[derive(Debug, thiserror::Error)]
-#[error("no defect named `{name}`")]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{} has no defect named `{name}`", .mock.map(|m| format!("the {m} mock")).unwrap_or_else(|| "no mock".into()))]
+#[diagnostic(help("{}", match .suggestion {
+    Some(best) => format!("did you mean `{best}`? (`--list-defects` lists them)"),
+    None => "`oauth-harness mock identity-server --list-defects` (or `mock psc`) lists them".to_string(),
+}))]
 pub struct UnknownDefect {
     pub name: String,
+    /// The mock asked, when it was one mock.
+    pub mock: Option<&'static str>,
     pub suggestion: Option<&'static str>,
 }
 

@@ -2,7 +2,6 @@
 //! proof that it catches broken servers.
 
 pub mod defects;
-pub mod embedded;
 pub mod identity_server;
 pub mod psc;
 mod signing;

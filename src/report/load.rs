@@ -27,8 +27,8 @@ fn ms(v: Option<f64>) -> String {
 fn observed(v: &Verdict) -> String {
     match (v.observed, v.metric) {
         (None, _) => "no samples".into(),
-        (Some(o), crate::load::profile::Metric::MaxErrorRate) => format!("{:.2}%", o * 100.0),
-        (Some(o), crate::load::profile::Metric::MinRps) => format!("{o:.1}/s"),
+        (Some(o), crate::model::profile::Metric::MaxErrorRate) => format!("{:.2}%", o * 100.0),
+        (Some(o), crate::model::profile::Metric::MinRps) => format!("{o:.1}/s"),
         (Some(o), _) => format!("{} ms", ms(Some(o))),
     }
 }

@@ -9,13 +9,13 @@ use url::Url;
 
 use super::{CaseState, Runner, precondition};
 use crate::checks::ciba::thumbprint;
-use crate::exchange::CibaFacts;
-use crate::flows::ciba::{self, BackchannelParams, Pace, PollRecord, SystemClock};
-use crate::http::{HttpClient, Request};
+use crate::model::target::{Client, Target};
+use crate::model::{CibaSpec, Expectation, PollSpec, Suite};
+use crate::protocol::exchange::CibaFacts;
+use crate::protocol::flows::ciba::{self, BackchannelParams, Pace, PollRecord, SystemClock};
+use crate::protocol::http::{HttpClient, Request};
 use crate::results::StepResult;
-use crate::scenario::{CibaSpec, Expectation, PollSpec, Suite};
-use crate::secret::Secret;
-use crate::target::{Client, Target};
+use crate::support::secret::Secret;
 
 /// Where CIBA happens, from the target's CIBA metadata document.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub struct CibaRequest {
 
 /// Reads the CIBA metadata (`{issuer}{ciba.discovery}`); `None` when the server has none.
 pub async fn discover(http: &HttpClient, target: &Target) -> Option<CibaEndpoints> {
-    let (request, _) = crate::flows::discovery::build(&target.issuer, &target.ciba.discovery_path);
+    let (request, _) = crate::protocol::flows::discovery::build(&target.issuer, &target.ciba.discovery_path);
     let response = http.send(&request).await.ok().filter(|r| r.status == 200)?;
     let doc = response.json_object()?;
     let url = |m: &str| doc.get(m).and_then(Value::as_str).and_then(|s| Url::parse(s).ok());
@@ -204,8 +204,12 @@ impl Runner {
             Box::pin(self.exchange_with(http, req, ctx))
                 as std::pin::Pin<
                     Box<
-                        dyn std::future::Future<Output = Result<crate::exchange::Exchange, crate::http::TransportError>>
-                            + Send
+                        dyn std::future::Future<
+                                Output = Result<
+                                    crate::protocol::exchange::Exchange,
+                                    crate::protocol::http::TransportError,
+                                >,
+                            > + Send
                             + '_,
                     >,
                 >

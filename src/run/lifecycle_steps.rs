@@ -1,10 +1,10 @@
 //! Steps over a token's life: introspection, revocation, waiting for expiry.
 
 use super::{CaseState, DEFAULT_INTROSPECTION_CLIENT, PreparedToken, Runner, StepFailure, precondition};
-use crate::exchange::TokenFacts;
-use crate::flows;
-use crate::scenario::{AssertionSpec, AuthChoice, IntrospectSpec, RevokeSpec, TokenRef, WaitSpec};
-use crate::secret::Secret;
+use crate::model::{AssertionSpec, AuthChoice, IntrospectSpec, RevokeSpec, TokenRef, WaitSpec};
+use crate::protocol::exchange::TokenFacts;
+use crate::protocol::flows;
+use crate::support::secret::Secret;
 
 impl Runner {
     pub(super) fn subject_token(
@@ -79,7 +79,7 @@ impl Runner {
                 "the case's token has neither exp nor expires_in to wait for".into(),
             ))
         })?;
-        let now = crate::clock::unix_now_f64();
+        let now = crate::support::clock::unix_now_f64();
         let wait = (expires_at as f64 - now).max(0.0) + spec.skew.as_secs_f64();
         if wait > spec.max.as_secs_f64() {
             return Err(StepFailure::Skip(format!(

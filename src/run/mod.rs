@@ -7,7 +7,6 @@ use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt;
 use miette::Diagnostic;
-use url::Url;
 use wildmatch::WildMatch;
 
 mod ciba_steps;
@@ -20,20 +19,21 @@ use outcome::{StepFailure, no_token, outcome_from, outcome_of, precondition, tok
 pub use preflight::preflight;
 
 use crate::checks::{CheckDef, Severity, Verdict};
-use crate::diagnostics::LocatedError;
-use crate::exchange::{Exchange, RequestContext, TokenFacts, redact_body};
-use crate::flows;
-use crate::flows::token_cache::TokenCache;
-use crate::http::{HttpClient, Request, TransportError};
-use crate::jwks_server::JwksServer;
-use crate::keys::{KeyAlg, KeyPair};
+use crate::model::target::{Client, Target};
+use crate::model::{Action, Case, Expectation, Named, Step, Suite};
+use crate::protocol::exchange::{Exchange, RequestContext, TokenFacts, redact_body};
+use crate::protocol::flows;
+use crate::protocol::flows::discovery::{DiscoveryError, Endpoints, discover_endpoints};
+use crate::protocol::flows::token_cache::TokenCache;
+use crate::protocol::http::{HttpClient, Request, TransportError};
+use crate::protocol::jwks_server::JwksServer;
 use crate::results::{
     CaseOutcome, CaseResult, CheckOutcome, ExchangeView, ResponseView, RunReport, StepResult, SuiteResult, Summary,
     VerdictKind,
 };
-use crate::scenario::{Action, Case, Expectation, Named, Step, Suite};
-use crate::secret::{Redactor, Secret};
-use crate::target::{Client, Target};
+use crate::support::diagnostics::LocatedError;
+use crate::support::keys::{KeyAlg, KeyPair};
+use crate::support::secret::{Redactor, Secret};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -45,11 +45,44 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Told about every finished case (a progress bar).
     pub progress: Option<Progress>,
+    /// When triggered (Ctrl-C), no case starts and the ones in flight are abandoned; the report
+    /// says which cases did not run.
+    pub stop: Option<Stop>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { filter: None, strict: false, jobs: 8, progress: None }
+        Self { filter: None, strict: false, jobs: 8, progress: None, stop: None }
+    }
+}
+
+/// A stop signal shared by the runners of one run.
+#[derive(Clone, Default)]
+pub struct Stop(Arc<tokio::sync::Notify>, Arc<std::sync::atomic::AtomicBool>);
+
+impl Stop {
+    pub fn trigger(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0.notify_waiters();
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once the stop is triggered.
+    pub async fn wait(&self) {
+        let notified = self.0.notified();
+        if self.is_triggered() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Stop({})", self.is_triggered())
     }
 }
 
@@ -69,55 +102,15 @@ impl std::fmt::Debug for Progress {
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RunError {
-    #[error("target unreachable: {0}")]
-    #[diagnostic(help("check the target's `issuer` and that the server is running"))]
-    Unreachable(TransportError),
-    #[error("cannot find the token endpoint: {0}")]
-    #[diagnostic(help("set `token_endpoint` in the target file, or fix the server's discovery document"))]
-    NoTokenEndpoint(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(TransportError),
     #[error("--filter `{0}` selects no case")]
     EmptyFilter(String),
     #[error("{} problem(s) between the scenarios and the target", .0.len())]
     Preflight(#[related] Vec<LocatedError>),
-}
-
-/// Endpoints found once per run.
-#[derive(Debug, Clone)]
-pub struct Endpoints {
-    pub token: Url,
-    pub introspection: Option<Url>,
-    pub revocation: Option<Url>,
-    /// The discovery document, when the server publishes one.
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// Finds the endpoints of a target: its discovery document, overridden by what the target file
-/// names. Used by the conformance runner and by `load`.
-pub async fn discover_endpoints(http: &HttpClient, target: &Target) -> Result<Endpoints, RunError> {
-    let (request, _) = flows::discovery::build(&target.issuer, "/.well-known/openid-configuration");
-    let metadata = match http.send(&request).await {
-        Ok(r) if r.status == 200 => r.json_object().cloned(),
-        Ok(_) => None,
-        Err(e) if target.token_endpoint.is_none() => return Err(RunError::Unreachable(e)),
-        Err(_) => None,
-    };
-    let token = match (&target.token_endpoint, &metadata) {
-        (Some(t), _) => t.clone(),
-        (None, Some(m)) => m
-            .get("token_endpoint")
-            .and_then(|v| v.as_str())
-            .and_then(|s| Url::parse(s).ok())
-            .ok_or_else(|| RunError::NoTokenEndpoint(format!("{} has no usable token_endpoint", request.url)))?,
-        (None, None) => {
-            return Err(RunError::NoTokenEndpoint(format!("no discovery document at {}", request.url)));
-        }
-    };
-    let from_metadata = |member: &str| {
-        metadata.as_ref().and_then(|m| m.get(member)).and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok())
-    };
-    let introspection = target.introspection_endpoint.clone().or_else(|| from_metadata("introspection_endpoint"));
-    let revocation = target.revocation_endpoint.clone().or_else(|| from_metadata("revocation_endpoint"));
-    Ok(Endpoints { token, introspection, revocation, metadata })
 }
 
 pub struct Runner {
@@ -173,14 +166,15 @@ impl Runner {
         options: RunOptions,
     ) -> Result<Self, RunError> {
         target.register_secrets(&redactor);
-        let tls = crate::http::TlsSettings { ca: target.ca.clone(), identity: None };
-        let http = HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Unreachable)?;
+        let tls = crate::protocol::http::TlsSettings { ca: target.ca.clone(), identity: None };
+        let http = HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Client)?;
         let mut http_by_client = HashMap::new();
         for (name, client) in &target.clients {
             if let Some(id) = &client.identity {
-                let tls = crate::http::TlsSettings { ca: target.ca.clone(), identity: Some(id.identity.clone()) };
+                let tls =
+                    crate::protocol::http::TlsSettings { ca: target.ca.clone(), identity: Some(id.identity.clone()) };
                 http_by_client
-                    .insert(name.clone(), HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Unreachable)?);
+                    .insert(name.clone(), HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Client)?);
             }
         }
         let endpoints = discover_endpoints(&http, &target).await?;
@@ -199,7 +193,7 @@ impl Runner {
     }
 
     /// The target file the run used, if it came from one.
-    pub fn target_source(&self) -> Option<&crate::diagnostics::SourceFile> {
+    pub fn target_source(&self) -> Option<&crate::support::diagnostics::SourceFile> {
         self.target.source.as_ref()
     }
 
@@ -262,7 +256,8 @@ impl Runner {
         if selected.is_empty() {
             return Err(RunError::EmptyFilter(self.options.filter.clone().unwrap_or_default()));
         }
-        let results: Vec<(usize, CaseResult)> = futures_util::stream::iter(selected)
+        let planned: Vec<(usize, &Case)> = selected.iter().map(|(i, _, c)| (*i, *c)).collect();
+        let cases = futures_util::stream::iter(selected)
             .map(|(i, suite, case)| async move {
                 let result = self.run_case(suite, case).await;
                 if let Some(progress) = &self.options.progress {
@@ -270,9 +265,18 @@ impl Runner {
                 }
                 (i, result)
             })
-            .buffered(self.options.jobs.max(1))
-            .collect()
-            .await;
+            .buffered(self.options.jobs.max(1));
+        let stop = self.options.stop.clone().unwrap_or_default();
+        let mut results: Vec<(usize, CaseResult)> = cases.take_until(Box::pin(stop.wait())).collect().await;
+        let interrupted = stop.is_triggered();
+        if interrupted {
+            // Cases that did not finish are reported as not run, so the report says what it covers.
+            for (i, case) in planned {
+                if !results.iter().any(|(j, r)| *j == i && r.id == case.id) {
+                    results.push((i, not_run(case)));
+                }
+            }
+        }
         let mut suite_results: Vec<SuiteResult> = suites
             .iter()
             .map(|s| SuiteResult {
@@ -296,6 +300,7 @@ impl Runner {
             started_at,
             duration: started.elapsed(),
             strict: self.options.strict,
+            interrupted,
             suites: suite_results,
             summary,
         })
@@ -375,7 +380,7 @@ impl Runner {
 
     async fn run_step(&self, suite: &Suite, case: &Case, step: &Step, state: &mut CaseState) -> StepResult {
         let mut result = StepResult {
-            action: step.action.kind(),
+            action: step.action.kind().name(),
             setup: Vec::new(),
             exchange: None,
             checks: Vec::new(),
@@ -389,7 +394,7 @@ impl Runner {
             }
             Action::Discovery(spec) => {
                 let path = match spec.document {
-                    crate::scenario::DiscoveryDocument::WalletOpenidConfiguration => {
+                    crate::model::DiscoveryDocument::WalletOpenidConfiguration => {
                         self.target.ciba.discovery_path.as_str()
                     }
                     other => other.well_known_path(),
@@ -397,7 +402,7 @@ impl Runner {
                 let (mut request, mut context) = flows::discovery::build(&self.target.issuer, path);
                 if let Some(accept) = &spec.accept {
                     request.headers.retain(|(k, _)| k != "Accept");
-                    request.headers.push(("Accept".into(), crate::http::Value::Plain(accept.clone())));
+                    request.headers.push(("Accept".into(), crate::protocol::http::Value::Plain(accept.clone())));
                 }
                 context.expected_issuer = Some(self.target.issuer.to_string());
                 Ok(PreparedToken { request, context, jku_path: None })
@@ -411,7 +416,7 @@ impl Runner {
                 return self.run_ciba(suite, &step.expect, name, client, spec, state, result).await;
             }
             Action::Poll(spec) => return self.run_poll(suite, &step.expect, spec, state, result).await,
-            Action::Approve => return self.run_approve(state, result).await,
+            Action::Approve(_) => return self.run_approve(state, result).await,
             Action::Introspect(spec) => self.prepare_introspection(spec, state),
             Action::Revoke(spec) => self.prepare_revocation(spec, state),
             Action::Wait(spec) => match self.wait_for_expiry(spec, state).await {
@@ -483,7 +488,7 @@ impl Runner {
         if !exchange.response.is_success() {
             return None;
         }
-        for member in crate::exchange::SENSITIVE_MEMBERS {
+        for member in crate::protocol::exchange::SENSITIVE_MEMBERS {
             if let Some(value) = exchange.response.json_str(member) {
                 self.redactor.register(value);
             }
@@ -517,7 +522,7 @@ impl Runner {
                 suite,
             ));
         }
-        for check in &expect.checks {
+        for check in resolve_expected(expect) {
             outcomes.push(self.outcome(suite, check, (check.evaluate)(exchange)));
         }
         outcomes
@@ -530,7 +535,7 @@ impl Runner {
     }
 
     fn outcome(&self, suite: &Suite, check: &CheckDef, verdict: Verdict) -> CheckOutcome {
-        let required_because = suite.required.iter().find(|(id, _)| id == check.id).map(|(_, why)| why.clone());
+        let required_because = suite.required.iter().find(|(id, _)| id.name == check.id).map(|(_, why)| why.clone());
         let promoted = self.options.strict || required_because.is_some();
         let mut outcome =
             outcome_from(check.id, check.severity, required_because, check.rule, check.url, check.summary, verdict);
@@ -570,5 +575,31 @@ impl Runner {
         if let Some(progress) = &self.options.progress {
             (progress.waiting)(&format!("{what}: up to {:.0} s left", up_to.as_secs_f64()));
         }
+    }
+}
+
+/// The checks a step expects, in the order written, each once (bundles expanded). Unknown names
+/// were refused by [`preflight`] before any traffic.
+fn resolve_expected(expect: &Expectation) -> Vec<&'static CheckDef> {
+    let mut out: Vec<&'static CheckDef> = Vec::new();
+    for name in &expect.checks {
+        for check in crate::checks::resolve(&name.name).unwrap_or_default() {
+            if !out.iter().any(|c| c.id == check.id) {
+                out.push(check);
+            }
+        }
+    }
+    out
+}
+
+/// A case the run was stopped before (Ctrl-C).
+fn not_run(case: &Case) -> CaseResult {
+    CaseResult {
+        id: case.id.clone(),
+        title: case.title.clone(),
+        outcome: CaseOutcome::Skipped,
+        duration: Default::default(),
+        reason: Some("not run: the run was interrupted (Ctrl-C)".into()),
+        steps: Vec::new(),
     }
 }

@@ -2,11 +2,11 @@
 //! failures a step can end in before any check.
 
 use crate::checks::{Severity, Verdict};
-use crate::exchange::{Exchange, TokenFacts};
-use crate::http::TransportError;
+use crate::model::Client;
+use crate::protocol::exchange::{Exchange, TokenFacts};
+use crate::protocol::http::TransportError;
 use crate::results::{CaseOutcome, CheckOutcome, StepResult, VerdictKind};
-use crate::secret::Redactor;
-use crate::target::Client;
+use crate::support::secret::Redactor;
 
 pub(super) enum StepFailure {
     Transport(TransportError),
@@ -35,7 +35,7 @@ pub(super) fn token_facts(client: &Client, exchange: &Exchange) -> Option<TokenF
             .map(str::to_owned)
             .or_else(|| exchange.context.requested_scope.clone()),
         expires_in: body.get("expires_in").and_then(|v| v.as_i64()),
-        received_at: crate::clock::unix_now(),
+        received_at: crate::support::clock::unix_now(),
         jwt_exp: claim("exp"),
         jwt_iat: claim("iat"),
     })

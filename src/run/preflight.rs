@@ -1,17 +1,59 @@
-//! Preflight: what must hold between the scenarios and the target before any traffic.
+//! Preflight: what must hold between the scenarios, the catalogue and the target before any
+//! traffic — every check a suite names exists (and `require` promotes only SHOULD checks), every
+//! client a case acts as exists and can authenticate as asked. No network.
 
-use super::DEFAULT_INTROSPECTION_CLIENT;
-use crate::diagnostics::{LocatedError, did_you_mean};
-use crate::scenario::{Action, AuthChoice, BearerChoice, Case, Named, Suite};
-use crate::target::Target;
+use crate::checks::{self, Severity};
+use crate::model::target::DEFAULT_INTROSPECTION_CLIENT;
+use crate::model::{Action, AuthChoice, BearerChoice, Case, Named, Suite, Target};
+use crate::support::diagnostics::{LocatedError, did_you_mean};
 
-/// Checks that every client the scenarios name exists in the target (no network).
+/// The names a suite gives checks: each must be a check id or a bundle; `require` must name a
+/// SHOULD check.
+pub fn resolve_checks(suite: &Suite) -> Vec<LocatedError> {
+    let mut errors = Vec::new();
+    let unknown = |named: &Named| {
+        let known = checks::known_names();
+        let help = match did_you_mean(&named.name, known.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`? (`oauth-harness checks` lists them all)"),
+            None => "`oauth-harness checks` lists every check id and bundle".to_string(),
+        };
+        suite.source.error_at(named.span, format!("unknown check or bundle `{}`", named.name)).with_help(help)
+    };
+    for (named, _) in &suite.required {
+        match checks::find(&named.name) {
+            None => errors.push(unknown(named)),
+            Some(c) if c.severity == Severity::Must => errors.push(
+                suite
+                    .source
+                    .error_at(named.span, format!("`{}` is already a MUST check", c.id))
+                    .with_help("`require` promotes SHOULD checks only"),
+            ),
+            Some(_) => {}
+        }
+    }
+    for step in suite.cases.iter().flat_map(|c| &c.steps) {
+        for named in &step.expect.checks {
+            if checks::resolve(&named.name).is_none() {
+                errors.push(unknown(named));
+            }
+        }
+    }
+    errors
+}
+
+/// Checks the suites' check names, and that every client the scenarios name exists in the
+/// target and can authenticate as the step asks (no network).
 pub fn preflight<'a>(
     cases: impl Iterator<Item = (&'a Suite, &'a Case)>,
     target: &Target,
 ) -> Result<(), Vec<LocatedError>> {
     let mut errors = Vec::new();
+    let mut resolved: Vec<&str> = Vec::new();
     for (suite, case) in cases {
+        if !resolved.contains(&suite.name.as_str()) {
+            resolved.push(&suite.name);
+            errors.extend(resolve_checks(suite));
+        }
         for step in &case.steps {
             let suite_client = case.client.as_ref().or(suite.client.as_ref());
             // Which client the step acts as, and whether it must have one.
@@ -41,7 +83,7 @@ pub fn preflight<'a>(
                 Action::Discovery(_) | Action::Revoke(_) | Action::Wait(_) => (suite_client, false),
                 Action::Ciba(c) => (c.client.as_ref().or(suite_client), true),
                 Action::Poll(p) => (p.client.as_ref().or(suite_client), false),
-                Action::Approve => (None, false),
+                Action::Approve(_) => (None, false),
             };
             let wants_assertion = matches!(&step.action, Action::Token(t) if t.auth == Some(AuthChoice::PrivateKeyJwt));
             match named {
@@ -81,5 +123,8 @@ fn unknown_client(suite: &Suite, target: &Target, named: &Named) -> LocatedError
         Some(best) => format!("did you mean `{best}`? The target ({}) defines: {names}", target.origin),
         None => format!("the target ({}) defines: {names}", target.origin),
     };
-    suite.source.error_at(named.span, format!("unknown client `{}`", named.name)).with_help(help)
+    suite
+        .source
+        .error_at(named.span, format!("unknown client `{}`: suite `{}` needs it", named.name, suite.name))
+        .with_help(help)
 }

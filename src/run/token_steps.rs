@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
-use crate::auth::assertion;
-use crate::exchange::RequestContext;
-use crate::flows;
-use crate::http::Request;
-use crate::keys::{KeyAlg, KeyPair, KidStyle};
+use crate::model::Client;
+use crate::model::{AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, Suite, TokenSpec};
+use crate::protocol::auth::assertion;
+use crate::protocol::exchange::RequestContext;
+use crate::protocol::flows;
+use crate::protocol::http::Request;
 use crate::results::StepResult;
-use crate::scenario::{AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, Suite, TokenSpec};
-use crate::secret::Secret;
-use crate::target::Client;
+use crate::support::keys::{KeyAlg, KeyPair, KidStyle};
+use crate::support::secret::Secret;
 
 impl Runner {
     /// Builds a token request; for private_key_jwt, signs (or replays) the client assertion.
@@ -66,7 +66,7 @@ impl Runner {
         let claims = assertion::Claims {
             client_id: client_id.unwrap_or(&client.client_id),
             audience: self.endpoints.token.as_str(),
-            now: crate::clock::unix_now(),
+            now: crate::support::clock::unix_now(),
             jti: assertion::new_jti(),
         };
         let jws = Secret::new(assertion::build(&signer, &claims, &mutation));

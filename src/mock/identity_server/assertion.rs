@@ -13,10 +13,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::Defect;
-use super::clients::ClientConfig;
-use crate::auth::assertion::ASSERTION_TYPE;
-use crate::clock::unix_now;
 use crate::mock::defects::DefectSet;
+use crate::model::AuthMethod;
+use crate::model::mock_clients::ClientConfig;
+use crate::protocol::auth::assertion::ASSERTION_TYPE;
+use crate::support::clock::unix_now;
 
 /// Algorithms the mock advertises in `token_endpoint_auth_signing_alg_values_supported`.
 pub const SIGNING_ALGS: &[&str] = &["RS384", "ES384"];
@@ -120,8 +121,10 @@ impl Verifier<'_> {
 
         // Who claims to be calling: iss names the client (RFC 7523 §3 (1)), sub must agree (2).
         let iss = str_claim("iss").ok_or("iss is missing")?;
-        let client =
-            clients.iter().find(|c| c.client_id == iss && c.allows("private_key_jwt")).ok_or("unknown client")?;
+        let client = clients
+            .iter()
+            .find(|c| c.client_id == iss && c.allows(AuthMethod::PrivateKeyJwt))
+            .ok_or("unknown client")?;
         if str_claim("sub") != Some(iss) && !self.on(Defect::AcceptSubMismatch) {
             return Err("sub must equal iss and the client_id");
         }
@@ -149,7 +152,7 @@ impl Verifier<'_> {
                 // The classic confusion: the public key's PEM text used as the HMAC secret.
                 let ok = registered
                     .iter()
-                    .filter_map(crate::keys::public_pem_from_jwk)
+                    .filter_map(crate::support::keys::public_pem_from_jwk)
                     .any(|pem| verify(&jws, &DecodingKey::from_secret(pem.as_bytes()), Algorithm::HS256));
                 return if ok { Ok(()) } else { Err("signature invalid") };
             }

@@ -10,9 +10,10 @@ use wiremock::{Request, Respond, ResponseTemplate};
 use super::assertion::{JwksCache, ReplayCache, SIGNING_ALGS, Verifier};
 use super::state::{IssuedToken, IssuedTokens};
 use super::{Defect, MockClients, RESOURCE_PATH, RESOURCE_SCOPE};
-use crate::clock::unix_now;
 use crate::mock::defects::DefectSet;
 use crate::mock::signing::SigningKey;
+use crate::model::AuthMethod;
+use crate::support::clock::unix_now;
 
 pub struct App {
     pub issuer: String,
@@ -162,11 +163,11 @@ impl App {
             return Err(invalid_client(&presented));
         }
         let method = match (presented.by_assertion, presented.via_header) {
-            (true, _) => "private_key_jwt",
-            (false, true) => "client_secret_basic",
-            (false, false) => "client_secret_post",
+            (true, _) => AuthMethod::PrivateKeyJwt,
+            (false, true) => AuthMethod::ClientSecretBasic,
+            (false, false) => AuthMethod::ClientSecretPost,
         };
-        let post_refused = method == "client_secret_post" && self.defects.on(Defect::ClientSecretPostIgnored);
+        let post_refused = method == AuthMethod::ClientSecretPost && self.defects.on(Defect::ClientSecretPostIgnored);
         if !client.allows(method) || post_refused {
             return Err(invalid_client(&presented));
         }

@@ -12,11 +12,13 @@ use std::sync::Arc;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer};
 
-pub use clients::{BUILTIN_KEYS, ClientConfig, MockClients, builtin_key};
+pub use crate::model::mock_clients::{ClientConfig, MockClients};
+pub use clients::{BUILTIN_KEYS, builtin, builtin_key, from_file};
 
 use super::defects::{DefectSet, defects};
 use super::signing::SigningKey;
-use crate::target::{Client, ClientAuth, Resource, Target};
+use crate::model::target::Resource;
+use crate::model::{AuthMethod, Client, Target};
 
 pub const NAME: &str = "identity-server";
 pub const RESOURCE_PATH: &str = "/api/implant";
@@ -92,7 +94,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            clients: MockClients::builtin(),
+            clients: clients::builtin(),
             token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
             defects: DefectSet::default(),
             record_requests: false,
@@ -142,21 +144,25 @@ impl IdentityServerMock {
     /// A target describing this mock, with every registered client under its scenario name.
     pub fn target(&self) -> Target {
         let issuer = url::Url::parse(&self.issuer()).unwrap_or_else(|_| unreachable!("wiremock URIs are valid"));
+        describe(&self.config, issuer)
+    }
+}
+
+/// The target of a mock with `config` at `issuer`: what `run` uses without `--target`, and what
+/// `validate` checks suites against.
+pub fn describe(config: &Config, issuer: url::Url) -> Target {
+    {
         let resource_url = issuer.join(RESOURCE_PATH).unwrap_or_else(|_| unreachable!("static path"));
-        let clients = self
-            .config
+        let clients = config
             .clients
             .clients
             .iter()
             .map(|c| {
-                let auth = match c.auth_methods.first().map(String::as_str) {
-                    Some("client_secret_post") => ClientAuth::ClientSecretPost,
-                    Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
-                    _ => ClientAuth::ClientSecretBasic,
-                };
+                let auth = c.auth_methods.first().copied().unwrap_or(AuthMethod::ClientSecretBasic);
                 let client = Client {
                     client_id: c.client_id.clone(),
-                    secret: (!c.client_secret.is_empty()).then(|| crate::secret::Secret::new(c.client_secret.clone())),
+                    secret: (!c.client_secret.is_empty())
+                        .then(|| crate::support::secret::Secret::new(c.client_secret.clone())),
                     auth,
                     scope: c.default_scope.clone(),
                     key: c.key.as_deref().and_then(builtin_key).map(Arc::new),
@@ -175,13 +181,13 @@ impl IdentityServerMock {
             revocation_endpoint: None,
             resource: Some(Resource {
                 url: resource_url,
-                insufficient_scope: self.config.clients.insufficient_scope.clone(),
+                insufficient_scope: config.clients.insufficient_scope.clone(),
             }),
-            timeout: crate::target::DEFAULT_TIMEOUT,
+            timeout: crate::model::target::DEFAULT_TIMEOUT,
             clients,
             jwks_server_port: None,
             ca: Vec::new(),
-            ciba: crate::target::CibaSettings::default(),
+            ciba: crate::model::target::CibaSettings::default(),
         }
     }
 }

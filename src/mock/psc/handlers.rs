@@ -10,9 +10,9 @@ use serde_json::json;
 use wiremock::{Request, Respond, ResponseTemplate};
 
 use super::{Config, Defect, PscClient, REALM, UserBehaviour};
-use crate::clock::unix_now;
 use crate::mock::signing::SigningKey;
 use crate::mock::tls_front::{SUBJECT_HEADER, THUMBPRINT_HEADER};
+use crate::support::clock::unix_now;
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 

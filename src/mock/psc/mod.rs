@@ -13,7 +13,8 @@ use wiremock::{Mock, MockServer};
 use super::defects::{DefectSet, defects};
 use super::signing::SigningKey;
 use super::tls_front::{FrontPki, TlsFront};
-use crate::target::{CibaSettings, Client, ClientAuth, Target};
+use crate::model::target::CibaSettings;
+use crate::model::{AuthMethod, Client, Target};
 
 pub const NAME: &str = "psc";
 /// Keycloak realm path of the issuer.
@@ -143,6 +144,13 @@ impl PscMock {
     /// A target for this mock: the test CA, the three client identities, the test users and the
     /// test-approval hook.
     pub fn target(&self) -> Target {
+        describe(&self.issuer())
+    }
+}
+
+/// The target of a PSC mock at `issuer` (what `validate` checks PSC suites against, too).
+pub fn describe(issuer: &str) -> Target {
+    {
         let identity = |cert: &str, key: &str| {
             reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).ok().map(|identity| {
                 use rustls::pki_types::CertificateDer;
@@ -150,13 +158,13 @@ impl PscMock {
                 use sha2::Digest;
                 let der =
                     CertificateDer::from_pem_slice(cert.as_bytes()).map(|d| d.as_ref().to_vec()).unwrap_or_default();
-                crate::pki::ClientIdentity { identity, cert_sha256: sha2::Sha256::digest(&der).to_vec() }
+                crate::support::pki::ClientIdentity { identity, cert_sha256: sha2::Sha256::digest(&der).to_vec() }
             })
         };
         let client = |client_id: &str, cert: &str, key: &str| Client {
             client_id: client_id.to_string(),
             secret: None,
-            auth: ClientAuth::TlsClientAuth,
+            auth: AuthMethod::TlsClientAuth,
             scope: Some("openid scope_all".into()),
             key: None,
             serve_jwks: false,
@@ -174,7 +182,8 @@ impl PscMock {
             ("manual".to_string(), USER_MANUAL.to_string()),
             ("unknown".to_string(), USER_UNKNOWN.to_string()),
         ]);
-        let issuer = url::Url::parse(&self.issuer()).unwrap_or_else(|_| unreachable!("a valid URL"));
+        let hook = format!("{issuer}/test/ciba/{{auth_req_id}}/approve");
+        let issuer = url::Url::parse(issuer).unwrap_or_else(|_| unreachable!("a valid URL"));
         Target {
             origin: format!("embedded {NAME} mock"),
             source: None,
@@ -183,17 +192,14 @@ impl PscMock {
             introspection_endpoint: None,
             revocation_endpoint: None,
             resource: None,
-            timeout: crate::target::DEFAULT_TIMEOUT,
+            timeout: crate::model::target::DEFAULT_TIMEOUT,
             clients,
             jwks_server_port: None,
             ca: reqwest::Certificate::from_pem_bundle(PKI_CA.as_bytes()).unwrap_or_default(),
             ciba: CibaSettings {
-                discovery_path: crate::target::DEFAULT_CIBA_DISCOVERY.into(),
+                discovery_path: crate::model::target::DEFAULT_CIBA_DISCOVERY.into(),
                 users,
-                approval_hook: Some((
-                    reqwest::Method::POST,
-                    format!("{}/test/ciba/{{auth_req_id}}/approve", self.issuer()),
-                )),
+                approval_hook: Some((reqwest::Method::POST, hook)),
             },
         }
     }

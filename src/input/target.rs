@@ -1,0 +1,310 @@
+//! Target files: the server under test and the clients the suites name, validated into
+//! [`crate::model::Target`]. Secret values are masked in any line an error quotes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use url::Url;
+
+use super::validator::{Validator, at};
+use super::yaml::{self, Shapes};
+use super::{InputError, InputErrors, read_source};
+use crate::model::target::{CibaSettings, DEFAULT_CIBA_DISCOVERY, DEFAULT_TIMEOUT, Resource};
+use crate::model::{AuthMethod, Client, Target};
+use crate::support::diagnostics::SourceFile;
+use crate::support::keys::{KeyAlg, KeyPair, KidStyle};
+use crate::support::secret::Secret;
+
+/// The keys whose values are secrets: masked wherever an error quotes the line.
+pub const SECRET_KEYS: &[&str] = &["client_secret", "pkcs12_password"];
+/// A request may wait at most this long for an answer.
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+const HOOK_METHODS: &[&str] = &["POST", "PUT", "GET"];
+
+/// Loads a target file, reporting every problem with its location.
+pub fn read_target(path: &Path) -> Result<Target, InputErrors> {
+    let source = read_source(path)?;
+    parse_target(&source)
+}
+
+pub fn parse_target(source: &SourceFile) -> Result<Target, InputErrors> {
+    let source = source.clone().masking(SECRET_KEYS);
+    let file: TargetFile = yaml::parse(&source, SHAPES).map_err(InputError::from)?;
+    let mut v = Validator::new(&source);
+    let target = resolve(&mut v, &file);
+    v.finish(target)
+}
+
+const SHAPES: Shapes = &[
+    ("clients", "a mapping of client names to clients, e.g. `clients: { confidential: { client_id: … } }`"),
+    ("users", "a mapping of behaviours to login hints, e.g. `approves: \"…\"`"),
+    ("jwks_server_port", "a port number from 1 to 65535"),
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    issuer: Spanned<String>,
+    token_endpoint: Option<Spanned<String>>,
+    introspection_endpoint: Option<Spanned<String>>,
+    revocation_endpoint: Option<Spanned<String>>,
+    resource: Option<ResourceDef>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    clients: BTreeMap<String, ClientDef>,
+    jwks_server_port: Option<Spanned<u16>>,
+    tls: Option<TlsDef>,
+    ciba: Option<CibaDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsDef {
+    /// PEM bundle of the CAs to trust (only these) for the target's server certificates.
+    ca: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CibaDef {
+    /// Discovery document path under the issuer (`/.well-known/wallet-openid-configuration`).
+    discovery: Option<Spanned<String>>,
+    /// Login hints by behaviour: `approves`, `denies`, `never-answers`, `manual`, `unknown`.
+    #[serde(default)]
+    users: BTreeMap<String, Spanned<String>>,
+    /// A test-only call that approves a pending request; `{auth_req_id}` is replaced.
+    approval_hook: Option<HookDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookDef {
+    method: Option<Spanned<String>>,
+    url: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceDef {
+    url: Spanned<String>,
+    /// A scope the client may get but the resource does not accept (for the 403 check).
+    insufficient_scope: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientDef {
+    client_id: Spanned<String>,
+    client_secret: Option<Spanned<String>>,
+    auth: Option<Spanned<AuthMethod>>,
+    scope: Option<Spanned<String>>,
+    /// private_key_jwt: the private key PEM, relative to the target file.
+    private_key: Option<Spanned<String>>,
+    /// RS384 or ES384; must match the key.
+    alg: Option<KeyAlg>,
+    /// The kid the key is registered under; derived (see `kid_style`) when absent.
+    kid: Option<String>,
+    kid_style: Option<KidStyle>,
+    /// `serve`: the harness serves this client's JWKS on 127.0.0.1 for the run.
+    jwks_url: Option<Spanned<String>>,
+    /// mTLS identity: PEM certificate and key, relative to the target file…
+    certificate: Option<Spanned<String>>,
+    certificate_key: Option<Spanned<String>>,
+    /// …or a PKCS#12 file and its password (use `${env:…}`).
+    pkcs12: Option<Spanned<String>>,
+    pkcs12_password: Option<Spanned<String>>,
+}
+
+fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
+    // An unusable issuer is already an error; the placeholder only lets validation continue.
+    let issuer = v
+        .url(&file.issuer)
+        .unwrap_or_else(|| Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!("a static URL")));
+    let token_endpoint = file.token_endpoint.as_ref().and_then(|u| v.url(u));
+    let introspection_endpoint = file.introspection_endpoint.as_ref().and_then(|u| v.url(u));
+    let revocation_endpoint = file.revocation_endpoint.as_ref().and_then(|u| v.url(u));
+    let resource = file.resource.as_ref().and_then(|def| {
+        v.url(&def.url).map(|url| Resource { url, insufficient_scope: def.insufficient_scope.clone() })
+    });
+    let timeout =
+        file.timeout.as_ref().and_then(|t| v.duration(t, "timeout", false, MAX_TIMEOUT)).unwrap_or(DEFAULT_TIMEOUT);
+    let clients = file.clients.iter().map(|(name, def)| (name.clone(), client(v, name, def))).collect();
+    let ca = match file.tls.as_ref().and_then(|t| t.ca.as_ref()) {
+        None => Vec::new(),
+        Some(c) => {
+            let path = v.path(c);
+            crate::support::pki::ca_bundle(&path).unwrap_or_else(|e| {
+                v.error(at(c), e.to_string());
+                Vec::new()
+            })
+        }
+    };
+    if let Some(p) = &file.jwks_server_port {
+        if p.value == 0 {
+            v.error_help(at(p), "jwks_server_port must be a port from 1 to 65535", "leave it out for a free port");
+        }
+    }
+    let ciba = file.ciba.as_ref().map(|def| ciba(v, def)).unwrap_or_default();
+    Target {
+        origin: v.source.path.display().to_string(),
+        source: Some(v.source.clone()),
+        issuer,
+        token_endpoint,
+        introspection_endpoint,
+        revocation_endpoint,
+        resource,
+        timeout,
+        clients,
+        jwks_server_port: file.jwks_server_port.as_ref().map(|p| p.value),
+        ca,
+        ciba,
+    }
+}
+
+fn ciba(v: &mut Validator<'_>, def: &CibaDef) -> CibaSettings {
+    let discovery_path = match &def.discovery {
+        None => DEFAULT_CIBA_DISCOVERY.to_string(),
+        Some(d) => {
+            let path = v.text(d);
+            if !path.starts_with('/') || path.contains("://") || path.contains(char::is_whitespace) {
+                v.error_help(
+                    at(d),
+                    format!("ciba.discovery `{path}` must be a path under the issuer"),
+                    format!("e.g. `{DEFAULT_CIBA_DISCOVERY}` or `/.well-known/openid-configuration`"),
+                );
+            }
+            path
+        }
+    };
+    let approval_hook = def.approval_hook.as_ref().and_then(|h| {
+        let method = match &h.method {
+            None => Some(reqwest::Method::POST),
+            Some(m) => v.one_of(m, "method", HOOK_METHODS).and_then(|m| m.parse().ok()),
+        };
+        let url = v.text(&h.url);
+        if !url.contains("{auth_req_id}") {
+            v.error_help(
+                at(&h.url),
+                "the approval hook URL has no `{auth_req_id}`",
+                "the hook approves one request: put `{auth_req_id}` where its id goes",
+            );
+        }
+        method.map(|m| (m, url))
+    });
+    CibaSettings {
+        discovery_path,
+        users: def.users.iter().map(|(k, u)| (k.clone(), v.text(u))).collect(),
+        approval_hook,
+    }
+}
+
+fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
+    let key = def.private_key.as_ref().and_then(|p| {
+        let path = v.path(p);
+        let loaded = KeyPair::load(&path, def.kid_style)
+            .and_then(|k| match def.alg {
+                Some(alg) => k.require_alg(alg),
+                None => Ok(k),
+            })
+            .map(|k| match &def.kid {
+                Some(kid) => k.with_kid(kid.clone()),
+                None => k,
+            });
+        match loaded {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                v.error(at(p), e.to_string());
+                None
+            }
+        }
+    });
+    let serve_jwks = match &def.jwks_url {
+        Some(u) if u.value == "serve" => true,
+        Some(u) => {
+            v.error_help(
+                at(u),
+                format!("`jwks_url: {}` is not understood here", u.value),
+                "`serve` is the only value: the harness serves the JWKS",
+            );
+            false
+        }
+        None => false,
+    };
+    let identity = identity(v, def);
+    let secret = def.client_secret.as_ref().map(|s| Secret::new(v.text(s)));
+    // The method: as written, else what the credentials given imply.
+    let auth = match &def.auth {
+        Some(a) => a.value,
+        None if def.private_key.is_some() => AuthMethod::PrivateKeyJwt,
+        None if identity.is_some() && secret.is_none() => AuthMethod::TlsClientAuth,
+        None => AuthMethod::ClientSecretBasic,
+    };
+    let client = Client {
+        client_id: v.text(&def.client_id),
+        secret,
+        auth,
+        scope: def.scope.as_ref().map(|s| v.text(s)),
+        key,
+        serve_jwks,
+        identity,
+    };
+    // A client that cannot authenticate the way it says is our input's problem, said before any
+    // traffic (a load failure of a key file is reported where the key is named, above).
+    let loaded_elsewhere = (auth == AuthMethod::PrivateKeyJwt && def.private_key.is_some())
+        || (auth.uses_certificate() && (def.certificate.is_some() || def.pkcs12.is_some()));
+    if let Some(missing) = client.lacks_for(auth).filter(|_| !loaded_elsewhere) {
+        let span = def.auth.as_ref().map(at).unwrap_or_else(|| at(&def.client_id));
+        v.error_help(
+            span,
+            format!("client `{name}` authenticates with {auth} but has no {}", missing.trim_start_matches("a ")),
+            format!("give `{name}` {missing}, or another `auth`"),
+        );
+    }
+    client
+}
+
+fn identity(v: &mut Validator<'_>, def: &ClientDef) -> Option<crate::support::pki::ClientIdentity> {
+    let loaded = match (&def.certificate, &def.certificate_key, &def.pkcs12) {
+        (Some(c), Some(k), None) => {
+            let (cert, key) = (v.path(c), v.path(k));
+            crate::support::pki::identity_from_pem(&cert, &key).map_err(|e| (c, e))
+        }
+        (None, None, Some(p)) => {
+            let path = v.path(p);
+            let password = def.pkcs12_password.as_ref().map(|p| v.text(p)).unwrap_or_default();
+            crate::support::pki::identity_from_pkcs12(&path, &password).map_err(|e| (p, e))
+        }
+        (None, None, None) => return None,
+        (Some(c), None, None) => {
+            v.error_help(
+                at(c),
+                "`certificate` needs `certificate_key`",
+                "give the key's PEM file too, or use `pkcs12`",
+            );
+            return None;
+        }
+        (None, Some(k), None) => {
+            v.error_help(at(k), "`certificate_key` needs `certificate`", "give the certificate's PEM file too");
+            return None;
+        }
+        _ => {
+            v.error_help(
+                at(&def.client_id),
+                "a client has either `certificate` + `certificate_key`, or `pkcs12`",
+                "keep one of them",
+            );
+            return None;
+        }
+    };
+    match loaded {
+        Ok(identity) => Some(identity),
+        Err((at_value, e)) => {
+            v.error(at(at_value), e.to_string());
+            None
+        }
+    }
+}

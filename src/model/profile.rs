@@ -1,0 +1,132 @@
+//! A validated load profile: the paths to drive, how a run goes, and the thresholds that judge it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::auth::AuthMethod;
+use crate::support::diagnostics::{SourceFile, Span};
+
+pub const DEFAULT_USERS: usize = 10;
+pub const MAX_USERS: usize = 100_000;
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+/// Every run stops by itself: an iterations-bounded run is cut here if it has not finished.
+pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(3600);
+pub const DEFAULT_INTROSPECTION_TOKENS: usize = 16;
+pub const MAX_INTROSPECTION_TOKENS: usize = 10_000;
+pub const MAX_ASSERTION_POOL: usize = 5_000_000;
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub source: SourceFile,
+    /// The file stem, e.g. `token-secret`.
+    pub name: String,
+    pub description: Option<String>,
+    pub paths: Vec<PathSpec>,
+    /// Users, ramp, duration, rate…: what the command line may then override.
+    pub settings: RunSettings,
+    pub coordinated_omission: CoMitigation,
+    pub thresholds: Vec<Threshold>,
+}
+
+/// How a run goes: read from the profile, which the command line may then override.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub users: usize,
+    pub ramp: Duration,
+    pub duration: Duration,
+    pub iterations: Option<usize>,
+    /// Requests per second for the whole run, when a target rate is asked for.
+    pub rate: Option<usize>,
+    pub max_duration: Duration,
+    /// goose's own HTML report (it loads its chart library from a CDN).
+    pub goose_report: Option<PathBuf>,
+    /// How many private_key_jwt assertions to sign ahead; derived from the rate when absent.
+    pub assertion_pool: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    Token,
+    Introspection,
+}
+
+impl PathKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PathKind::Token => "token",
+            PathKind::Introspection => "introspection",
+        }
+    }
+}
+
+/// One request stream of the run: a goose transaction with its weight.
+#[derive(Debug, Clone)]
+pub struct PathSpec {
+    pub name: String,
+    pub kind: PathKind,
+    pub client: String,
+    pub client_span: Span,
+    pub auth: Option<AuthMethod>,
+    pub token_client: Option<(String, Span)>,
+    pub tokens: usize,
+    pub weight: usize,
+}
+
+/// goose's coordinated-omission mitigation modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoMitigation {
+    Disabled,
+    Average,
+    Minimum,
+    Maximum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Metric {
+    #[serde(rename = "p50_ms")]
+    P50,
+    #[serde(rename = "p95_ms")]
+    P95,
+    #[serde(rename = "p99_ms")]
+    P99,
+    #[serde(rename = "max_error_rate")]
+    MaxErrorRate,
+    #[serde(rename = "min_rps")]
+    MinRps,
+}
+
+impl Metric {
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::P50 => "p50_ms",
+            Metric::P95 => "p95_ms",
+            Metric::P99 => "p99_ms",
+            Metric::MaxErrorRate => "max_error_rate",
+            Metric::MinRps => "min_rps",
+        }
+    }
+
+    /// Percentile thresholds and the error rate are ceilings; `min_rps` is a floor.
+    pub fn is_floor(self) -> bool {
+        self == Metric::MinRps
+    }
+}
+
+/// One threshold: a metric, its limit, and the path it judges (`None`: all requests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub path: Option<String>,
+    pub metric: Metric,
+    pub limit: f64,
+}
+
+impl Threshold {
+    /// As the reports show it, e.g. `p95_ms ≤ 250 (token)`.
+    pub fn rule(&self) -> String {
+        let op = if self.metric.is_floor() { "≥" } else { "≤" };
+        format!("{} {op} {} ({})", self.metric.key(), self.limit, self.path.as_deref().unwrap_or("all"))
+    }
+}

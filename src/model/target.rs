@@ -1,0 +1,101 @@
+//! A resolved target: the server under test — issuer, endpoints (configured or to discover), the
+//! resource, TLS trust, CIBA settings, and the clients the suites refer to by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use super::auth::AuthMethod;
+use crate::support::diagnostics::SourceFile;
+use crate::support::keys::KeyPair;
+use crate::support::pki::ClientIdentity;
+use crate::support::secret::{Redactor, Secret};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pro Santé Connect publishes its CIBA metadata here, not at openid-configuration.
+pub const DEFAULT_CIBA_DISCOVERY: &str = "/.well-known/wallet-openid-configuration";
+/// The client that introspects when a step or a load path names none.
+pub const DEFAULT_INTROSPECTION_CLIENT: &str = "resource-server";
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where it came from: a file path, or "embedded … mock".
+    pub origin: String,
+    pub source: Option<SourceFile>,
+    pub issuer: Url,
+    pub token_endpoint: Option<Url>,
+    pub introspection_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
+    pub resource: Option<Resource>,
+    pub timeout: Duration,
+    pub clients: BTreeMap<String, Client>,
+    pub jwks_server_port: Option<u16>,
+    /// CAs to trust for the target's server certificates (only these), when given.
+    pub ca: Vec<reqwest::Certificate>,
+    pub ciba: CibaSettings,
+}
+
+/// CIBA settings of a target.
+#[derive(Debug, Clone)]
+pub struct CibaSettings {
+    pub discovery_path: String,
+    /// Login hints by behaviour (`approves`, `denies`, `never-answers`, `manual`, `unknown`).
+    pub users: BTreeMap<String, String>,
+    pub approval_hook: Option<(reqwest::Method, String)>,
+}
+
+impl Default for CibaSettings {
+    fn default() -> Self {
+        Self { discovery_path: DEFAULT_CIBA_DISCOVERY.into(), users: BTreeMap::new(), approval_hook: None }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub url: Url,
+    pub insufficient_scope: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub secret: Option<Secret>,
+    pub auth: AuthMethod,
+    pub scope: Option<String>,
+    /// The private key for private_key_jwt.
+    pub key: Option<Arc<KeyPair>>,
+    /// The harness serves this client's JWKS during the run.
+    pub serve_jwks: bool,
+    /// mTLS identity.
+    pub identity: Option<ClientIdentity>,
+}
+
+impl Client {
+    /// What `method` needs that this client lacks, if anything.
+    pub fn lacks_for(&self, method: AuthMethod) -> Option<&'static str> {
+        match method {
+            m if m.uses_secret() && self.secret.is_none() => Some("a `client_secret`"),
+            AuthMethod::PrivateKeyJwt if self.key.is_none() => Some("a `private_key`"),
+            m if m.uses_certificate() && self.identity.is_none() => Some("a certificate"),
+            _ => None,
+        }
+    }
+}
+
+impl Target {
+    /// Registers every client secret with the run's redactor, with the client id for the
+    /// encodings a Basic header gives it.
+    pub fn register_secrets(&self, redactor: &Redactor) {
+        for client in self.clients.values() {
+            if let Some(secret) = &client.secret {
+                redactor.register_credentials(&client.client_id, secret);
+            }
+        }
+    }
+
+    pub fn client_names(&self) -> impl Iterator<Item = &str> {
+        self.clients.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,261 @@
+//! One HTTP request and its response, as the checks and the reports see them.
+//!
+//! The request is recorded redacted at construction (credentials become fingerprints); the
+//! response keeps its raw body because checks must read tokens (a JWT's `exp`), and reports
+//! redact it on the way out with [`redact_body`].
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::support::secret::fingerprint;
+
+/// How the client authenticated in a request; checks depend on it (RFC 6749 §5.2: 401 after
+/// Basic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthUsed {
+    ClientSecretBasic,
+    ClientSecretPost,
+    Both,
+    PrivateKeyJwt,
+    TlsClientAuth,
+    None,
+    Bearer,
+}
+
+impl AuthUsed {
+    pub fn used_authorization_header(self) -> bool {
+        matches!(self, AuthUsed::ClientSecretBasic | AuthUsed::Both)
+    }
+}
+
+/// What the step meant to ask, for checks that compare the answer with the question.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestContext {
+    pub auth: Option<AuthUsed>,
+    pub grant_type: Option<String>,
+    pub requested_scope: Option<String>,
+    /// For discovery: the issuer the target is configured with.
+    pub expected_issuer: Option<String>,
+    /// For a `jku` assertion: how often the server fetched the harness-served URL.
+    pub jku_fetches: Option<usize>,
+    /// For introspection, revocation and resource calls: what is known about the token sent.
+    pub subject: Option<TokenFacts>,
+    /// For CIBA polls: the sequence of polls and what the answer must match.
+    pub ciba: Option<CibaFacts>,
+}
+
+/// What CIBA checks compare the final poll answer with.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CibaFacts {
+    pub polls: Vec<crate::protocol::flows::ciba::PollRecord>,
+    pub client_id: String,
+    pub issuer: String,
+    /// The request's auth_req_id (a credential: never serialized).
+    #[serde(skip)]
+    pub auth_req_id: String,
+    /// base64url SHA-256 of the client certificate used, for `cnf.x5t#S256`.
+    pub cert_thumbprint: Option<String>,
+    /// The id_token's signature checked against the server's `jwks_uri`.
+    pub id_token_signature: Option<Result<(), String>>,
+}
+
+/// What the harness knows about a token it obtained, to compare with what servers say of it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TokenFacts {
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// The granted scope: the answer's `scope`, else the requested one.
+    pub scope: Option<String>,
+    pub expires_in: Option<i64>,
+    /// Unix time the answer arrived.
+    pub received_at: i64,
+    /// `exp` and `iat` of a JWT access token.
+    pub jwt_exp: Option<i64>,
+    pub jwt_iat: Option<i64>,
+}
+
+impl TokenFacts {
+    /// When the token must stop being accepted: receipt + `expires_in` (the server's promise to
+    /// the client, RFC 6749 §5.1), else the JWT's `exp`.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_in.map(|e| self.received_at + e).or(self.jwt_exp)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub url: String,
+    /// Header values with credentials already replaced by fingerprints.
+    pub headers: Vec<(String, String)>,
+    /// Form body with secret values already replaced by fingerprints.
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    /// The server sent more than the body cap; `body` holds the first part only.
+    pub truncated: bool,
+    #[serde(serialize_with = "serialize_millis")]
+    pub elapsed: Duration,
+    #[serde(skip)]
+    json: OnceLock<Option<serde_json::Value>>,
+}
+
+fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl RecordedResponse {
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>, truncated: bool, elapsed: Duration) -> Self {
+        Self { status, headers, body, truncated, elapsed, json: OnceLock::new() }
+    }
+
+    /// First value of a header, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The media type without parameters, lower-cased.
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    }
+
+    /// The body parsed as JSON, if it is complete, valid JSON.
+    pub fn json(&self) -> Option<&serde_json::Value> {
+        self.json
+            .get_or_init(|| {
+                if self.truncated {
+                    return None;
+                }
+                serde_json::from_slice(&self.body).ok()
+            })
+            .as_ref()
+    }
+
+    /// The body as a JSON object, if it is one.
+    pub fn json_object(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.json().and_then(|v| v.as_object())
+    }
+
+    pub fn json_str(&self, member: &str) -> Option<&str> {
+        self.json_object()?.get(member)?.as_str()
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A short, redacted description for failure messages: status, content type, body excerpt.
+    pub fn summary(&self) -> String {
+        let mut s = format!("status {}", self.status);
+        if let Some(ct) = self.header("content-type") {
+            s.push_str(&format!(", Content-Type: {ct}"));
+        }
+        s.push_str(&format!(", body: {}", self.body_excerpt(160)));
+        s
+    }
+
+    /// The body, redacted and cut to `max` characters.
+    pub fn body_excerpt(&self, max: usize) -> String {
+        if self.body.is_empty() {
+            return String::from("(empty)");
+        }
+        let text = redact_body(&self.body, self.json());
+        let mut excerpt: String = text.chars().take(max).collect();
+        if text.chars().count() > max || self.truncated {
+            excerpt.push('…');
+        }
+        if self.truncated {
+            excerpt.push_str(&format!(" (truncated at {} bytes)", self.body.len()));
+        }
+        excerpt
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    pub request: RecordedRequest,
+    pub response: RecordedResponse,
+    pub context: RequestContext,
+}
+
+/// JSON members whose values are credentials: replaced by their fingerprint in every report.
+pub const SENSITIVE_MEMBERS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "client_assertion",
+    "assertion",
+    "token",
+    "auth_req_id",
+    "device_code",
+    "code",
+];
+
+/// The body as text for a report: JSON with sensitive members fingerprinted, otherwise the
+/// (lossy UTF-8) text. Free-text secrets are scrubbed later by the run's `Redactor`.
+pub fn redact_body(body: &[u8], json: Option<&serde_json::Value>) -> String {
+    match json {
+        Some(value) => {
+            let mut value = value.clone();
+            redact_json(&mut value);
+            serde_json::to_string(&value).unwrap_or_default()
+        }
+        None => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if SENSITIVE_MEMBERS.contains(&key.as_str()) {
+                    if let Some(s) = v.as_str() {
+                        *v = serde_json::Value::String(fingerprint(s));
+                        continue;
+                    }
+                }
+                redact_json(v);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(body: &str) -> RecordedResponse {
+        RecordedResponse::new(
+            200,
+            vec![("Content-Type".into(), "application/json; charset=utf-8".into())],
+            body.as_bytes().to_vec(),
+            false,
+            Duration::ZERO,
+        )
+    }
+
+    #[test]
+    fn media_type_ignores_parameters_and_case() {
+        assert_eq!(response("{}").media_type().as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn excerpt_redacts_tokens() {
+        let r = response(r#"{"access_token":"eyJhbGciOi.secret.sig","token_type":"Bearer"}"#);
+        let excerpt = r.body_excerpt(500);
+        assert!(!excerpt.contains("eyJhbGciOi"), "{excerpt}");
+        assert!(excerpt.contains("Bearer"));
+    }
+}

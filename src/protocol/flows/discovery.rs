@@ -1,0 +1,129 @@
+//! OpenID Provider metadata (OpenID Connect Discovery 1.0 §4): where the endpoints are.
+
+use miette::Diagnostic;
+use reqwest::Method;
+use url::Url;
+
+use crate::model::Target;
+use crate::protocol::exchange::{RecordedResponse, RequestContext};
+use crate::protocol::http::{HttpClient, Request, TransportError, Value};
+
+/// The endpoints of a target, found once per run: its discovery document, overridden by what
+/// the target file names.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub token: Url,
+    pub introspection: Option<Url>,
+    pub revocation: Option<Url>,
+    /// The discovery document, when the server publishes one.
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Why the endpoints of a target cannot be found.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum DiscoveryError {
+    #[error("target unreachable: {0}")]
+    #[diagnostic(help("{}", .0.hint().unwrap_or("check the target's `issuer` and that the server is running")))]
+    Unreachable(TransportError),
+    #[error("cannot find the token endpoint: {0}")]
+    #[diagnostic(help("set `token_endpoint` in the target file, or fix the server's discovery document"))]
+    NoTokenEndpoint(String),
+}
+
+/// Reads the target's OpenID metadata and picks its endpoints. Used by `run` and by `load`.
+pub async fn discover_endpoints(http: &HttpClient, target: &Target) -> Result<Endpoints, DiscoveryError> {
+    let (request, _) = build(&target.issuer, "/.well-known/openid-configuration");
+    let (metadata, why_not) = match http.send(&request).await {
+        Ok(r) => match r.json_object() {
+            Some(m) if r.status == 200 => (Some(m.clone()), String::new()),
+            _ => (None, describe_non_document(&r)),
+        },
+        Err(e) if target.token_endpoint.is_none() => return Err(DiscoveryError::Unreachable(e)),
+        Err(e) => (None, e.to_string()),
+    };
+    let token = match (&target.token_endpoint, &metadata) {
+        (Some(t), _) => t.clone(),
+        (None, Some(m)) => {
+            m.get("token_endpoint").and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok()).ok_or_else(|| {
+                DiscoveryError::NoTokenEndpoint(format!("{} has no usable token_endpoint", request.url))
+            })?
+        }
+        (None, None) => {
+            return Err(DiscoveryError::NoTokenEndpoint(format!(
+                "no discovery document at {}: {why_not}",
+                request.url
+            )));
+        }
+    };
+    let from_metadata = |member: &str| {
+        metadata.as_ref().and_then(|m| m.get(member)).and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok())
+    };
+    let introspection = target.introspection_endpoint.clone().or_else(|| from_metadata("introspection_endpoint"));
+    let revocation = target.revocation_endpoint.clone().or_else(|| from_metadata("revocation_endpoint"));
+    Ok(Endpoints { token, introspection, revocation, metadata })
+}
+
+/// What came back instead of a metadata document, said precisely: the status, the content type,
+/// and why the body is not a JSON object (empty, HTML, invalid JSON, too large, a redirect).
+pub fn describe_non_document(r: &RecordedResponse) -> String {
+    let content_type = r.header("content-type").unwrap_or("no Content-Type");
+    let mut why = match r.status {
+        300..=399 => format!(
+            "it answered {} redirecting to {} (redirects are not followed: configure the URL they lead to)",
+            r.status,
+            r.header("location").unwrap_or("nowhere")
+        ),
+        200 => String::from("it answered 200"),
+        s => format!("it answered {s}"),
+    };
+    why.push_str(&format!(" ({content_type}), "));
+    why.push_str(&if r.truncated {
+        format!("with a body larger than {} bytes", r.body.len())
+    } else if r.body.is_empty() {
+        "with an empty body".to_string()
+    } else if r.media_type().is_some_and(|m| m.contains("html")) || r.body.trim_ascii_start().starts_with(b"<") {
+        "with an HTML page, not a JSON document".to_string()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&r.body) {
+            Err(e) => format!("with invalid JSON ({e})"),
+            Ok(v) if !v.is_object() => "with JSON that is not an object".to_string(),
+            Ok(_) => "with a JSON object".to_string(),
+        }
+    });
+    why
+}
+
+/// `{issuer}/.well-known/…`: the well-known path is appended to the issuer's path, as OIDC
+/// Discovery §4.1 says (not RFC 8414's insertion), which is what IdentityServer and Keycloak use.
+pub fn document_url(issuer: &Url, well_known: &str) -> Url {
+    let mut url = issuer.clone();
+    let path = format!("{}{}", issuer.path().trim_end_matches('/'), well_known);
+    url.set_path(&path);
+    url.set_query(None);
+    url
+}
+
+pub fn build(issuer: &Url, well_known: &str) -> (Request, RequestContext) {
+    let request = Request::new(Method::GET, document_url(issuer, well_known))
+        .header("Accept", Value::Plain("application/json".into()));
+    (request, RequestContext::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_to_the_issuer_path() {
+        let issuer = Url::parse("https://id.example/realms/esante-wallet").unwrap();
+        assert_eq!(
+            document_url(&issuer, "/.well-known/openid-configuration").as_str(),
+            "https://id.example/realms/esante-wallet/.well-known/openid-configuration"
+        );
+        let root = Url::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(
+            document_url(&root, "/.well-known/openid-configuration").path(),
+            "/.well-known/openid-configuration"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! Token introspection (RFC 7662 §2.1) and revocation (RFC 7009 §2.1): a form POST of `token`
+//! (and `token_type_hint`), by an authenticated client.
+
+use reqwest::Method;
+use url::Url;
+
+use crate::model::AuthChoice;
+use crate::model::Client;
+use crate::protocol::auth::{self, Credentials};
+use crate::protocol::exchange::{RequestContext, TokenFacts};
+use crate::protocol::http::{Request, Value};
+use crate::support::secret::Secret;
+
+/// How the caller authenticates, and as whom.
+pub struct Caller<'a> {
+    pub client: &'a Client,
+    pub auth: AuthChoice,
+    /// Replaces the caller's secret (a wrong one, for negative cases).
+    pub secret: Option<&'a Secret>,
+    pub assertion: Option<&'a Secret>,
+}
+
+pub fn build(
+    endpoint: &Url,
+    caller: &Caller<'_>,
+    token: &Secret,
+    token_type_hint: Option<&str>,
+    subject: Option<TokenFacts>,
+) -> (Request, RequestContext) {
+    let mut form = vec![("token".to_string(), Value::Secret(token.clone()))];
+    if let Some(hint) = token_type_hint {
+        form.push(("token_type_hint".into(), Value::Plain(hint.into())));
+    }
+    let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
+    let secret = caller.secret.or(caller.client.secret.as_ref());
+    let creds = Credentials { client_id: &caller.client.client_id, secret, assertion: caller.assertion };
+    let used = auth::apply(caller.auth, &creds, &mut headers, &mut form);
+    let mut request = Request::new(Method::POST, endpoint.clone()).form(form);
+    request.headers = headers;
+    (request, RequestContext { auth: Some(used), subject, ..RequestContext::default() })
+}

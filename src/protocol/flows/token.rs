@@ -1,0 +1,85 @@
+//! Token requests (RFC 6749 §4.4 client_credentials), built as the good request plus the
+//! deviations a scenario asks for.
+
+use reqwest::Method;
+use url::Url;
+
+use crate::model::Client;
+use crate::model::{AuthChoice, FormParam, HttpMethod, TokenSpec};
+use crate::protocol::auth::{self, Credentials};
+use crate::protocol::exchange::RequestContext;
+use crate::protocol::http::{Request, Value};
+use crate::support::secret::Secret;
+
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// Builds the token request for `spec` on behalf of `client`; `assertion` is the signed client
+/// assertion when the client authenticates with private_key_jwt.
+pub fn build(
+    endpoint: &Url,
+    client: &Client,
+    spec: &TokenSpec,
+    assertion: Option<&Secret>,
+) -> (Request, RequestContext) {
+    let grant = spec.grant.clone().unwrap_or_else(|| CLIENT_CREDENTIALS.to_string());
+    let scope = spec.scope.clone().or_else(|| client.scope.clone());
+    let mut form: Vec<(String, Value)> = Vec::new();
+    if !spec.omit.contains(&FormParam::GrantType) {
+        form.push(("grant_type".into(), Value::Plain(grant.clone())));
+    }
+    let scope = scope.filter(|_| !spec.omit.contains(&FormParam::Scope));
+    if let Some(s) = &scope {
+        form.push(("scope".into(), Value::Plain(s.clone())));
+    }
+    // A deliberately wrong secret differs from the real one in a way no server could accept.
+    let wrong = client.secret.as_ref().map(|s| Secret::new(format!("{}-wrong", s.expose())));
+    let secret = if spec.wrong_secret { wrong.as_ref() } else { client.secret.as_ref() };
+    let client_id = spec.client_id.as_deref().unwrap_or(&client.client_id);
+    let choice = spec.auth.unwrap_or(AuthChoice::from(client.auth));
+    let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
+    let used = auth::apply(choice, &Credentials { client_id, secret, assertion }, &mut headers, &mut form);
+    for omitted in &spec.omit {
+        let name = match omitted {
+            FormParam::ClientAssertion => "client_assertion",
+            FormParam::ClientAssertionType => "client_assertion_type",
+            FormParam::GrantType | FormParam::Scope => continue,
+        };
+        form.retain(|(k, _)| k != name);
+    }
+    // A scenario parameter replaces one of the same name (e.g. a wrong client_assertion_type).
+    for (k, v) in &spec.params {
+        form.retain(|(name, _)| name != k);
+        form.push((k.clone(), Value::Plain(v.clone())));
+    }
+
+    let method = match spec.method.unwrap_or(HttpMethod::Post) {
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Get => Method::GET,
+    };
+    let request = if method == Method::GET {
+        // A GET carries the parameters in the query, as a careless client would.
+        let mut url = endpoint.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            for (k, v) in &form {
+                if let Value::Plain(v) = v {
+                    query.append_pair(k, v);
+                }
+            }
+        }
+        let mut r = Request::new(method, url);
+        r.headers = headers;
+        r
+    } else {
+        let mut r = Request::new(method, endpoint.clone()).form(form);
+        r.headers = headers;
+        r
+    };
+    let context = RequestContext {
+        auth: Some(used),
+        grant_type: (!spec.omit.contains(&FormParam::GrantType)).then_some(grant),
+        requested_scope: scope,
+        ..RequestContext::default()
+    };
+    (request, context)
+}

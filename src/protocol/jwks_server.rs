@@ -1,0 +1,81 @@
+//! The harness's own JWKS server on 127.0.0.1: it publishes the JWKS of clients registered "by
+//! URL" (`jwks_url: serve`), and, for `jku` negative cases, a JWKS the server under test must never
+//! fetch — every fetch is counted so a check can say whether one happened.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use url::Url;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+#[derive(Default)]
+struct Documents {
+    by_path: Mutex<HashMap<String, Value>>,
+    fetches: Mutex<HashMap<String, usize>>,
+}
+
+struct Responder(Arc<Documents>);
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let path = request.url.path().to_string();
+        *self.0.fetches.lock().unwrap_or_else(|e| e.into_inner()).entry(path.clone()).or_default() += 1;
+        match self.0.by_path.lock().unwrap_or_else(|e| e.into_inner()).get(&path) {
+            Some(doc) => {
+                ResponseTemplate::new(200).insert_header("Cache-Control", "public, max-age=300").set_body_json(doc)
+            }
+            None => ResponseTemplate::new(404),
+        }
+    }
+}
+
+pub struct JwksServer {
+    server: MockServer,
+    docs: Arc<Documents>,
+}
+
+impl JwksServer {
+    /// Starts on 127.0.0.1, on `port` or a free one.
+    pub async fn start(port: Option<u16>) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))?;
+        let server = MockServer::builder().listener(listener).disable_request_recording().start().await;
+        let docs = Arc::new(Documents::default());
+        Mock::given(any()).respond_with(Responder(docs.clone())).mount(&server).await;
+        Ok(Self { server, docs })
+    }
+
+    /// Publishes `jwks` at `path` and returns its URL.
+    pub fn publish(&self, path: &str, jwks: Value) -> Url {
+        self.docs.by_path.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_string(), jwks);
+        self.url(path)
+    }
+
+    pub fn url(&self, path: &str) -> Url {
+        Url::parse(&format!("{}{path}", self.server.uri())).unwrap_or_else(|_| unreachable!("wiremock URIs are valid"))
+    }
+
+    /// The URL under which a client's JWKS is served.
+    pub fn client_path(client_name: &str) -> String {
+        format!("/clients/{client_name}/jwks.json")
+    }
+
+    /// How many times `path` was requested.
+    pub fn fetches(&self, path: &str) -> usize {
+        self.docs.fetches.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied().unwrap_or(0)
+    }
+}
+
+/// Publishes the JWKS of every target client with `jwks_url: serve`; returns (client, URL).
+pub fn publish_served_clients(target: &crate::model::Target, server: &JwksServer) -> Vec<(String, Url)> {
+    target
+        .clients
+        .iter()
+        .filter(|(_, c)| c.serve_jwks)
+        .filter_map(|(name, c)| {
+            let key = c.key.as_ref()?;
+            Some((name.clone(), server.publish(&JwksServer::client_path(name), key.jwks())))
+        })
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! The bottom layer: what every other layer may use and that uses nothing of ours — time, secrets
+//! and their redaction, located errors, key pairs, TLS identities.
+
+pub mod clock;
+pub mod diagnostics;
+pub mod files;
+pub mod keys;
+pub mod pki;
+pub mod secret;
