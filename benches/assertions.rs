@@ -3,6 +3,7 @@
 //! `jsonwebtoken::encode` (which re-parses the key on every call) for context.
 //!
 //! Run: `cargo bench --bench assertions`. Each measurement is bounded to ~2 s.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -6,6 +6,7 @@
 //!   each request checked for status 200 — what the harness is measured against.
 //!
 //! Both stop by themselves: `serve` after `--for` seconds (default 600), `bare` after SECONDS.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,5 +1,6 @@
 //! Bad input gives a clear message, the documented exit code, and never a panic.
 //! Scenario files live in tests/bad-input/; their expected stderr is a snapshot.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

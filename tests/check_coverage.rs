@@ -1,6 +1,7 @@
 //! Every check in the catalogue is shown to fail on a server that breaks its rule: by a mock
 //! defect (tests/defects.rs), or here, by a crafted answer that breaks it — each next to one that
 //! keeps it, so the check is also shown to pass.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

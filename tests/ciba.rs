@@ -1,5 +1,6 @@
 //! CIBA and mTLS end to end: the poller's timing against a server that records it, the standalone
 //! PSC mock driven from a target file with a PKCS#12 identity, and TLS input errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The CLI contract: commands, exit codes, report files, help text.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The harness's reason to exist: the shipped suites pass on the conformant mock, and every mock
 //! defect fails exactly the checks of the rule it breaks — no more, no fewer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Keys and assertions, checked against independent implementations: the `rsa` crate (pure Rust)
 //! verifies RS384 assertions, jsonwebtoken verifies ES384 ones; JWK members round-trip to the PEM.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

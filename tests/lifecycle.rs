@@ -1,5 +1,6 @@
 //! A token's life: the harness's own client never sends an expired token, the expiry suite runs
 //! in about the token's lifetime, and introspection problems are reported, not panicked on.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! run, error rates measured against a mock that fails one request in ten, private_key_jwt with
 //! a replay-checking server, target-rate mode, and Ctrl-C. Runs are short and small (debug build,
 //! 2 cores): these prove behaviour, the benchmark measures speed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

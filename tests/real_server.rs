@@ -4,6 +4,7 @@
 //! must be exactly the deviations documented in its DEVIATIONS.md, case by case.
 //!
 //! Needs Node.js and the fixture's packages (`npm ci` in that folder; `.ci/run` does it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Secrets and tokens never appear in terminal output or reports: a run with a distinctive client
 //! secret, and every spelling of it, is searched for in everything the harness wrote.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! HTML, Markdown and evidence: rendered for real (headless Chromium), tamper-evident, redacted.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::token_errors::refused_with;
 use super::wire::jwt_claims;
 use super::{CheckDef, Severity, Verdict};
-use crate::protocol::exchange::Exchange;
+use crate::protocol::exchange::{Exchange, PollRecord};
 
 const CIBA: &str = "https://openid.net/specs/openid-client-initiated-backchannel-authentication-core-1_0.html";
 const RFC8705: &str = "https://www.rfc-editor.org/rfc/rfc8705";
@@ -267,14 +267,14 @@ fn refused_with_one_of(x: &Exchange, codes: &[&str]) -> Verdict {
     }
 }
 
-fn polls(x: &Exchange) -> Result<&[crate::protocol::flows::ciba::PollRecord], Verdict> {
+fn polls(x: &Exchange) -> Result<&[PollRecord], Verdict> {
     match &x.context.ciba {
         Some(c) if !c.polls.is_empty() => Ok(&c.polls),
         _ => Err(Verdict::na("no polls were made")),
     }
 }
 
-fn describe(polls: &[crate::protocol::flows::ciba::PollRecord]) -> String {
+fn describe(polls: &[PollRecord]) -> String {
     let parts: Vec<String> = polls
         .iter()
         .map(|p| format!("{} ms: {}", p.at_ms, p.error.clone().unwrap_or_else(|| format!("status {}", p.status))))

@@ -15,11 +15,11 @@ use super::validator::{Validator, at};
 use super::yaml::{self, Shapes};
 use super::{InputError, InputErrors, read_source};
 use crate::model::action::action_names;
-use crate::model::suite::{
+use crate::model::{Action, ActionKind, AuthChoice, Case, DEFAULT_SYSTEM, SYSTEMS, Step, Suite};
+use crate::model::{
     ApproveSpec, AssertionSpec, BearerChoice, CibaSpec, DiscoveryDocument, DiscoverySpec, Expectation, FormParam,
     HttpMethod, IntrospectSpec, Mutation, PollSpec, ResourceSpec, RevokeSpec, StatusSet, TokenRef, TokenSpec, WaitSpec,
 };
-use crate::model::{Action, ActionKind, AuthChoice, Case, DEFAULT_SYSTEM, SYSTEMS, Step, Suite};
 use crate::support::diagnostics::{SourceFile, Span};
 
 /// At most this many scenario files under the paths given, and folders this deep.

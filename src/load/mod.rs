@@ -19,7 +19,7 @@ use goose::config::GooseConfiguration;
 use goose::metrics::GooseCoordinatedOmissionMitigation;
 use goose::prelude::{GooseAttack, Scenario, Transaction};
 
-use self::paths::{Auth, Bodies, PathRuntime};
+use self::paths::{Bodies, PathRuntime, PreparedAuth};
 use self::pool::AssertionPool;
 use self::report::{LoadReport, PathSummary, Settings};
 use self::stats::{LiveCounters, PathRecorder, PathStats};
@@ -287,7 +287,7 @@ async fn prepare_path(
     } else {
         None
     };
-    let auth = Auth::prepare(client, method, pool).map_err(path_error)?;
+    let auth = PreparedAuth::prepare(client, method, pool).map_err(path_error)?;
     let mut path = PathRuntime::new(
         spec.name.clone(),
         spec.kind,
@@ -359,7 +359,7 @@ async fn mint_tokens(
         }
         _ => None,
     };
-    let auth = Auth::prepare(client, client.auth, pool).map_err(minting)?;
+    let auth = PreparedAuth::prepare(client, client.auth, pool).map_err(minting)?;
     let minter = PathRuntime::new(
         format!("{}-minting", spec.name),
         PathKind::Token,

@@ -21,7 +21,7 @@ use crate::protocol::auth::basic_header;
 use crate::support::secret::Secret;
 
 /// How the path's client authenticates, prepared.
-pub enum Auth {
+pub enum PreparedAuth {
     /// `Authorization: Basic …`, computed once.
     Basic(HeaderValue),
     /// Credentials (or just `client_id` for mTLS) appended to every body.
@@ -30,7 +30,7 @@ pub enum Auth {
     Assertion(Arc<AssertionPool>),
 }
 
-impl Auth {
+impl PreparedAuth {
     /// The prepared credentials of `client` authenticating as `method`.
     pub fn prepare(client: &Client, method: AuthMethod, pool: Option<Arc<AssertionPool>>) -> Result<Self, String> {
         let secret = || client.secret.as_ref().map(Secret::expose).unwrap_or_default();
@@ -40,15 +40,17 @@ impl Auth {
                 let mut value = HeaderValue::from_str(basic_header(&client.client_id, secret()).expose())
                     .map_err(|_| "the Basic header is not a valid header value".to_string())?;
                 value.set_sensitive(true);
-                Auth::Basic(value)
+                PreparedAuth::Basic(value)
             }
-            AuthMethod::ClientSecretPost => {
-                Auth::InBody(format!("&client_id={}&client_secret={}", encode(&client.client_id), encode(secret())))
-            }
+            AuthMethod::ClientSecretPost => PreparedAuth::InBody(format!(
+                "&client_id={}&client_secret={}",
+                encode(&client.client_id),
+                encode(secret())
+            )),
             AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
-                Auth::InBody(format!("&client_id={}", encode(&client.client_id)))
+                PreparedAuth::InBody(format!("&client_id={}", encode(&client.client_id)))
             }
-            AuthMethod::PrivateKeyJwt => Auth::Assertion(pool.ok_or("no assertion pool for private_key_jwt")?),
+            AuthMethod::PrivateKeyJwt => PreparedAuth::Assertion(pool.ok_or("no assertion pool for private_key_jwt")?),
         })
     }
 }
@@ -65,7 +67,7 @@ pub struct PathRuntime {
     pub name: String,
     pub kind: PathKind,
     pub transport: Transport,
-    auth: Auth,
+    auth: PreparedAuth,
     /// Full bodies for fixed-credential auth, prepared once; empty for assertions.
     prepared: Vec<Bytes>,
     bodies: Bodies,
@@ -82,7 +84,7 @@ impl PathRuntime {
         name: String,
         kind: PathKind,
         transport: Transport,
-        auth: Auth,
+        auth: PreparedAuth,
         bodies: Bodies,
         recorder: PathRecorder,
     ) -> Self {
@@ -91,9 +93,9 @@ impl PathRuntime {
             Bodies::Cycle { bodies, .. } => bodies.iter().map(String::as_str).collect(),
         };
         let prepared = match &auth {
-            Auth::Basic(_) => params.iter().map(|p| Bytes::from(p.to_string())).collect(),
-            Auth::InBody(creds) => params.iter().map(|p| Bytes::from(format!("{p}{creds}"))).collect(),
-            Auth::Assertion(_) => Vec::new(),
+            PreparedAuth::Basic(_) => params.iter().map(|p| Bytes::from(p.to_string())).collect(),
+            PreparedAuth::InBody(creds) => params.iter().map(|p| Bytes::from(format!("{p}{creds}"))).collect(),
+            PreparedAuth::Assertion(_) => Vec::new(),
         };
         Self {
             name,
@@ -120,9 +122,9 @@ impl PathRuntime {
     async fn request(&self) -> Result<(Bytes, Option<&HeaderValue>), Failure> {
         let i = self.index();
         Ok(match &self.auth {
-            Auth::Basic(value) => (self.prepared[i].clone(), Some(value)),
-            Auth::InBody(_) => (self.prepared[i].clone(), None),
-            Auth::Assertion(pool) => {
+            PreparedAuth::Basic(value) => (self.prepared[i].clone(), Some(value)),
+            PreparedAuth::InBody(_) => (self.prepared[i].clone(), None),
+            PreparedAuth::Assertion(pool) => {
                 let body = pool.take().await.ok_or(Failure::NoAssertion)?;
                 match &self.bodies {
                     // The pool's bodies already carry the fixed parameters.

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::pool::PoolReport;
 use super::stats::{PathStats, Second};
-use super::thresholds::Verdict;
+use super::thresholds::ThresholdOutcome;
 use crate::model::profile::CoMitigation;
 
 pub const FORMAT: &str = "oauth-harness/load-report/v1";
@@ -29,7 +29,7 @@ pub struct LoadReport {
     pub settings: Settings,
     pub total: PathSummary,
     pub paths: Vec<PathSummary>,
-    pub thresholds: Vec<Verdict>,
+    pub thresholds: Vec<ThresholdOutcome>,
     pub thresholds_passed: bool,
     pub assertion_pools: BTreeMap<String, PoolReport>,
     pub notes: Vec<String>,

@@ -7,7 +7,7 @@ use super::stats::PathStats;
 use crate::model::profile::{Metric, Threshold};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
+pub struct ThresholdOutcome {
     /// `all` or the path's name.
     pub scope: String,
     pub metric: Metric,
@@ -26,7 +26,7 @@ pub fn evaluate<'a>(
     thresholds: &[Threshold],
     find: impl Fn(Option<&str>) -> Option<&'a PathStats>,
     seconds: f64,
-) -> Vec<Verdict> {
+) -> Vec<ThresholdOutcome> {
     thresholds
         .iter()
         .map(|t| {
@@ -41,7 +41,7 @@ pub fn evaluate<'a>(
                 Some(v) if !passed && t.limit > 0.0 => Some((v - t.limit).abs() / t.limit),
                 _ => None,
             };
-            Verdict {
+            ThresholdOutcome {
                 scope: t.path.clone().unwrap_or_else(|| "all".into()),
                 metric: t.metric,
                 limit: t.limit,

@@ -2,7 +2,7 @@
 //! [`Action`] enum, the "exactly one action a step" rule and its did-you-mean hints (the input
 //! layer reads the names here), the help texts of `run` and `validate`, and the docs' index.
 
-use super::suite::{
+use super::spec::{
     ApproveSpec, CibaSpec, DiscoverySpec, IntrospectSpec, PollSpec, ResourceSpec, RevokeSpec, TokenSpec, WaitSpec,
 };
 

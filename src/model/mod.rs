@@ -6,11 +6,13 @@ pub mod action;
 pub mod auth;
 pub mod mock_clients;
 pub mod profile;
+pub mod spec;
 pub mod suite;
 pub mod target;
 
 pub use action::{ACTIONS, Action, ActionKind};
 pub use auth::{AuthChoice, AuthMethod};
+pub use spec::*;
 pub use suite::*;
 pub use target::{Client, Target};
 

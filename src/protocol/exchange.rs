@@ -50,7 +50,7 @@ pub struct RequestContext {
 /// What CIBA checks compare the final poll answer with.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CibaFacts {
-    pub polls: Vec<crate::protocol::flows::ciba::PollRecord>,
+    pub polls: Vec<PollRecord>,
     pub client_id: String,
     pub issuer: String,
     /// The request's auth_req_id (a credential: never serialized).
@@ -60,6 +60,17 @@ pub struct CibaFacts {
     pub cert_thumbprint: Option<String>,
     /// The id_token's signature checked against the server's `jwks_uri`.
     pub id_token_signature: Option<Result<(), String>>,
+}
+
+/// One poll, as the checks see the sequence.
+#[derive(Debug, Clone, Serialize)]
+pub struct PollRecord {
+    /// Since the backchannel answer arrived.
+    pub at_ms: u64,
+    pub status: u16,
+    pub error: Option<String>,
+    /// The wait before this poll.
+    pub waited_ms: u64,
 }
 
 /// What the harness knows about a token it obtained, to compare with what servers say of it.

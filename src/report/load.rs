@@ -7,7 +7,7 @@ use minijinja::{Environment, Value, context};
 use owo_colors::OwoColorize;
 
 use crate::load::report::{LoadReport, PathSummary};
-use crate::load::thresholds::Verdict;
+use crate::load::thresholds::ThresholdOutcome;
 
 const TEMPLATE: &str = include_str!("templates/load.html");
 
@@ -24,7 +24,7 @@ fn ms(v: Option<f64>) -> String {
     }
 }
 
-fn observed(v: &Verdict) -> String {
+fn observed(v: &ThresholdOutcome) -> String {
     match (v.observed, v.metric) {
         (None, _) => "no samples".into(),
         (Some(o), crate::model::profile::Metric::MaxErrorRate) => format!("{:.2}%", o * 100.0),
@@ -33,7 +33,7 @@ fn observed(v: &Verdict) -> String {
     }
 }
 
-fn margin(v: &Verdict) -> String {
+fn margin(v: &ThresholdOutcome) -> String {
     match (v.passed, v.exceeded_by, v.observed) {
         (true, _, _) => String::new(),
         (false, _, None) => "no samples: nothing was measured".into(),
@@ -125,7 +125,7 @@ pub fn terminal(report: &LoadReport, color: bool) -> String {
 /// A compact summary for a CI job page: failed thresholds first, then the path table.
 pub fn markdown(report: &LoadReport) -> String {
     let mut out = String::new();
-    let failed: Vec<&Verdict> = report.thresholds.iter().filter(|v| !v.passed).collect();
+    let failed: Vec<&ThresholdOutcome> = report.thresholds.iter().filter(|v| !v.passed).collect();
     let verdict = if report.passed() { "✅ PASS" } else { "❌ FAIL" };
     let _ = writeln!(out, "## Load `{}` — {verdict}\n", report.profile);
     let _ = writeln!(
@@ -135,7 +135,7 @@ pub fn markdown(report: &LoadReport) -> String {
     );
     if !report.thresholds.is_empty() {
         let _ = writeln!(out, "| threshold | observed | verdict |\n|---|---|---|");
-        let mut ordered: Vec<&Verdict> = failed.clone();
+        let mut ordered: Vec<&ThresholdOutcome> = failed.clone();
         ordered.extend(report.thresholds.iter().filter(|v| v.passed));
         for v in ordered {
             let word = if v.passed { "pass".to_string() } else { format!("**FAIL** {}", margin(v)) };

@@ -25,7 +25,7 @@ pub struct Claims<'a> {
     pub jti: String,
 }
 
-pub use crate::model::suite::Mutation;
+pub use crate::model::Mutation;
 
 /// Builds a compact JWS. `signer` is the client's key, or another one for "signed by a key not
 /// registered" (its own `kid` then goes in the header).

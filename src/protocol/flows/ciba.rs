@@ -8,10 +8,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use reqwest::Method;
-use serde::Serialize;
 use url::Url;
 
-use crate::protocol::exchange::{Exchange, RequestContext};
+use crate::protocol::exchange::{Exchange, PollRecord, RequestContext};
 use crate::protocol::http::{Request, TransportError, Value};
 
 pub const GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
@@ -58,17 +57,6 @@ pub enum Pace {
     /// At once, without waiting, until the server says `slow_down` (at most 4 polls), then honour
     /// it. Independent of the announced interval, so a server that hides its own is still tested.
     TooFast,
-}
-
-/// One poll, as the checks see the sequence.
-#[derive(Debug, Clone, Serialize)]
-pub struct PollRecord {
-    /// Since the backchannel answer arrived.
-    pub at_ms: u64,
-    pub status: u16,
-    pub error: Option<String>,
-    /// The wait before this poll.
-    pub waited_ms: u64,
 }
 
 pub struct PollOutcome {

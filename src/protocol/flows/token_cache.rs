@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::support::secret::Secret;
 
 /// Seconds since the Unix epoch; injectable so tests control time.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub type UnixNow = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 struct Cached {
     token: Secret,
@@ -18,7 +18,7 @@ struct Cached {
 
 pub struct TokenCache {
     entries: Mutex<HashMap<String, Cached>>,
-    clock: Clock,
+    clock: UnixNow,
 }
 
 impl Default for TokenCache {
@@ -34,7 +34,7 @@ pub fn renewal_margin(lifetime: i64) -> i64 {
 }
 
 impl TokenCache {
-    pub fn with_clock(clock: Clock) -> Self {
+    pub fn with_clock(clock: UnixNow) -> Self {
         Self { entries: Mutex::new(HashMap::new()), clock }
     }
 
@@ -72,7 +72,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicI64, Ordering};
 
-    fn fake_clock() -> (Arc<AtomicI64>, Clock) {
+    fn fake_clock() -> (Arc<AtomicI64>, UnixNow) {
         let now = Arc::new(AtomicI64::new(1_000));
         let n = now.clone();
         (now, Arc::new(move || n.load(Ordering::SeqCst)))

@@ -1,0 +1,182 @@
+//! The parameters of each step action, validated: what the request builders and the runner read.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Named;
+use super::auth::AuthChoice;
+
+#[derive(Debug, Default)]
+pub struct TokenSpec {
+    pub client: Option<Named>,
+    pub grant: Option<String>,
+    pub auth: Option<AuthChoice>,
+    pub scope: Option<String>,
+    pub omit: Vec<FormParam>,
+    pub wrong_secret: bool,
+    pub client_id: Option<String>,
+    pub method: Option<HttpMethod>,
+    pub params: Vec<(String, String)>,
+    pub assertion: AssertionSpec,
+}
+
+/// How the client assertion deviates from the good one (RFC 7523 §3 negative cases). Every field
+/// at its default is the good assertion.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Mutation {
+    /// Header members to set; `null` removes one.
+    pub header: BTreeMap<String, serde_json::Value>,
+    /// Claims to set; `null` removes one.
+    pub claims: BTreeMap<String, serde_json::Value>,
+    /// `exp` this many seconds from now (negative: already expired).
+    pub exp_in: Option<i64>,
+    /// Adds `nbf` this many seconds from now.
+    pub nbf_in: Option<i64>,
+    /// `aud` as an array; `$token_endpoint` stands for the token URL.
+    pub aud_array: Option<Vec<String>>,
+    /// Header `alg` (e.g. `none`, or one the server does not advertise).
+    pub alg: Option<String>,
+    /// HS256 keyed with the public key PEM.
+    pub hs256_with_public_key: bool,
+    /// Flip bits of the signature.
+    pub bad_signature: bool,
+}
+
+impl Mutation {
+    pub fn is_none(&self) -> bool {
+        *self == Mutation::default()
+    }
+}
+
+/// The client assertion a private_key_jwt step sends.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AssertionSpec {
+    pub mutation: Mutation,
+    /// Send the case's previous assertion again.
+    pub replay: bool,
+    /// Sign with a key the server does not know.
+    pub unregistered_key: bool,
+    /// Put a harness-served JWKS URL (with the unregistered key) in `jku`.
+    pub serve_jku: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ResourceSpec {
+    pub path: Option<String>,
+    pub bearer: Option<BearerChoice>,
+}
+
+#[derive(Debug)]
+pub struct DiscoverySpec {
+    pub document: DiscoveryDocument,
+    pub accept: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct IntrospectSpec {
+    pub client: Option<Named>,
+    pub auth: Option<AuthChoice>,
+    pub wrong_secret: bool,
+    pub token: TokenRef,
+    pub token_type_hint: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RevokeSpec {
+    pub token: TokenRef,
+    pub token_type_hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WaitSpec {
+    pub skew: Duration,
+    pub max: Duration,
+}
+
+#[derive(Debug)]
+pub struct CibaSpec {
+    pub client: Option<Named>,
+    pub user: Option<Named>,
+    pub channel: String,
+    pub binding_message: String,
+    pub acr_values: String,
+    pub scope: String,
+    pub requested_expiry: Option<u32>,
+    pub two_hints: bool,
+    pub without_certificate: bool,
+    pub approve_with_hook: bool,
+}
+
+#[derive(Debug)]
+pub struct PollSpec {
+    pub client: Option<Named>,
+    pub too_fast: bool,
+    pub once: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ApproveSpec {}
+
+/// Parameters a token step may leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormParam {
+    GrantType,
+    Scope,
+    ClientAssertion,
+    ClientAssertionType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Post,
+}
+
+/// Which bearer token a resource call presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BearerChoice {
+    /// The token from the case's last successful token step.
+    Last,
+    /// A token obtained now with the client's defaults.
+    Fresh,
+    /// A token obtained now for the target's `resource.insufficient_scope`.
+    InsufficientScope,
+    /// The harness's own token cache: reused while valid, renewed before it expires.
+    Cached,
+    /// No Authorization header at all.
+    None,
+    /// A well-formed but never-issued token.
+    Garbage,
+}
+
+/// Which token an introspection or revocation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRef {
+    Last,
+    Garbage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiscoveryDocument {
+    OpenidConfiguration,
+    SmartConfiguration,
+    /// Pro Santé Connect's CIBA metadata (the target's `ciba.discovery` path).
+    WalletOpenidConfiguration,
+}
+
+impl DiscoveryDocument {
+    pub fn well_known_path(self) -> &'static str {
+        match self {
+            DiscoveryDocument::OpenidConfiguration => "/.well-known/openid-configuration",
+            DiscoveryDocument::SmartConfiguration => "/.well-known/smart-configuration",
+            DiscoveryDocument::WalletOpenidConfiguration => "/.well-known/wallet-openid-configuration",
+        }
+    }
+}
