@@ -16,11 +16,17 @@ pub type Shapes = &'static [(&'static str, &'static str)];
 
 /// Parses `source` into `T`; the first problem becomes a located error.
 pub fn parse<T: DeserializeOwned>(source: &SourceFile, shapes: Shapes) -> Result<T, Box<LocatedError>> {
-    let options = serde_saphyr::options! {
-        duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::Error,
-        budget: serde_saphyr::budget! { max_nodes: MAX_NODES, max_depth: MAX_DEPTH },
+    let options = || {
+        serde_saphyr::options! {
+            duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::Error,
+            budget: serde_saphyr::budget! { max_nodes: MAX_NODES, max_depth: MAX_DEPTH },
+        }
     };
-    serde_saphyr::from_str_with_options(&source.text, options).map_err(|e| Box::new(error(source, &e, shapes)))
+    // First the whole document, aliases expanded, against the budget: an alias bomb is refused
+    // wherever it sits, before a typed parse could stop early at an unrelated problem.
+    serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(&source.text, options())
+        .map_err(|e| Box::new(error(source, &e, shapes)))?;
+    serde_saphyr::from_str_with_options(&source.text, options()).map_err(|e| Box::new(error(source, &e, shapes)))
 }
 
 /// A parser error as the user should read it: what is wrong, where, and what to write instead.
@@ -143,6 +149,13 @@ impl Said {
                 return said(named(&what), Some("out of range"), None);
             }
         }
+        if raw.starts_with("invalid floating point") || raw.starts_with("invalid float") {
+            return said(named(shape.unwrap_or("a number")), Some("not a number"), None);
+        }
+        if let Some(rest) = raw.strip_prefix("missing field `") {
+            let field = rest.split('`').next().unwrap_or(rest);
+            return said(raw.to_string(), Some("in this mapping"), Some(format!("add `{field}:` to it")));
+        }
         if raw.starts_with("non-finite float") {
             return said(named(shape.unwrap_or("a finite number")), Some("not a finite number"), None);
         }
@@ -165,6 +178,14 @@ impl Said {
             if let Some(shape) = shape {
                 return said(named(shape), None, Some(raw.to_string()));
             }
+        }
+        // What is left are the scanner's own words about broken YAML syntax.
+        if raw.contains("placement") || raw.contains("did not find expected") || raw.contains("while scanning") || raw.contains("while parsing") {
+            return said(
+                format!("this is not valid YAML: {raw}"),
+                None,
+                Some("look for an unclosed `[`, `{` or quote above this point, or a tab used for indentation".into()),
+            );
         }
         said(raw.to_string(), None, None)
     }
