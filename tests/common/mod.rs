@@ -44,6 +44,25 @@ pub fn load_with_json_report(args: &[&str]) -> (Output, serde_json::Value) {
     (o, json)
 }
 
+/// Whether a tool a test needs beyond Rust (Chromium, Node.js, a Python package) is here. When it
+/// is not, the test says so loudly on stderr and is skipped — unless `OAUTH_HARNESS_REQUIRE_TOOLS`
+/// is set (as `.ci/run` does, after installing them), where a missing tool fails the test.
+pub fn tool_available(what: &str, present: bool, install: &str) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var_os("OAUTH_HARNESS_REQUIRE_TOOLS").is_some() {
+        panic!("{what} is required (OAUTH_HARNESS_REQUIRE_TOOLS is set) but missing: {install}");
+    }
+    // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: this test needs {what}, which is not installed here. {install} (.ci/run does.) ***\n"
+    );
+    false
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
