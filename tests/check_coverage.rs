@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::defect_tables::{EXPECTED, EXPECTED_PSC};
 use oauth_harness::checks::{self, Verdict};
 use oauth_harness::protocol::exchange::{
-    AuthUsed, CibaFacts, Exchange, RecordedRequest, RecordedResponse, RequestContext, TokenFacts,
+    AssertionFacts, AuthUsed, CibaFacts, Exchange, RecordedRequest, RecordedResponse, RequestContext, TokenFacts,
 };
 use serde_json::{Value, json};
 
@@ -32,6 +32,47 @@ fn answer(status: u16, headers: &[(&str, &str)], body: Value, context: RequestCo
 
 fn plain(status: u16, body: Value) -> Exchange {
     answer(status, &[], body, RequestContext::default())
+}
+
+/// The same answer to another request: a method, headers (`Authorization` values keep their
+/// scheme, as recorded) and form parameters.
+fn to(mut x: Exchange, method: &str, headers: &[(&str, &str)], form: &[(&str, &str)]) -> Exchange {
+    x.request.method = method.into();
+    x.request.headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form {
+        ser.append_pair(k, v);
+    }
+    x.request.body = Some(ser.finish());
+    x
+}
+
+const BASIC: (&str, &str) = ("Authorization", "Basic [redacted sha256:00000000]");
+const BEARER: (&str, &str) = ("Authorization", "Bearer [redacted sha256:00000000]");
+const CC: (&str, &str) = ("grant_type", "client_credentials");
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A private_key_jwt request with these assertion claims (and the good header).
+fn with_assertion(x: Exchange, claims: Value, scope: &str) -> Exchange {
+    let mut x = to(
+        x,
+        "POST",
+        &[],
+        &[CC, ("scope", scope), ("client_assertion_type", JWT_BEARER), ("client_assertion", "[redacted sha256:1]")],
+    );
+    x.context.client_id = Some("client-a".into());
+    x.context.assertion = Some(AssertionFacts {
+        header: json!({ "alg": "RS384", "kid": "k1", "typ": "JWT" }).as_object().unwrap().clone(),
+        claims: claims.as_object().unwrap().clone(),
+        registered_kid: Some("k1".into()),
+        token_endpoint: "https://as.example/token".into(),
+    });
+    x
+}
+
+fn good_assertion_claims() -> Value {
+    let now = oauth_harness::support::clock::unix_now();
+    json!({ "iss": "client-a", "sub": "client-a", "aud": "https://as.example/token", "exp": now + 300, "iat": now, "jti": "j1" })
 }
 
 /// A compact JWS with these claims (unsigned: the claim checks do not verify signatures).
@@ -67,6 +108,12 @@ fn introspection(body: Value) -> Exchange {
     let facts =
         TokenFacts { client_id: "client-a".into(), expires_in: Some(300), received_at: 1_000, ..TokenFacts::default() };
     answer(200, &[], body, RequestContext { subject: Some(facts), ..RequestContext::default() })
+}
+
+fn unknown_client(x: Exchange) -> Exchange {
+    let mut x = with_assertion(x, json!({ "iss": "nobody", "sub": "nobody" }), "s");
+    x.context.deviations.unknown_client = true;
+    x
 }
 
 /// (check id, an answer that breaks the rule, an answer that keeps it).
@@ -139,10 +186,22 @@ fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
             id_token_answer(good_claims.clone(), Some(Err("bad signature".into()))),
             id_token_answer(good_claims.clone(), Some(Ok(()))),
         ),
-        ("rfc6749.2.3.1.client-secret-basic", refused(), issued()),
-        ("rfc6749.4.4.token-issued", refused(), issued()),
-        ("rfc7523.2.2.private-key-jwt", refused(), issued()),
-        ("smart.system-scopes", plain(400, json!({ "error": "invalid_scope" })), issued()),
+        (
+            "rfc6749.2.3.1.client-secret-basic",
+            to(refused(), "POST", &[BASIC], &[CC]),
+            to(issued(), "POST", &[BASIC], &[CC]),
+        ),
+        ("rfc6749.4.4.token-issued", to(refused(), "POST", &[BASIC], &[CC]), to(issued(), "POST", &[BASIC], &[CC])),
+        (
+            "rfc7523.2.2.private-key-jwt",
+            with_assertion(refused(), good_assertion_claims(), "system/Patient.rs"),
+            with_assertion(issued(), good_assertion_claims(), "system/Patient.rs"),
+        ),
+        (
+            "smart.system-scopes",
+            with_assertion(plain(400, json!({ "error": "invalid_scope" })), good_assertion_claims(), "system/*.read"),
+            with_assertion(issued(), good_assertion_claims(), "system/*.read"),
+        ),
         ("rfc6749.5.1.access-token", plain(200, json!({ "token_type": "Bearer" })), issued()),
         (
             "rfc6749.5.1.expires-in-type",
@@ -159,7 +218,11 @@ fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
             plain(500, json!({ "error": "invalid_request" })),
             plain(400, json!({ "error": "invalid_request" })),
         ),
-        ("rfc6750.2.1.valid-token-accepted", plain(401, json!({})), plain(200, json!({}))),
+        (
+            "rfc6750.2.1.valid-token-accepted",
+            to(plain(401, json!({})), "GET", &[BEARER], &[]),
+            to(plain(200, json!({})), "GET", &[BEARER], &[]),
+        ),
         (
             "rfc6750.3.1.no-error-without-token",
             answer(
@@ -171,10 +234,22 @@ fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
             answer(401, &[("www-authenticate", r#"Bearer realm="api""#)], json!({}), no_token),
         ),
         ("rfc7009.2.2.revocation-200", plain(400, json!({ "error": "invalid_request" })), plain(200, json!({}))),
-        ("rfc7521.4.2.assertion-required", issued(), refused()),
-        ("rfc7523.3.1.iss", issued(), refused()),
-        ("rfc7523.3.5.nbf", issued(), refused()),
-        ("smart.337.unknown-client", issued(), refused()),
+        (
+            "rfc7521.4.2.assertion-required",
+            to(issued(), "POST", &[], &[CC, ("client_assertion_type", JWT_BEARER)]),
+            to(refused(), "POST", &[], &[CC, ("client_assertion_type", JWT_BEARER)]),
+        ),
+        (
+            "rfc7523.3.1.iss",
+            with_assertion(issued(), json!({ "iss": "someone-else", "sub": "client-a" }), "s"),
+            with_assertion(refused(), json!({ "iss": "someone-else", "sub": "client-a" }), "s"),
+        ),
+        (
+            "rfc7523.3.5.nbf",
+            with_assertion(issued(), json!({ "iss": "client-a", "nbf": now + 300 }), "s"),
+            with_assertion(refused(), json!({ "iss": "client-a", "nbf": now + 300 }), "s"),
+        ),
+        ("smart.337.unknown-client", unknown_client(issued()), unknown_client(refused())),
         ("rfc7662.2.2.active", plain(200, json!({ "active": false })), plain(200, json!({ "active": true }))),
         (
             "rfc7662.2.2.client-id",
@@ -214,5 +289,46 @@ fn every_check_fails_on_a_server_that_breaks_its_rule() {
         let verdict = (check.evaluate)(&broken);
         assert!(matches!(verdict, Verdict::Fail { .. }), "{id} on a broken answer: {verdict:?}");
         assert_eq!((check.evaluate)(&good), Verdict::Pass, "{id} on a good answer");
+    }
+}
+
+/// A check's name is true: on a request that is not the one its rule is about it fails, naming
+/// what was sent — before, each of these passed.
+#[test]
+fn a_check_fails_on_a_request_it_is_not_about() {
+    let issued = || plain(200, json!({ "access_token": "a", "token_type": "Bearer", "expires_in": 60 }));
+    let invalid_client = || plain(401, json!({ "error": "invalid_client" }));
+    let mut registered_credentials = to(invalid_client(), "POST", &[BASIC], &[CC]);
+    registered_credentials.context.client_id = Some("client-a".into());
+    let mut same_client_poll = plain(400, json!({ "error": "invalid_grant" }));
+    same_client_poll.context.ciba =
+        Some(CibaFacts { requested_by: "psc-client".into(), polled_by: "psc-client".into(), ..CibaFacts::default() });
+    let never_revoked = RequestContext {
+        subject: Some(TokenFacts { client_id: "client-a".into(), ..TokenFacts::default() }),
+        ..RequestContext::default()
+    };
+    let cases: Vec<(&str, Exchange, &str)> = vec![
+        ("rfc6749.2.3.1.client-secret-post", to(issued(), "POST", &[BASIC], &[CC]), "Authorization: Basic"),
+        (
+            "rfc6749.2.3.1.client-secret-basic",
+            to(issued(), "POST", &[], &[CC, ("client_secret", "x")]),
+            "client_secret in the form",
+        ),
+        ("rfc6749.3.2.post-only", to(invalid_client(), "POST", &[BASIC], &[CC]), "was a POST"),
+        ("rfc6749.3.3.scope-order", to(issued(), "POST", &[BASIC], &[CC, ("scope", "implant")]), "asked for `implant`"),
+        ("rfc7523.3.3.aud", with_assertion(invalid_client(), good_assertion_claims(), "s"), "sent an assertion"),
+        ("rfc6749.5.2.invalid-client", registered_credentials, "own credentials"),
+        ("rfc7009.2.revoked-inactive", answer(200, &[], json!({ "active": false }), never_revoked), "no step revoked"),
+        ("ciba.11.other-client", same_client_poll, "polled as the requesting client"),
+    ];
+    for (id, exchange, named) in cases {
+        let check = checks::find(id).unwrap();
+        match (check.evaluate)(&exchange) {
+            Verdict::Fail { expected, seen } => {
+                assert!(expected.contains("what this check judges"), "{id}: {expected}");
+                assert!(seen.contains(named), "{id} should say what was sent ({named}): {seen}");
+            }
+            other => panic!("{id} on a request it is not about: {other:?}"),
+        }
     }
 }

@@ -38,12 +38,8 @@ fn command_for(kind: &str, rel: &str) -> Vec<String> {
 /// Runs `args`, killing the process if it has not finished in 20 s (a clients file that is
 /// wrongly accepted would start a mock that waits for Ctrl-C).
 fn run(args: &[String]) -> (i32, String) {
-    let mut child = bin()
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        bin().args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let started = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -67,7 +63,12 @@ fn every_bad_input_gives_its_expected_message() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut checked = 0;
     let mut mismatches = Vec::new();
-    for (kind, dir) in [("scenario", root.clone()), ("target", root.join("target")), ("profile", root.join("profile")), ("clients", root.join("clients"))] {
+    for (kind, dir) in [
+        ("scenario", root.clone()),
+        ("target", root.join("target")),
+        ("profile", root.join("profile")),
+        ("clients", root.join("clients")),
+    ] {
         for file in yaml_files(&dir) {
             let rel = file.strip_prefix(repo_path("")).unwrap().to_string_lossy().into_owned();
             let (code, err) = run(&command_for(kind, &rel));

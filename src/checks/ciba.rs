@@ -6,8 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::token_errors::refused_with;
-use super::wire::jwt_claims;
-use super::{CheckDef, Severity, Verdict};
+use super::wire::{jwt_claims, param};
+use super::{CheckDef, Severity, Verdict, judges};
 use crate::protocol::exchange::{Exchange, PollRecord};
 
 const CIBA: &str = "https://openid.net/specs/openid-client-initiated-backchannel-authentication-core-1_0.html";
@@ -77,7 +77,12 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "CIBA §7.1, §13",
         url: CIBA,
         summary: "a request with two hints (login_hint and id_token_hint) is refused with invalid_request",
-        evaluate: |x| refused_with(x, "invalid_request"),
+        evaluate: |x| {
+            let hints =
+                ["login_hint", "id_token_hint", "login_hint_token"].iter().filter(|h| param(x, h).is_some()).count();
+            judges(hints >= 2, "carries two hints", || format!("carried {hints}"))
+                .unwrap_or_else(|| refused_with(x, "invalid_request"))
+        },
     },
     CheckDef {
         id: "ciba.7.1.openid-scope",
@@ -85,7 +90,13 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "CIBA §7.1, §13",
         url: CIBA,
         summary: "a request whose scope lacks openid is refused (invalid_scope or invalid_request)",
-        evaluate: |x| refused_with_one_of(x, &["invalid_scope", "invalid_request"]),
+        evaluate: |x| {
+            let scope = param(x, "scope").unwrap_or_default();
+            judges(!scope.split(' ').any(|s| s == "openid"), "asks for a scope without openid", || {
+                format!("asked for `{scope}`")
+            })
+            .unwrap_or_else(|| refused_with_one_of(x, &["invalid_scope", "invalid_request"]))
+        },
     },
     CheckDef {
         id: "rfc8705.2.no-certificate",
@@ -93,7 +104,11 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 8705 §2, CIBA §13",
         url: RFC8705,
         summary: "a tls_client_auth client without a certificate is refused with invalid_client",
-        evaluate: |x| refused_with(x, "invalid_client"),
+        evaluate: |x| {
+            let presented = x.context.certificate.as_ref().is_some_and(|c| c.presented);
+            judges(!presented, "is sent without a client certificate", || "presented one".into())
+                .unwrap_or_else(|| refused_with(x, "invalid_client"))
+        },
     },
     CheckDef {
         id: "rfc8705.2.subject-mismatch",
@@ -101,7 +116,19 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 8705 §2.1.2",
         url: RFC8705,
         summary: "a certificate whose subject is not the registered one is refused with invalid_client",
-        evaluate: |x| refused_with(x, "invalid_client"),
+        evaluate: |x| {
+            let cn = x.context.certificate.as_ref().and_then(|c| c.subject_cn.clone());
+            let id = x.context.client_id.clone().unwrap_or_default();
+            judges(
+                cn.as_deref().is_some_and(|cn| cn != id),
+                "presents a certificate whose subject is not the client's",
+                || match &cn {
+                    Some(cn) => format!("presented the certificate of `{cn}`, the client's own"),
+                    None => "presented no certificate".into(),
+                },
+            )
+            .unwrap_or_else(|| refused_with(x, "invalid_client"))
+        },
     },
     CheckDef {
         id: "ciba.11.authorization-pending",
@@ -141,7 +168,11 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "CIBA §11",
         url: CIBA,
         summary: "an auth_req_id already exchanged for tokens gets invalid_grant",
-        evaluate: |x| refused_with(x, "invalid_grant"),
+        evaluate: |x| {
+            let reused = x.context.ciba.as_ref().is_some_and(|c| c.already_exchanged);
+            judges(reused, "presents an auth_req_id already exchanged for tokens", || "presented a fresh one".into())
+                .unwrap_or_else(|| refused_with(x, "invalid_grant"))
+        },
     },
     CheckDef {
         id: "ciba.11.other-client",
@@ -149,7 +180,13 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "CIBA §11",
         url: CIBA,
         summary: "another client's auth_req_id gets invalid_grant",
-        evaluate: |x| refused_with(x, "invalid_grant"),
+        evaluate: |x| {
+            let other = x.context.ciba.as_ref().is_some_and(|c| c.requested_by != c.polled_by);
+            judges(other, "polls as another client than the one that made the request", || {
+                "polled as the requesting client".into()
+            })
+            .unwrap_or_else(|| refused_with(x, "invalid_grant"))
+        },
     },
     CheckDef {
         id: "ciba.10.1.id-token",
@@ -263,7 +300,7 @@ fn refused_with_one_of(x: &Exchange, codes: &[&str]) -> Verdict {
     match r.json_str("error") {
         Some(code) if codes.contains(&code) => Verdict::Pass,
         Some(code) => Verdict::fail(expected, format!("error={code}")),
-        None => Verdict::na("refused, but the error code is unreadable"),
+        None => Verdict::fail(expected, r.summary()),
     }
 }
 

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::wire::{parse_challenge, scope_set};
-use super::{CheckDef, Severity, Verdict};
+use super::{CheckDef, Severity, Verdict, judges};
 use crate::protocol::exchange::{AuthUsed, Exchange};
 
 const RFC7662_2_1: &str = "https://www.rfc-editor.org/rfc/rfc7662#section-2.1";
@@ -20,7 +20,12 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 7662 §2.1, §2.3",
         url: RFC7662_2_1,
         summary: "an introspection call without client credentials gets 401",
-        evaluate: unauthorized,
+        evaluate: |x| {
+            judges(x.context.auth == Some(AuthUsed::None), "carries no client credentials", || {
+                "carried the caller's credentials".into()
+            })
+            .unwrap_or_else(|| unauthorized(x))
+        },
     },
     CheckDef {
         id: "rfc7662.2.1.wrong-credentials-401",
@@ -28,7 +33,12 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 7662 §2.1, §2.3",
         url: RFC7662_2_1,
         summary: "an introspection call with wrong client credentials gets 401",
-        evaluate: unauthorized,
+        evaluate: |x| {
+            judges(x.context.deviations.wrong_secret, "carries a wrong secret", || {
+                "carried the caller's own secret".into()
+            })
+            .unwrap_or_else(|| unauthorized(x))
+        },
     },
     CheckDef {
         id: "rfc7662.2.2.active",
@@ -108,7 +118,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 7662 §4, RFC 6749 §5.1",
         url: "https://www.rfc-editor.org/rfc/rfc7662#section-4",
         summary: "a token past its `expires_in` is introspected `active: false`",
-        evaluate: inactive,
+        evaluate: |x| expired_subject(x).unwrap_or_else(|| inactive(x)),
     },
     CheckDef {
         id: "rfc7009.2.2.revocation-200",
@@ -124,7 +134,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 7009 §2, RFC 7662 §4",
         url: "https://www.rfc-editor.org/rfc/rfc7009#section-2",
         summary: "a revoked token is introspected `active: false`",
-        evaluate: inactive,
+        evaluate: |x| revoked_subject(x).unwrap_or_else(|| inactive(x)),
     },
     CheckDef {
         id: "rfc7009.2.revoked-refused",
@@ -132,7 +142,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 7009 §2, RFC 6750 §3.1",
         url: "https://www.rfc-editor.org/rfc/rfc7009#section-2",
         summary: "the resource refuses a revoked token with 401 `invalid_token`",
-        evaluate: invalid_token,
+        evaluate: |x| revoked_subject(x).unwrap_or_else(|| invalid_token(x)),
     },
     CheckDef {
         id: "rfc6750.3.1.expired-token",
@@ -140,7 +150,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6750 §3.1, RFC 6749 §5.1",
         url: "https://www.rfc-editor.org/rfc/rfc6750#section-3.1",
         summary: "the resource refuses a token past its `expires_in` with 401 `invalid_token`",
-        evaluate: invalid_token,
+        evaluate: |x| expired_subject(x).unwrap_or_else(|| invalid_token(x)),
     },
     CheckDef {
         id: "smart.257.expires-in-max-300",
@@ -151,6 +161,23 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: expires_in_at_most_300,
     },
 ];
+
+/// The token the request is about is past its expiry.
+fn expired_subject(x: &Exchange) -> Option<Verdict> {
+    let expires_at = x.context.subject.as_ref().and_then(|s| s.expires_at());
+    let now = crate::support::clock::unix_now();
+    judges(expires_at.is_some_and(|e| e <= now), "is about a token past its expires_in", || match expires_at {
+        Some(e) => format!("was about a token with {} s to live", e - now),
+        None => "was about a token of unknown lifetime".into(),
+    })
+}
+
+/// The token the request is about was revoked by an earlier step.
+fn revoked_subject(x: &Exchange) -> Option<Verdict> {
+    judges(x.context.subject.as_ref().is_some_and(|s| s.revoked), "is about a token the case revoked", || {
+        "was about a token no step revoked".into()
+    })
+}
 
 fn answer(x: &Exchange) -> Result<&Map<String, Value>, Verdict> {
     let r = &x.response;

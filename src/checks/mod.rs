@@ -60,6 +60,15 @@ impl Verdict {
     }
 }
 
+/// A check is about one kind of request: on any other its verdict would say something untrue (a
+/// "client_secret_post works" that passed on a Basic request). `None` when the request is the
+/// kind the check is about; else the failed verdict, which names what was sent instead.
+pub(crate) fn judges(ok: bool, about: &str, instead: impl FnOnce() -> String) -> Option<Verdict> {
+    (!ok).then(|| {
+        Verdict::fail(format!("a request that {about} (what this check judges)"), format!("the request {}", instead()))
+    })
+}
+
 /// One rule of the catalogue.
 pub struct CheckDef {
     pub id: &'static str,

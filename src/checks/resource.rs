@@ -1,7 +1,7 @@
 //! The protected resource: RFC 6750 §2.1, §3, §3.1.
 
-use super::wire::parse_challenge;
-use super::{CheckDef, Severity, Verdict};
+use super::wire::{auth_scheme, parse_challenge};
+use super::{CheckDef, Severity, Verdict, judges};
 use crate::protocol::exchange::{AuthUsed, Exchange};
 
 const SECTION_3: &str = "https://www.rfc-editor.org/rfc/rfc6750#section-3";
@@ -50,7 +50,19 @@ pub const CHECKS: &[CheckDef] = &[
     },
 ];
 
+/// The request presents a bearer token.
+fn bearer(x: &Exchange) -> Option<Verdict> {
+    let scheme = auth_scheme(x);
+    judges(scheme.as_deref() == Some("Bearer"), "presents a bearer token", || match scheme {
+        Some(s) => format!("sent `Authorization: {s} …`"),
+        None => "sent no token".into(),
+    })
+}
+
 fn accepted(x: &Exchange) -> Verdict {
+    if let Some(v) = bearer(x) {
+        return v;
+    }
     Verdict::from_bool(x.response.is_success(), "a 2xx answer", || x.response.summary())
 }
 
@@ -88,6 +100,9 @@ fn no_error_code_without_token(x: &Exchange) -> Verdict {
 }
 
 fn challenge_with(x: &Exchange, status: u16, code: &str) -> Verdict {
+    if let Some(v) = bearer(x) {
+        return v;
+    }
     let error = bearer_challenge(x).and_then(|c| c.param("error").map(str::to_owned));
     let ok = x.response.status == status && error.as_deref() == Some(code);
     Verdict::from_bool(ok, format!("status {status} with WWW-Authenticate: Bearer error=\"{code}\""), || {

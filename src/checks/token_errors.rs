@@ -1,7 +1,7 @@
 //! Refusals at the token endpoint: RFC 6749 §5.2, §2.3, §3.2.
 
-use super::wire::{is_error_charset, parse_challenge};
-use super::{CheckDef, Severity, Verdict};
+use super::wire::{auth_scheme, is_error_charset, param, parse_challenge};
+use super::{CheckDef, Severity, Verdict, judges};
 use crate::protocol::exchange::Exchange;
 
 /// Checks of the `error-response` bundle: the format of any error answer.
@@ -26,12 +26,20 @@ const SECTION_5_2: &str = "https://www.rfc-editor.org/rfc/rfc6749#section-5.2";
 
 pub const CHECKS: &[CheckDef] = &[
     CheckDef {
+        id: "rfc6749.5.2.refused",
+        severity: Severity::Must,
+        rule: "RFC 6749 §5.2",
+        url: SECTION_5_2,
+        summary: "a request the server must refuse gets a 4xx answer and no token",
+        evaluate: refused,
+    },
+    CheckDef {
         id: "rfc6749.3.2.post-only",
         severity: Severity::Must,
         rule: "RFC 6749 §3.2",
         url: "https://www.rfc-editor.org/rfc/rfc6749#section-3.2",
         summary: "the token endpoint answers only POST: a GET gets no token",
-        evaluate: no_token_issued,
+        evaluate: post_only,
     },
     CheckDef {
         id: "rfc6749.2.3.single-auth-method",
@@ -39,7 +47,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §2.3, §5.2",
         url: "https://www.rfc-editor.org/rfc/rfc6749#section-2.3",
         summary: "a request using two client authentication methods is refused with invalid_request",
-        evaluate: |x| refused_with(x, "invalid_request"),
+        evaluate: two_auth_methods,
     },
     CheckDef {
         id: "rfc6749.5.2.unsupported-grant-type",
@@ -47,7 +55,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §5.2",
         url: SECTION_5_2,
         summary: "an unknown grant_type is refused with unsupported_grant_type",
-        evaluate: |x| refused_with(x, "unsupported_grant_type"),
+        evaluate: unsupported_grant,
     },
     CheckDef {
         id: "rfc6749.5.2.invalid-request",
@@ -55,7 +63,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §5.2",
         url: SECTION_5_2,
         summary: "a request without grant_type is refused with invalid_request",
-        evaluate: |x| refused_with(x, "invalid_request"),
+        evaluate: missing_grant,
     },
     CheckDef {
         id: "rfc6749.5.2.invalid-scope",
@@ -63,7 +71,10 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §5.2",
         url: SECTION_5_2,
         summary: "a scope the client may not have is refused with invalid_scope",
-        evaluate: |x| refused_with(x, "invalid_scope"),
+        evaluate: |x| {
+            judges(param(x, "scope").is_some(), "asks for a scope", || "asked for none".into())
+                .unwrap_or_else(|| refused_with(x, "invalid_scope"))
+        },
     },
     CheckDef {
         id: "rfc6749.5.2.invalid-client",
@@ -71,7 +82,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §5.2",
         url: SECTION_5_2,
         summary: "a wrong secret or an unknown client is refused with invalid_client",
-        evaluate: |x| refused_with(x, "invalid_client"),
+        evaluate: bad_credentials,
     },
     CheckDef {
         id: "rfc6749.5.2.invalid-client-401",
@@ -127,13 +138,58 @@ fn error_only(x: &Exchange) -> Option<Verdict> {
     (x.response.status < 400).then(|| Verdict::na(format!("not an error response (status {})", x.response.status)))
 }
 
-fn no_token_issued(x: &Exchange) -> Verdict {
+/// Refused at all: a 4xx answer that carries no token, whatever its body says.
+pub(super) fn refused(x: &Exchange) -> Verdict {
+    let r = &x.response;
+    let issued = r.json_str("access_token").is_some();
+    Verdict::from_bool((400..500).contains(&r.status) && !issued, "a 4xx answer without an access token", || {
+        r.summary()
+    })
+}
+
+fn post_only(x: &Exchange) -> Verdict {
+    if let Some(v) = judges(x.request.method == "GET", "is a GET", || format!("was a {}", x.request.method)) {
+        return v;
+    }
     let issued = x.response.is_success() && x.response.json_str("access_token").is_some();
     Verdict::from_bool(!issued, "no access token", || x.response.summary())
 }
 
-/// The request must be refused (4xx); when the error code is readable it must be `code`. An
-/// unreadable body is `rfc6749.5.2.error-json`'s failure, not this rule's.
+fn two_auth_methods(x: &Exchange) -> Verdict {
+    let header = auth_scheme(x).is_some();
+    let in_form = param(x, "client_secret").is_some() || param(x, "client_assertion").is_some();
+    judges(header && in_form, "authenticates twice: an Authorization header and credentials in the form", || {
+        format!("sent {}", if header { "only an Authorization header" } else { "no Authorization header" })
+    })
+    .unwrap_or_else(|| refused_with(x, "invalid_request"))
+}
+
+fn unsupported_grant(x: &Exchange) -> Verdict {
+    let grant = param(x, "grant_type");
+    judges(
+        grant.as_deref().is_some_and(|g| g != "client_credentials"),
+        "names a grant_type the server does not support",
+        || format!("sent grant_type {}", grant.as_deref().unwrap_or("(none)")),
+    )
+    .unwrap_or_else(|| refused_with(x, "unsupported_grant_type"))
+}
+
+fn missing_grant(x: &Exchange) -> Verdict {
+    let grant = param(x, "grant_type");
+    judges(grant.is_none(), "has no grant_type", || format!("sent grant_type {}", grant.unwrap_or_default()))
+        .unwrap_or_else(|| refused_with(x, "invalid_request"))
+}
+
+fn bad_credentials(x: &Exchange) -> Verdict {
+    let d = &x.context.deviations;
+    judges(d.wrong_secret || d.unknown_client, "carries a wrong secret or an unknown client id", || {
+        "carried the registered client's own credentials".into()
+    })
+    .unwrap_or_else(|| refused_with(x, "invalid_client"))
+}
+
+/// Refused the way the rule says: a 4xx answer whose JSON body has `error` = `code`. A refusal
+/// without a readable code (an empty 403, an HTML page) is not this rule kept.
 pub(super) fn refused_with(x: &Exchange, code: &str) -> Verdict {
     let r = &x.response;
     if !(400..500).contains(&r.status) {
@@ -142,10 +198,7 @@ pub(super) fn refused_with(x: &Exchange, code: &str) -> Verdict {
     match r.json_str("error") {
         Some(seen) if seen == code => Verdict::Pass,
         Some(seen) => Verdict::fail(format!("error={code}"), format!("error={seen} ({})", r.summary())),
-        None => Verdict::na(format!(
-            "refused with status {}, but the error code is unreadable (see rfc6749.5.2.error-json)",
-            r.status
-        )),
+        None => Verdict::fail(format!("a JSON error body with error={code}"), r.summary()),
     }
 }
 

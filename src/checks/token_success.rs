@@ -1,7 +1,7 @@
 //! Successful token responses: RFC 6749 §4.4, §5.1, §2.3.1, §3.3 and RFC 7519 consistency.
 
-use super::wire::{jwt_claims, scope_set};
-use super::{CheckDef, Severity, Verdict};
+use super::wire::{auth_scheme, jwt_claims, param, scope_set};
+use super::{CheckDef, Severity, Verdict, judges};
 use crate::protocol::exchange::Exchange;
 
 /// Checks of the `token-response` bundle: the format of any successful token answer.
@@ -33,7 +33,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §2.3.1",
         url: "https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1",
         summary: "client_secret_basic (HTTP Basic) authentication is supported",
-        evaluate: token_issued,
+        evaluate: |x| basic_only(x).unwrap_or_else(|| token_issued(x)),
     },
     CheckDef {
         id: "rfc6749.2.3.1.form-encoded-credentials",
@@ -41,7 +41,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §2.3.1",
         url: "https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1",
         summary: "Basic credentials are form-urlencoded before Base64; a secret with `:%+/` works",
-        evaluate: token_issued,
+        evaluate: form_encoded_credentials,
     },
     CheckDef {
         id: "rfc6749.2.3.1.client-secret-post",
@@ -49,7 +49,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §2.3.1",
         url: "https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1",
         summary: "client_secret_post works where the server advertises it",
-        evaluate: token_issued,
+        evaluate: client_secret_post,
     },
     CheckDef {
         id: "rfc6749.3.3.scope-order",
@@ -57,7 +57,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 6749 §3.3",
         url: "https://www.rfc-editor.org/rfc/rfc6749#section-3.3",
         summary: "the order of scope values does not matter",
-        evaluate: token_issued,
+        evaluate: scope_order,
     },
     CheckDef {
         id: "rfc6749.5.1.content-type",
@@ -148,7 +148,75 @@ fn success_only(x: &Exchange) -> Option<Verdict> {
     (!x.response.is_success()).then(|| Verdict::na(format!("not a success response (status {})", x.response.status)))
 }
 
+/// The request is a client_credentials token request.
+pub(super) fn client_credentials(x: &Exchange) -> Option<Verdict> {
+    let grant = param(x, "grant_type");
+    judges(
+        x.request.method == "POST" && grant.as_deref() == Some("client_credentials"),
+        "is a POST with grant_type=client_credentials",
+        || format!("was a {} with grant_type {}", x.request.method, grant.as_deref().unwrap_or("(none)")),
+    )
+}
+
+/// The request authenticates with Basic alone.
+fn basic_only(x: &Exchange) -> Option<Verdict> {
+    let scheme = auth_scheme(x);
+    let post = param(x, "client_secret").is_some();
+    judges(scheme.as_deref() == Some("Basic") && !post, "authenticates with HTTP Basic alone", || {
+        describe_auth(scheme, post)
+    })
+}
+
+fn describe_auth(scheme: Option<String>, post: bool) -> String {
+    match (scheme, post) {
+        (Some(s), true) => format!("sent `Authorization: {s}` and a client_secret in the form"),
+        (Some(s), false) => format!("sent `Authorization: {s}`"),
+        (None, true) => "sent the client_secret in the form".into(),
+        (None, false) => "sent neither an Authorization header nor a client_secret".into(),
+    }
+}
+
+fn form_encoded_credentials(x: &Exchange) -> Verdict {
+    if let Some(v) = basic_only(x) {
+        return v;
+    }
+    if let Some(v) = judges(
+        x.context.credentials_need_encoding,
+        "sends an id or secret that form-encoding changes (`:%+/`…)",
+        || "sent credentials that form-encoding leaves as they are".into(),
+    ) {
+        return v;
+    }
+    token_issued(x)
+}
+
+fn client_secret_post(x: &Exchange) -> Verdict {
+    let scheme = auth_scheme(x);
+    let post = param(x, "client_secret").is_some();
+    if let Some(v) = judges(
+        post && scheme.is_none(),
+        "sends client_id and client_secret in the form, and no Authorization header",
+        || describe_auth(scheme, post),
+    ) {
+        return v;
+    }
+    token_issued(x)
+}
+
+fn scope_order(x: &Exchange) -> Verdict {
+    let scope = param(x, "scope").unwrap_or_default();
+    if let Some(v) =
+        judges(scope_set(&scope).len() >= 2, "asks for two or more scopes", || format!("asked for `{scope}`"))
+    {
+        return v;
+    }
+    token_issued(x)
+}
+
 pub(super) fn token_issued(x: &Exchange) -> Verdict {
+    if let Some(v) = client_credentials(x) {
+        return v;
+    }
     let r = &x.response;
     let has_token = r.json_str("access_token").is_some_and(|t| !t.is_empty());
     Verdict::from_bool(r.status == 200 && has_token, "status 200 with an access_token", || r.summary())

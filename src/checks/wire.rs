@@ -71,6 +71,31 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Val
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
+/// The form parameters of the request as sent (credential values are fingerprints).
+pub fn form(x: &crate::protocol::exchange::Exchange) -> Vec<(String, String)> {
+    let body = x.request.body.as_deref().unwrap_or("");
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    // A GET carries its parameters in the query.
+    if let Ok(url) = url::Url::parse(&x.request.url) {
+        params.extend(url.query_pairs().into_owned());
+    }
+    params
+}
+
+/// The value of one form parameter of the request, if it was sent.
+pub fn param(x: &crate::protocol::exchange::Exchange, name: &str) -> Option<String> {
+    form(x).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// The scheme of the request's `Authorization` header (`Basic`, `Bearer`, `DPoP`), if any.
+pub fn auth_scheme(x: &crate::protocol::exchange::Exchange) -> Option<String> {
+    x.request
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, v)| v.split_whitespace().next().map(str::to_owned))
+}
+
 /// RFC 6749 Appendix A.7/A.8: `error` and `error_description` use %x20-21 / %x23-5B / %x5D-7E.
 pub fn is_error_charset(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))

@@ -180,7 +180,11 @@ impl Said {
             }
         }
         // What is left are the scanner's own words about broken YAML syntax.
-        if raw.contains("placement") || raw.contains("did not find expected") || raw.contains("while scanning") || raw.contains("while parsing") {
+        if raw.contains("placement")
+            || raw.contains("did not find expected")
+            || raw.contains("while scanning")
+            || raw.contains("while parsing")
+        {
             return said(
                 format!("this is not valid YAML: {raw}"),
                 None,

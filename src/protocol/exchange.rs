@@ -45,6 +45,51 @@ pub struct RequestContext {
     pub subject: Option<TokenFacts>,
     /// For CIBA polls: the sequence of polls and what the answer must match.
     pub ciba: Option<CibaFacts>,
+    /// The registered id of the client the request is made for, when there is one.
+    pub client_id: Option<String>,
+    /// What the request deliberately got wrong, as its builder made it.
+    pub deviations: Deviations,
+    /// The client assertion sent, decoded: its header and claims are no secret (the JWS is).
+    pub assertion: Option<AssertionFacts>,
+    /// Whether a TLS client certificate went with the request, and whose.
+    pub certificate: Option<CertificateFacts>,
+    /// RFC 6749 §2.3.1's form-encoding changes the client id or the secret sent over Basic.
+    pub credentials_need_encoding: bool,
+}
+
+/// The deliberate deviations of a request, so a check that judges a refusal can tell that the
+/// request it sees is the one its rule is about (a check's name is true only then).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Deviations {
+    /// A random secret in place of the registered one.
+    pub wrong_secret: bool,
+    /// A client id nobody registered.
+    pub unknown_client: bool,
+    /// The case's previous assertion, sent again.
+    pub replayed_assertion: bool,
+    /// An assertion signed by a key the server does not know.
+    pub unregistered_key: bool,
+    /// An assertion whose signature was corrupted.
+    pub bad_signature: bool,
+}
+
+/// A client assertion as it was sent.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AssertionFacts {
+    pub header: serde_json::Map<String, serde_json::Value>,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The kid the client's key is registered under.
+    pub registered_kid: Option<String>,
+    /// The token endpoint the assertion is meant for.
+    pub token_endpoint: String,
+}
+
+/// The TLS client certificate of a request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CertificateFacts {
+    pub presented: bool,
+    /// The CN of the certificate's subject, when one was presented.
+    pub subject_cn: Option<String>,
 }
 
 /// What CIBA checks compare the final poll answer with.
@@ -60,6 +105,11 @@ pub struct CibaFacts {
     pub cert_thumbprint: Option<String>,
     /// The id_token's signature checked against the server's `jwks_uri`.
     pub id_token_signature: Option<Result<(), String>>,
+    /// The target client names of who made the backchannel request, and who polled.
+    pub requested_by: String,
+    pub polled_by: String,
+    /// An earlier poll of the case already got tokens for this auth_req_id.
+    pub already_exchanged: bool,
 }
 
 /// One poll, as the checks see the sequence.
@@ -86,6 +136,8 @@ pub struct TokenFacts {
     /// `exp` and `iat` of a JWT access token.
     pub jwt_exp: Option<i64>,
     pub jwt_iat: Option<i64>,
+    /// An earlier step of the case revoked it.
+    pub revoked: bool,
 }
 
 impl TokenFacts {

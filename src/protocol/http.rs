@@ -74,9 +74,25 @@ impl Request {
         })
     }
 
-    /// The request as reports show it.
+    /// The request as reports show it. An `Authorization` header keeps its scheme (`Basic …`),
+    /// so checks and readers can tell how the client authenticated.
     pub fn record(&self) -> RecordedRequest {
-        let mut headers: Vec<(String, String)> = self.headers.iter().map(|(k, v)| (k.clone(), v.recorded())).collect();
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::Secret(s) if k.eq_ignore_ascii_case("authorization") => match s.expose().split_once(' ') {
+                        Some((scheme, credential)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                            format!("{scheme} {}", crate::support::secret::fingerprint(credential))
+                        }
+                        _ => v.recorded(),
+                    },
+                    _ => v.recorded(),
+                };
+                (k.clone(), value)
+            })
+            .collect();
         if self.form.is_some() {
             headers.push(("Content-Type".into(), "application/x-www-form-urlencoded".into()));
         }

@@ -11,8 +11,8 @@ use super::{CaseState, Runner, precondition};
 use crate::checks::ciba::thumbprint;
 use crate::model::target::{Client, Target};
 use crate::model::{CibaSpec, Expectation, PollSpec, Suite};
-use crate::protocol::exchange::CibaFacts;
 use crate::protocol::exchange::PollRecord;
+use crate::protocol::exchange::{CertificateFacts, CibaFacts};
 use crate::protocol::flows::ciba::{self, BackchannelParams, Pace, SystemClock};
 use crate::protocol::http::{HttpClient, Request};
 use crate::results::StepResult;
@@ -36,6 +36,8 @@ pub struct CibaRequest {
     /// The target client name that made the request.
     pub client: String,
     pub accepted_at: Instant,
+    /// A poll of this case already got tokens for it.
+    pub exchanged: bool,
 }
 
 /// Reads the CIBA metadata (`{issuer}{ciba.discovery}`); `None` when the server has none.
@@ -54,6 +56,12 @@ pub async fn discover(http: &HttpClient, target: &Target) -> Option<CibaEndpoint
         token: url("token_endpoint")?,
         jwks_uri: url("jwks_uri"),
     })
+}
+
+/// The certificate a request of `client` carries, if `sent`.
+fn certificate_facts(client: &Client, sent: bool) -> CertificateFacts {
+    let identity = client.identity.as_ref().filter(|_| sent);
+    CertificateFacts { presented: identity.is_some(), subject_cn: identity.and_then(|i| i.subject_cn.clone()) }
 }
 
 fn seconds(body: &serde_json::Map<String, Value>, member: &str) -> Option<Duration> {
@@ -104,7 +112,9 @@ impl Runner {
             channel: Some(spec.channel.clone()),
             requested_expiry: spec.requested_expiry.map(|e| e.to_string()),
         };
-        let (request, context) = ciba::backchannel_request(&endpoints.backchannel, &params, &client.client_id);
+        let (request, mut context) = ciba::backchannel_request(&endpoints.backchannel, &params, &client.client_id);
+        context.client_id = Some(client.client_id.clone());
+        context.certificate = Some(certificate_facts(client, !spec.without_certificate));
         let http = if spec.without_certificate { &self.http } else { self.http_for(name) };
         let exchange = match self.exchange_with(http, request, context).await {
             Ok(x) => x,
@@ -123,6 +133,7 @@ impl Runner {
                 expires_in: seconds(body, "expires_in").unwrap_or(Duration::from_secs(120)),
                 client: name.to_string(),
                 accepted_at: Instant::now(),
+                exchanged: false,
             });
             if spec.approve_with_hook {
                 if let Err(failure) = self.approve_with_hook(id, &mut result).await {
@@ -201,7 +212,9 @@ impl Runner {
         };
         let http = self.http_for(&poller);
         let send = || {
-            let (req, ctx) = ciba::token_request(&endpoints.token, &request.auth_req_id, &client.client_id);
+            let (req, mut ctx) = ciba::token_request(&endpoints.token, &request.auth_req_id, &client.client_id);
+            ctx.client_id = Some(client.client_id.clone());
+            ctx.certificate = Some(certificate_facts(client, true));
             Box::pin(self.exchange_with(http, req, ctx))
                 as std::pin::Pin<
                     Box<
@@ -258,7 +271,15 @@ impl Runner {
             auth_req_id: request.auth_req_id.expose().to_string(),
             cert_thumbprint: client.identity.as_ref().map(|i| thumbprint(&i.cert_sha256)),
             id_token_signature,
+            requested_by: request.client.clone(),
+            polled_by: poller.clone(),
+            already_exchanged: request.exchanged,
         });
+        if exchange.response.is_success() {
+            if let Some(r) = state.ciba.as_mut() {
+                r.exchanged = true;
+            }
+        }
         result.note = exchange.context.ciba.as_ref().map(|c| format!("{} poll(s)", c.polls.len()));
         result.checks = self.evaluate(suite, expect, &exchange);
         result.exchange = Some(self.view(&exchange));

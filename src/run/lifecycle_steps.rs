@@ -34,7 +34,8 @@ impl Runner {
         })?;
         let (token, facts) = self.subject_token(spec.token, state)?;
         let auth = spec.auth.unwrap_or(AuthChoice::from(caller.auth));
-        let wrong = caller.secret.as_ref().map(|s| Secret::new(format!("{}-wrong", s.expose())));
+        // Random, unrelated to the real secret (which must not reach a failed-login log).
+        let wrong = Some(Secret::new(crate::protocol::auth::random_secret()));
         let assertion = self.client_assertion(caller, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
         let flows_caller = flows::introspection::Caller {
             client: caller,
@@ -42,8 +43,9 @@ impl Runner {
             secret: if spec.wrong_secret { wrong.as_ref() } else { None },
             assertion: assertion.as_ref(),
         };
-        let (request, context) =
+        let (request, mut context) =
             flows::introspection::build(&endpoint, &flows_caller, &token, spec.token_type_hint.as_deref(), facts);
+        context.deviations.wrong_secret = spec.wrong_secret;
         Ok(PreparedToken { request, context, jku_path: None })
     }
 

@@ -448,6 +448,12 @@ impl Runner {
                 if let Some(path) = &prepared.jku_path {
                     exchange.context.jku_fetches = Some(self.jwks.fetches(path));
                 }
+                // Later steps judge the token as revoked only once the server said it revoked it.
+                if matches!(step.action, Action::Revoke(_)) && exchange.response.status == 200 {
+                    if let Some(facts) = state.last_facts.as_mut() {
+                        facts.revoked = true;
+                    }
+                }
                 result.checks = self.evaluate(suite, &step.expect, &exchange);
                 result.exchange = Some(self.view(&exchange));
             }
@@ -524,6 +530,9 @@ impl Runner {
         }
         for check in resolve_expected(expect) {
             outcomes.push(self.outcome(suite, check, (check.evaluate)(exchange)));
+        }
+        if let Some(nothing) = nothing_checked(&outcomes) {
+            outcomes.push(self.scrub_outcome(nothing));
         }
         outcomes
     }
@@ -602,4 +611,26 @@ fn not_run(case: &Case) -> CaseResult {
         reason: Some("not run: the run was interrupted (Ctrl-C)".into()),
         steps: Vec::new(),
     }
+}
+
+/// A step whose expected checks all found they did not apply checked nothing: it fails, and says
+/// why each did not apply — a verdict is earned, never the default.
+fn nothing_checked(outcomes: &[CheckOutcome]) -> Option<CheckOutcome> {
+    if outcomes.is_empty() || outcomes.iter().any(|o| o.verdict != VerdictKind::NotApplicable) {
+        return None;
+    }
+    let reasons: Vec<String> =
+        outcomes.iter().map(|o| format!("{}: {}", o.id, o.note.as_deref().unwrap_or("not applicable"))).collect();
+    Some(outcome_from(
+        "harness.nothing-checked",
+        Severity::Must,
+        None,
+        "harness",
+        "",
+        "at least one expected check applies to the answer",
+        Verdict::fail(
+            "an answer at least one expected check can judge",
+            format!("nothing was checked — {}", reasons.join("; ")),
+        ),
+    ))
 }

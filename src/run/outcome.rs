@@ -38,6 +38,7 @@ pub(super) fn token_facts(client: &Client, exchange: &Exchange) -> Option<TokenF
         received_at: crate::support::clock::unix_now(),
         jwt_exp: claim("exp"),
         jwt_iat: claim("iat"),
+        revoked: false,
     })
 }
 

@@ -7,7 +7,7 @@ use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no
 use crate::model::Client;
 use crate::model::{AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, Suite, TokenSpec};
 use crate::protocol::auth::assertion;
-use crate::protocol::exchange::RequestContext;
+use crate::protocol::exchange::{AssertionFacts, RequestContext};
 use crate::protocol::flows;
 use crate::protocol::http::Request;
 use crate::results::StepResult;
@@ -25,7 +25,18 @@ impl Runner {
         let auth = spec.auth.unwrap_or(AuthChoice::from(client.auth));
         let signed = self.client_assertion(client, auth, &spec.assertion, spec.client_id.as_deref(), state)?;
         let (assertion, jku_path) = signed.unzip();
-        let (request, context) = flows::token::build(&self.endpoints.token, client, spec, assertion.as_ref());
+        let (request, mut context) = flows::token::build(&self.endpoints.token, client, spec, assertion.as_ref());
+        if let Some(jws) = &assertion {
+            context.assertion = Some(AssertionFacts {
+                header: jwt_part(jws.expose(), 0).unwrap_or_default(),
+                claims: jwt_part(jws.expose(), 1).unwrap_or_default(),
+                registered_kid: client.key.as_ref().map(|k| k.kid.clone()),
+                token_endpoint: self.endpoints.token.to_string(),
+            });
+            context.deviations.replayed_assertion = spec.assertion.replay;
+            context.deviations.unregistered_key = spec.assertion.unregistered_key;
+            context.deviations.bad_signature = spec.assertion.mutation.bad_signature;
+        }
         Ok(PreparedToken { request, context, jku_path: jku_path.flatten() })
     }
 
@@ -148,6 +159,22 @@ impl Runner {
                 Some(token)
             }
         };
-        Ok(flows::resource::build(&url, bearer.as_ref()))
+        let (request, mut context) = flows::resource::build(&url, bearer.as_ref());
+        // What is known of the token presented, for checks about its life (expired, revoked).
+        if matches!(
+            spec.bearer.unwrap_or(default),
+            BearerChoice::Last | BearerChoice::Fresh | BearerChoice::Cached | BearerChoice::InsufficientScope
+        ) {
+            context.subject = state.last_facts.clone();
+        }
+        Ok((request, context))
     }
+}
+
+/// The JSON object of part `index` (0 header, 1 claims) of a compact JWS.
+fn jwt_part(jws: &str, index: usize) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine;
+    let part = jws.split('.').nth(index)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }

@@ -58,6 +58,18 @@ pub enum PkiError {
 pub struct ClientIdentity {
     pub identity: reqwest::Identity,
     pub cert_sha256: Vec<u8>,
+    /// The CN of the leaf certificate's subject (PSC registers a client by it).
+    pub subject_cn: Option<String>,
+}
+
+impl ClientIdentity {
+    /// An identity and what checks need to know of its leaf certificate.
+    pub fn new(identity: reqwest::Identity, leaf_der: &[u8]) -> Self {
+        let subject_cn = x509_parser::parse_x509_certificate(leaf_der).ok().and_then(|(_, cert)| {
+            cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned)
+        });
+        Self { identity, cert_sha256: Sha256::digest(leaf_der).to_vec(), subject_cn }
+    }
 }
 
 impl std::fmt::Debug for ClientIdentity {
@@ -108,7 +120,7 @@ pub fn identity_from_pem(cert_path: &Path, key_path: &Path) -> Result<ClientIden
     }
     let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
         .map_err(|e| PkiError::Identity(e.to_string()))?;
-    Ok(ClientIdentity { identity, cert_sha256: Sha256::digest(&leaf).to_vec() })
+    Ok(ClientIdentity::new(identity, &leaf))
 }
 
 /// A client identity from a PKCS#12 file.
@@ -126,7 +138,7 @@ pub fn identity_from_pkcs12(path: &Path, password: &str) -> Result<ClientIdentit
     }
     pem.push_str(&to_pem("PRIVATE KEY", chain.key()));
     let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| PkiError::Identity(e.to_string()))?;
-    Ok(ClientIdentity { identity, cert_sha256: Sha256::digest(leaf.as_der()).to_vec() })
+    Ok(ClientIdentity::new(identity, leaf.as_der()))
 }
 
 /// The certificates of a PEM CA bundle.

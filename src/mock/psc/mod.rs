@@ -155,10 +155,9 @@ pub fn describe(issuer: &str) -> Target {
             reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).ok().map(|identity| {
                 use rustls::pki_types::CertificateDer;
                 use rustls::pki_types::pem::PemObject;
-                use sha2::Digest;
                 let der =
                     CertificateDer::from_pem_slice(cert.as_bytes()).map(|d| d.as_ref().to_vec()).unwrap_or_default();
-                crate::support::pki::ClientIdentity { identity, cert_sha256: sha2::Sha256::digest(&der).to_vec() }
+                crate::support::pki::ClientIdentity::new(identity, &der)
             })
         };
         let client = |client_id: &str, cert: &str, key: &str| Client {

@@ -26,6 +26,17 @@ pub fn basic_header(client_id: &str, secret: &str) -> Secret {
     Secret::new(format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))))
 }
 
+/// RFC 6749 §2.3.1's form-encoding changes `value` (it holds reserved characters).
+pub fn form_encoding_changes(value: &str) -> bool {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>() != value
+}
+
+/// A secret no server has ever seen: 128 random bits, base64url. Negative cases send it in place
+/// of the real one, so a server's failed-login log never holds anything derived from it.
+pub fn random_secret() -> String {
+    assertion::new_jti()
+}
+
 /// Adds the credentials to the headers and form as `choice` says; returns what was used.
 pub fn apply(
     choice: AuthChoice,

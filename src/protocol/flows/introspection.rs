@@ -37,5 +37,11 @@ pub fn build(
     let used = auth::apply(caller.auth, &creds, &mut headers, &mut form);
     let mut request = Request::new(Method::POST, endpoint.clone()).form(form);
     request.headers = headers;
-    (request, RequestContext { auth: Some(used), subject, ..RequestContext::default() })
+    let context = RequestContext {
+        auth: Some(used),
+        subject,
+        client_id: Some(caller.client.client_id.clone()),
+        ..RequestContext::default()
+    };
+    (request, context)
 }

@@ -7,7 +7,7 @@ use url::Url;
 use crate::model::Client;
 use crate::model::{AuthChoice, FormParam, HttpMethod, TokenSpec};
 use crate::protocol::auth::{self, Credentials};
-use crate::protocol::exchange::RequestContext;
+use crate::protocol::exchange::{Deviations, RequestContext};
 use crate::protocol::http::{Request, Value};
 use crate::support::secret::Secret;
 
@@ -31,9 +31,9 @@ pub fn build(
     if let Some(s) = &scope {
         form.push(("scope".into(), Value::Plain(s.clone())));
     }
-    // A deliberately wrong secret differs from the real one in a way no server could accept.
-    let wrong = client.secret.as_ref().map(|s| Secret::new(format!("{}-wrong", s.expose())));
-    let secret = if spec.wrong_secret { wrong.as_ref() } else { client.secret.as_ref() };
+    // A deliberately wrong secret is random: the real one must never reach a failed-login log.
+    let wrong = Secret::new(crate::protocol::auth::random_secret());
+    let secret = if spec.wrong_secret { Some(&wrong) } else { client.secret.as_ref() };
     let client_id = spec.client_id.as_deref().unwrap_or(&client.client_id);
     let choice = spec.auth.unwrap_or(AuthChoice::from(client.auth));
     let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
@@ -79,6 +79,15 @@ pub fn build(
         auth: Some(used),
         grant_type: (!spec.omit.contains(&FormParam::GrantType)).then_some(grant),
         requested_scope: scope,
+        client_id: Some(client.client_id.clone()),
+        deviations: Deviations {
+            wrong_secret: spec.wrong_secret,
+            unknown_client: spec.client_id.is_some(),
+            ..Deviations::default()
+        },
+        credentials_need_encoding: used.used_authorization_header()
+            && (auth::form_encoding_changes(client_id)
+                || secret.is_some_and(|s| auth::form_encoding_changes(s.expose()))),
         ..RequestContext::default()
     };
     (request, context)
