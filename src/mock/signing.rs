@@ -36,6 +36,22 @@ impl SigningKey {
         json!({ "keys": [self.jwk] })
     }
 
+    /// The claims of a compact JWS this key signed (ES384, and the signature holds), else `None`.
+    pub fn verify(&self, jws: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
+        let (input, signature) = jws.rsplit_once('.')?;
+        let (header, payload) = input.split_once('.')?;
+        let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        if header.get("alg").and_then(|a| a.as_str()) != Some("ES384") {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, self.pair.public_key().as_ref())
+            .verify(input.as_bytes(), &signature)
+            .ok()?;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+
     /// A compact JWS over `claims`.
     pub fn sign(&self, claims: &serde_json::Value, typ: &str) -> String {
         let header = json!({ "alg": "ES384", "typ": typ, "kid": self.kid });

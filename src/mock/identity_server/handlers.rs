@@ -72,6 +72,15 @@ fn json_ok(body: &serde_json::Value) -> ResponseTemplate {
 }
 
 impl App {
+    /// A token this mock issued, as it issued it (nothing is stored per token: see `state`).
+    fn issued(&self, token: &str) -> Option<IssuedToken> {
+        let lifetime = |client_id: &str| {
+            let client = self.clients.by_id(client_id);
+            client.and_then(|c| c.token_ttl_secs).unwrap_or(self.token_ttl_secs) as i64
+        };
+        self.tokens.get(token, &self.key, lifetime)
+    }
+
     fn token_endpoint(&self) -> String {
         format!("{}/connect/token", self.issuer)
     }
@@ -214,17 +223,6 @@ impl App {
             }),
             "at+jwt",
         );
-        self.tokens.insert(
-            access_token.clone(),
-            IssuedToken {
-                client_id: client.client_id.clone(),
-                scope: scope.clone(),
-                iat: now,
-                exp: now + ttl,
-                revoked: false,
-            },
-            now,
-        );
         let mut body =
             json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope });
         let obj = body.as_object_mut().unwrap_or_else(|| unreachable!());
@@ -364,7 +362,7 @@ impl App {
         }
         let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
         let now = unix_now();
-        let issued = self.tokens.get(token);
+        let issued = self.issued(token);
         let live = issued
             .as_ref()
             .is_some_and(|t| !t.revoked && (t.exp > now || self.defects.on(Defect::IntrospectExpiredActive)));
@@ -406,9 +404,10 @@ impl App {
                 .set_body_json(json!({ "error": "invalid_client" }));
         };
         let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
-        let owned = self.tokens.get(token).is_some_and(|t| t.client_id == caller.client_id);
-        if owned && !self.defects.on(Defect::RevocationIgnored) {
-            self.tokens.revoke(token);
+        if let Some(issued) = self.issued(token).filter(|t| t.client_id == caller.client_id) {
+            if !self.defects.on(Defect::RevocationIgnored) {
+                self.tokens.revoke(&issued, unix_now());
+            }
         }
         ResponseTemplate::new(200)
     }
@@ -424,7 +423,7 @@ impl App {
         };
         let live =
             |t: &IssuedToken| !t.revoked && (t.exp > unix_now() || self.defects.on(Defect::ResourceAcceptsExpired));
-        let issued = self.tokens.get(token.trim()).filter(live);
+        let issued = self.issued(token.trim()).filter(live);
         let Some(issued) = issued else {
             let challenge = if self.defects.on(Defect::ResourceInvalidTokenNoError) {
                 realm.to_string()

@@ -1,81 +1,129 @@
-//! Tokens the mock issued, so the resource can tell issued from forged and live from expired.
+//! What the mock knows of the tokens it issued — without keeping them. An access token is a JWT
+//! the mock signed: its signature proves the mock issued it, its claims say to whom, for what and
+//! until when. All the mock stores is what a token cannot say of itself: that it was revoked
+//! (until it expires anyway), and a small cache of recent verifications (introspection under
+//! load asks about the same few tokens). Memory stays flat however many tokens a run issues.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-#[derive(Debug, Clone)]
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::mock::signing::SigningKey;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedToken {
     pub client_id: String,
     pub scope: String,
     pub iat: i64,
+    /// When the token stops being valid: issue + the lifetime the mock promised in `expires_in`
+    /// (the JWT's own `exp` may lie, under the `wrong-expires-in` defect).
     pub exp: i64,
+    pub jti: String,
     pub revoked: bool,
 }
 
-/// Expired entries are dropped once the map outgrows this, and then each time it doubles: memory
-/// follows the live tokens under load, live tokens are never evicted, and the purge's cost is
-/// amortised (purging on every insert past a fixed size made the mock quadratic under load).
-const PURGE_ABOVE: usize = 100_000;
+/// Verifications kept at most; the cache is emptied when it is full.
+const CACHE_SIZE: usize = 4096;
+/// Revocations kept at most before expired ones are dropped (and then each time it doubles).
+const REVOKED_PURGE_ABOVE: usize = 10_000;
 
-#[derive(Debug)]
-pub struct IssuedTokens(Mutex<Tokens>);
+#[derive(Default)]
+pub struct IssuedTokens {
+    /// jti → the token's expiry: revoked, and still to be refused until then.
+    revoked: Mutex<Revoked>,
+    /// SHA-256 of a token → what verifying it found.
+    verified: Mutex<HashMap<[u8; 32], IssuedToken>>,
+}
 
-#[derive(Debug)]
-struct Tokens {
-    map: HashMap<String, IssuedToken>,
+#[derive(Default)]
+struct Revoked {
+    by_jti: HashMap<String, i64>,
     purge_at: usize,
 }
 
-impl Default for IssuedTokens {
-    fn default() -> Self {
-        Self(Mutex::new(Tokens { map: HashMap::new(), purge_at: PURGE_ABOVE }))
-    }
-}
-
 impl IssuedTokens {
-    pub fn insert(&self, token: String, issued: IssuedToken, now: i64) {
-        let mut tokens = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if tokens.map.len() >= tokens.purge_at {
-            tokens.map.retain(|_, t| t.exp > now);
-            tokens.purge_at = (tokens.map.len() * 2).max(PURGE_ABOVE);
-        }
-        tokens.map.insert(token, issued);
+    /// The token, if the mock issued it: signed by `key`, with the claims it writes. `lifetime`
+    /// gives the lifetime the mock promised a client (its `expires_in`).
+    pub fn get(&self, token: &str, key: &SigningKey, lifetime: impl Fn(&str) -> i64) -> Option<IssuedToken> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let cached = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(&digest).cloned();
+        let mut issued = match cached {
+            Some(t) => t,
+            None => {
+                let claims = key.verify(token)?;
+                let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+                let client_id = text("client_id")?;
+                let iat = claims.get("iat").and_then(Value::as_i64)?;
+                let t = IssuedToken {
+                    exp: iat + lifetime(&client_id),
+                    client_id,
+                    scope: text("scope").unwrap_or_default(),
+                    iat,
+                    jti: text("jti")?,
+                    revoked: false,
+                };
+                let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                if verified.len() >= CACHE_SIZE {
+                    verified.clear();
+                }
+                verified.insert(digest, t.clone());
+                t
+            }
+        };
+        issued.revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner()).by_jti.contains_key(&issued.jti);
+        Some(issued)
     }
 
-    pub fn get(&self, token: &str) -> Option<IssuedToken> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).map.get(token).cloned()
-    }
-
-    /// Marks a token revoked; unknown tokens are ignored (RFC 7009 §2.2).
-    pub fn revoke(&self, token: &str) {
-        if let Some(t) = self.0.lock().unwrap_or_else(|e| e.into_inner()).map.get_mut(token) {
-            t.revoked = true;
+    /// Marks a token revoked until it expires (RFC 7009 §2.2: unknown tokens are ignored).
+    pub fn revoke(&self, token: &IssuedToken, now: i64) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        if revoked.by_jti.len() >= revoked.purge_at.max(REVOKED_PURGE_ABOVE) {
+            revoked.by_jti.retain(|_, exp| *exp > now);
+            revoked.purge_at = revoked.by_jti.len() * 2;
         }
+        revoked.by_jti.insert(token.jti.clone(), token.exp);
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).map.len()
+    fn revoked_len(&self) -> usize {
+        self.revoked.lock().unwrap_or_else(|e| e.into_inner()).by_jti.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn token(exp: i64) -> IssuedToken {
-        IssuedToken { client_id: "c".into(), scope: "s".into(), iat: 0, exp, revoked: false }
+    fn token(key: &SigningKey, jti: &str, iat: i64) -> String {
+        key.sign(&json!({ "client_id": "c", "scope": "s", "iat": iat, "exp": iat + 999, "jti": jti }), "at+jwt")
     }
 
     #[test]
-    fn expired_tokens_are_purged_and_live_ones_kept() {
+    fn a_token_is_known_by_its_signature_and_lives_its_promised_lifetime() {
+        let key = SigningKey::generate();
         let tokens = IssuedTokens::default();
-        for i in 0..PURGE_ABOVE {
-            // Half expired at now = 100, half live.
-            tokens.insert(format!("t{i}"), token(if i % 2 == 0 { 50 } else { 500 }), 100);
+        let t = tokens.get(&token(&key, "j1", 100), &key, |_| 60).unwrap();
+        assert_eq!((t.client_id.as_str(), t.iat, t.exp, t.revoked), ("c", 100, 160, false));
+        // Another key's token, or a forged one, is unknown.
+        assert!(tokens.get(&token(&SigningKey::generate(), "j2", 100), &key, |_| 60).is_none());
+        assert!(tokens.get("not.a.token", &key, |_| 60).is_none());
+        tokens.revoke(&t, 100);
+        assert!(tokens.get(&token(&key, "j1", 100), &key, |_| 60).unwrap().revoked);
+    }
+
+    #[test]
+    fn expired_revocations_are_dropped() {
+        let key = SigningKey::generate();
+        let tokens = IssuedTokens::default();
+        for i in 0..REVOKED_PURGE_ABOVE {
+            let t = IssuedToken { client_id: "c".into(), scope: String::new(), iat: 0, exp: 50, jti: format!("j{i}"), revoked: false };
+            tokens.revoke(&t, 10);
         }
-        tokens.insert("last".into(), token(500), 100);
-        assert_eq!(tokens.len(), PURGE_ABOVE / 2 + 1);
-        assert!(tokens.get("t1").is_some() && tokens.get("t0").is_none());
+        let live = tokens.get(&token(&key, "live", 100), &key, |_| 60).unwrap();
+        tokens.revoke(&live, 100);
+        assert_eq!(tokens.revoked_len(), 1, "only the live token's revocation is kept");
     }
 }
