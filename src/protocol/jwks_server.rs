@@ -5,10 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::support::http_server::{self, Handle, Reply, Request, Server};
 use serde_json::Value;
 use url::Url;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 #[derive(Default)]
 struct Documents {
@@ -18,31 +17,27 @@ struct Documents {
 
 struct Responder(Arc<Documents>);
 
-impl Respond for Responder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
+impl Handle for Responder {
+    fn handle(&self, request: &Request) -> Reply {
         let path = request.url.path().to_string();
         *self.0.fetches.lock().unwrap_or_else(|e| e.into_inner()).entry(path.clone()).or_default() += 1;
         match self.0.by_path.lock().unwrap_or_else(|e| e.into_inner()).get(&path) {
-            Some(doc) => {
-                ResponseTemplate::new(200).insert_header("Cache-Control", "public, max-age=300").set_body_json(doc)
-            }
-            None => ResponseTemplate::new(404),
+            Some(doc) => Reply::new(200).insert_header("Cache-Control", "public, max-age=300").set_body_json(doc),
+            None => Reply::new(404),
         }
     }
 }
 
 pub struct JwksServer {
-    server: MockServer,
+    server: Server,
     docs: Arc<Documents>,
 }
 
 impl JwksServer {
     /// Starts on 127.0.0.1, on `port` or a free one.
     pub async fn start(port: Option<u16>) -> std::io::Result<Self> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))?;
-        let server = MockServer::builder().listener(listener).disable_request_recording().start().await;
         let docs = Arc::new(Documents::default());
-        Mock::given(any()).respond_with(Responder(docs.clone())).mount(&server).await;
+        let server = http_server::serve(port, Arc::new(Responder(docs.clone())), None)?;
         Ok(Self { server, docs })
     }
 
@@ -53,7 +48,8 @@ impl JwksServer {
     }
 
     pub fn url(&self, path: &str) -> Url {
-        Url::parse(&format!("{}{path}", self.server.uri())).unwrap_or_else(|_| unreachable!("wiremock URIs are valid"))
+        Url::parse(&format!("{}{path}", self.server.origin(false)))
+            .unwrap_or_else(|_| unreachable!("a 127.0.0.1 origin is a URL"))
     }
 
     /// The URL under which a client's JWKS is served.

@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod diagnostics;
 pub mod files;
+pub mod http_server;
 pub mod keys;
 pub mod pki;
 pub mod secret;

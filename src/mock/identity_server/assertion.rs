@@ -67,7 +67,7 @@ impl JwksCache {
     }
 }
 
-/// A blocking GET from inside a wiremock responder (which is synchronous): on its own thread with
+/// A blocking GET from inside a request handler (which is synchronous): on its own thread with
 /// its own runtime, so it works whatever runtime the mock runs on. Bounded by a 3 s timeout.
 fn fetch_json(url: &str) -> Option<Value> {
     let url = url.to_string();

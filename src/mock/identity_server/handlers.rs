@@ -1,11 +1,11 @@
-//! Request handling of the Identity Server mock: one wiremock responder that routes by path.
+//! Request handling of the Identity Server mock: one handler that routes by path.
 
 use std::sync::Arc;
 
+use crate::support::http_server::{Handle, Reply as ResponseTemplate, Request};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
-use wiremock::{Request, Respond, ResponseTemplate};
 
 use super::assertion::{JwksCache, ReplayCache, SIGNING_ALGS, Verifier};
 use super::state::{IssuedToken, IssuedTokens};
@@ -28,8 +28,8 @@ pub struct App {
     pub token_requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl Respond for App {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
+impl Handle for App {
+    fn handle(&self, request: &Request) -> ResponseTemplate {
         match request.url.path() {
             "/connect/token" => self.token(request),
             "/connect/introspect" => self.introspect(request),

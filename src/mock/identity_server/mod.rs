@@ -9,9 +9,6 @@ mod state;
 
 use std::sync::Arc;
 
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer};
-
 pub use crate::model::mock_clients::{ClientConfig, MockClients};
 pub use clients::{BUILTIN_KEYS, builtin, builtin_key, from_file};
 
@@ -19,6 +16,7 @@ use super::defects::{DefectSet, defects};
 use super::signing::SigningKey;
 use crate::model::target::Resource;
 use crate::model::{AuthMethod, Client, Target};
+use crate::support::http_server::{self, Server};
 
 pub const NAME: &str = "identity-server";
 pub const RESOURCE_PATH: &str = "/api/implant";
@@ -87,37 +85,25 @@ pub struct Config {
     pub clients: MockClients,
     pub token_ttl_secs: u64,
     pub defects: DefectSet<Defect>,
-    /// Keep wiremock's request log (off for load, where it would grow without bound).
-    pub record_requests: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            clients: clients::builtin(),
-            token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
-            defects: DefectSet::default(),
-            record_requests: false,
-        }
+        Self { clients: clients::builtin(), token_ttl_secs: DEFAULT_TOKEN_TTL_SECS, defects: DefectSet::default() }
     }
 }
 
 /// A running mock; stops when dropped.
 pub struct IdentityServerMock {
-    server: MockServer,
+    server: Server,
     config: Config,
 }
 
 impl IdentityServerMock {
     /// Starts on 127.0.0.1, on `port` or a free one.
     pub async fn start(config: Config, port: Option<u16>) -> std::io::Result<Self> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))?;
+        let listener = http_server::bind(port)?;
         let issuer = format!("http://{}", listener.local_addr()?);
-        let mut builder = MockServer::builder().listener(listener);
-        if !config.record_requests {
-            builder = builder.disable_request_recording();
-        }
-        let server = builder.start().await;
         let app = handlers::App {
             issuer,
             clients: config.clients.clone(),
@@ -129,12 +115,12 @@ impl IdentityServerMock {
             jwks_cache: Arc::new(assertion::JwksCache::default()),
             token_requests: Arc::default(),
         };
-        Mock::given(any()).respond_with(app).mount(&server).await;
+        let server = http_server::serve_on(listener, Arc::new(app), None)?;
         Ok(Self { server, config })
     }
 
     pub fn issuer(&self) -> String {
-        self.server.uri()
+        self.server.origin(false)
     }
 
     pub fn config(&self) -> &Config {
@@ -143,7 +129,7 @@ impl IdentityServerMock {
 
     /// A target describing this mock, with every registered client under its scenario name.
     pub fn target(&self) -> Target {
-        let issuer = url::Url::parse(&self.issuer()).unwrap_or_else(|_| unreachable!("wiremock URIs are valid"));
+        let issuer = url::Url::parse(&self.issuer()).unwrap_or_else(|_| unreachable!("a 127.0.0.1 origin is a URL"));
         describe(&self.config, issuer)
     }
 }

@@ -119,7 +119,14 @@ mod tests {
         let key = SigningKey::generate();
         let tokens = IssuedTokens::default();
         for i in 0..REVOKED_PURGE_ABOVE {
-            let t = IssuedToken { client_id: "c".into(), scope: String::new(), iat: 0, exp: 50, jti: format!("j{i}"), revoked: false };
+            let t = IssuedToken {
+                client_id: "c".into(),
+                scope: String::new(),
+                iat: 0,
+                exp: 50,
+                jti: format!("j{i}"),
+                revoked: false,
+            };
             tokens.revoke(&t, 10);
         }
         let live = tokens.get(&token(&key, "live", 100), &key, |_| 60).unwrap();

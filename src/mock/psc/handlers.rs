@@ -4,15 +4,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::http_server::{Handle, Reply as ResponseTemplate, Request};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
-use wiremock::{Request, Respond, ResponseTemplate};
 
 use super::{Config, Defect, PscClient, REALM, UserBehaviour};
 use crate::mock::signing::SigningKey;
-use crate::mock::tls_front::{SUBJECT_HEADER, THUMBPRINT_HEADER};
 use crate::support::clock::unix_now;
+use crate::support::http_server::{SUBJECT_HEADER, THUMBPRINT_HEADER};
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
@@ -251,8 +251,8 @@ fn refusal(r: Refusal) -> ResponseTemplate {
         .set_body_json(json!({ "error": r.1, "error_description": r.2 }))
 }
 
-impl Respond for App {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
+impl Handle for App {
+    fn handle(&self, request: &Request) -> ResponseTemplate {
         let Some(path) = request.url.path().strip_prefix(REALM) else { return ResponseTemplate::new(404) };
         let form: Vec<(String, String)> = form_urlencoded::parse(&request.body).into_owned().collect();
         let post = request.method.as_str() == "POST";

@@ -7,14 +7,11 @@ mod handlers;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer};
-
 use super::defects::{DefectSet, defects};
 use super::signing::SigningKey;
-use super::tls_front::{FrontPki, TlsFront};
 use crate::model::target::CibaSettings;
 use crate::model::{AuthMethod, Client, Target};
+use crate::support::http_server::{self, Server, ServerPki};
 
 pub const NAME: &str = "psc";
 /// Keycloak realm path of the issuer.
@@ -103,7 +100,7 @@ fn subject_of(pem: &str) -> String {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(pem.as_bytes())
         .ok()
-        .and_then(|der| super::tls_front::subject_dn(der.as_ref()))
+        .and_then(|der| http_server::subject_dn(der.as_ref()))
         .unwrap_or_default()
 }
 
@@ -115,30 +112,26 @@ pub fn registered_clients() -> Vec<PscClient> {
     ]
 }
 
-/// A running PSC mock (TLS front + wiremock); stops when dropped.
+/// A running PSC mock (TLS asking for client certificates, as PSC's gateway does); stops when
+/// dropped.
 pub struct PscMock {
-    _backend: MockServer,
-    front: TlsFront,
+    server: Server,
 }
 
 impl PscMock {
     pub async fn start(config: Config, port: Option<u16>) -> std::io::Result<Self> {
-        let backend = MockServer::builder().disable_request_recording().start().await;
-        // The front's address is the issuer; it is known once the front listens.
-        let front = super::tls_front::start(
-            port,
-            backend.uri(),
-            &FrontPki { server_chain_pem: PKI_SERVER, server_key_pem: PKI_SERVER_KEY, client_ca_pem: PKI_CA },
-        )
-        .await?;
-        let issuer = format!("https://127.0.0.1:{}{REALM}", front.addr.port());
+        let pki = ServerPki { server_chain_pem: PKI_SERVER, server_key_pem: PKI_SERVER_KEY, client_ca_pem: PKI_CA };
+        let acceptor = http_server::tls_acceptor(&pki).map_err(std::io::Error::other)?;
+        // The issuer names the port, known once the listener is bound.
+        let listener = http_server::bind(port)?;
+        let issuer = format!("https://127.0.0.1:{}{REALM}", listener.local_addr()?.port());
         let app = handlers::App::new(issuer, config, registered_clients(), Arc::new(SigningKey::generate()));
-        Mock::given(any()).respond_with(app).mount(&backend).await;
-        Ok(Self { _backend: backend, front })
+        let server = http_server::serve_on(listener, Arc::new(app), Some(acceptor))?;
+        Ok(Self { server })
     }
 
     pub fn issuer(&self) -> String {
-        format!("https://127.0.0.1:{}{REALM}", self.front.addr.port())
+        format!("https://127.0.0.1:{}{REALM}", self.server.addr.port())
     }
 
     /// A target for this mock: the test CA, the three client identities, the test users and the
