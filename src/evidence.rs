@@ -31,8 +31,8 @@ pub enum EvidenceError {
     Jwk(String),
     #[error("`{0}` is not an evidence folder: it has no {MANIFEST}")]
     NoManifest(PathBuf),
-    #[error("cannot read `{path}`: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Unreadable(#[from] crate::support::files::FileError),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -173,10 +173,7 @@ impl Verification {
 }
 
 pub fn verify(dir: &Path, jwk: Option<&serde_json::Value>) -> Result<Verification, EvidenceError> {
-    let read = |path: &Path| {
-        crate::support::files::read_bytes(path, MAX_FILE)
-            .map_err(|e| EvidenceError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })
-    };
+    let read = |path: &Path| crate::support::files::read_bytes(path, MAX_FILE).map_err(EvidenceError::Unreadable);
     let manifest_path = dir.join(MANIFEST);
     if !manifest_path.is_file() {
         return Err(EvidenceError::NoManifest(dir.to_path_buf()));
@@ -197,6 +194,13 @@ pub fn verify(dir: &Path, jwk: Option<&serde_json::Value>) -> Result<Verificatio
         }
     };
     for (rel, digest) in &manifest.files {
+        // A manifest that names a file outside the bundle was tampered with: never read it.
+        let inside = Path::new(rel).components().all(|c| matches!(c, Component::Normal(_)));
+        if !inside {
+            v.changed.push(rel.clone());
+            v.checked += 1;
+            continue;
+        }
         match crate::support::files::read_bytes(&dir.join(rel), MAX_FILE) {
             Ok(bytes) if hex_sha256(&bytes) == *digest => {}
             Ok(_) => v.changed.push(rel.clone()),
@@ -251,6 +255,34 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_bundle_is_intact_even_when_two_inputs_share_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = Bundle {
+            files: vec![
+                (bundle_path("scenarios", Path::new("a/x.yaml")), b"one".to_vec()),
+                (bundle_path("scenarios", Path::new("../a/x.yaml")), b"two".to_vec()),
+            ],
+        };
+        write(dir.path(), &bundle, None, false).unwrap();
+        let v = verify(dir.path(), None).unwrap();
+        assert!(v.intact(), "{v:?}");
+        assert_eq!(v.checked, 2);
+        assert!(matches!(write(dir.path(), &bundle, None, false), Err(EvidenceError::NotEmpty(_))));
+    }
+
+    #[test]
+    fn a_manifest_naming_a_file_outside_the_bundle_is_not_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &Bundle { files: vec![("r.json".into(), b"{}".to_vec())] }, None, false).unwrap();
+        let manifest = serde_json::json!({ "algorithm": "sha256", "files": { "../../etc/passwd": "00" } });
+        let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+        std::fs::write(dir.path().join(MANIFEST), &bytes).unwrap();
+        std::fs::write(dir.path().join(MANIFEST_DIGEST), format!("{}  {MANIFEST}\n", hex_sha256(&bytes))).unwrap();
+        let v = verify(dir.path(), None).unwrap();
+        assert_eq!(v.changed, vec!["../../etc/passwd".to_string()]);
+    }
 
     #[test]
     fn bundle_paths_stay_inside_the_bundle() {

@@ -46,8 +46,8 @@ pub enum KidStyle {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read `{path}`: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Unreadable(#[from] crate::support::files::FileError),
     #[error("`{path}` is not a PKCS#8, PKCS#1 or SEC1 private key PEM for RSA or P-384")]
     NotAKey { path: PathBuf },
     #[error("RSA keys need at least 2048 bits, got {0}")]
@@ -130,8 +130,7 @@ impl KeyPair {
     /// Reads a private key PEM file: PKCS#8, or PKCS#1 (RSA) / SEC1 (EC). The kid is derived in
     /// `kid` style, or as `keys generate` recorded beside the key, or by RFC 7638.
     pub fn load(path: &Path, kid: Option<KidStyle>) -> Result<Self, KeyError> {
-        let text = crate::support::files::read_text(path, MAX_KEY_FILE)
-            .map_err(|e| KeyError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+        let text = crate::support::files::read_text(path, MAX_KEY_FILE).map_err(KeyError::Unreadable)?;
         let style = kid.or_else(|| recorded_style(path)).unwrap_or_default();
         Self::from_pem(&text, path, style)
     }

@@ -34,8 +34,8 @@ pub const P12_PASSWORD: &str = "oauth-harness-test";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    #[error("cannot read `{path}`: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Unreadable(#[from] crate::support::files::FileError),
     #[error("`{path}` holds no PEM certificate")]
     NoCertificate { path: PathBuf },
     #[error("`{path}` holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
@@ -82,8 +82,7 @@ impl std::fmt::Debug for ClientIdentity {
 const MAX_PKI_FILE: u64 = 1024 * 1024;
 
 fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
-    crate::support::files::read_bytes(path, MAX_PKI_FILE)
-        .map_err(|e| PkiError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })
+    crate::support::files::read_bytes(path, MAX_PKI_FILE).map_err(PkiError::Unreadable)
 }
 
 fn pem_blocks(text: &str, label_suffix: &str) -> Vec<Vec<u8>> {
