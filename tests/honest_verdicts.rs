@@ -195,3 +195,43 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_wrong_secret_is_random_and_nothing_like_the_real_one() {
+    let server = MockServer::builder().start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({ "error": "invalid_client" })))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let real = "the-Real-Secret-8812";
+    let target = write(
+        dir.path(),
+        "t.yaml",
+        &format!("issuer: {uri}\ntoken_endpoint: {uri}/token\nclients:\n  confidential: {{ client_id: c1, client_secret: \"{real}\", scope: implant }}\n", uri = server.uri()),
+    );
+    let suite = write(
+        dir.path(),
+        "s.yaml",
+        "suite: wrong\nclient: confidential\ncases:\n  - id: basic\n    token: { auth: client_secret_basic, secret: wrong }\n    expect: { checks: [rfc6749.5.2.invalid-client] }\n  - id: post\n    token: { auth: client_secret_post, secret: wrong }\n    expect: { checks: [rfc6749.5.2.invalid-client] }\n",
+    );
+    let o = run(vec!["run".into(), suite, "--target".into(), target], vec![]).await;
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let requests = server.received_requests().await.unwrap();
+    let mut sent = Vec::new();
+    for r in requests.iter().filter(|r| r.url.path() == "/token") {
+        if let Some(basic) = r.headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic ")) {
+            let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(basic).unwrap()).unwrap();
+            sent.push(decoded.split_once(':').unwrap().1.to_string());
+        }
+        if let Some((_, v)) = form_urlencoded::parse(&r.body).find(|(k, _)| k == "client_secret") {
+            sent.push(v.into_owned());
+        }
+    }
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    for s in &sent {
+        assert!(!s.contains(real) && !real.contains(s.as_str()), "the wrong secret {s:?} is derived from the real one");
+        assert!(s.len() >= 16, "random, not a short constant: {s:?}");
+    }
+    assert_ne!(sent[0], sent[1], "a fresh random value each time");
+}
