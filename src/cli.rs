@@ -156,6 +156,9 @@ pub struct RunArgs {
     /// Run only cases whose id (or suite/id) matches this glob, e.g. 'reject-*'.
     #[arg(long, value_name = "GLOB")]
     pub filter: Option<String>,
+    /// Leave out cases whose id (or suite/id) matches this glob, e.g. 'psc-ciba/*'.
+    #[arg(long, value_name = "GLOB")]
+    pub skip: Option<String>,
     /// Write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     pub report_junit: Option<PathBuf>,

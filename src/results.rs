@@ -157,6 +157,8 @@ pub enum VerdictKind {
     /// A SHOULD check failed.
     Warn,
     NotApplicable,
+    /// What the check needs was not there: the step's prerequisite failure says why.
+    Blocked,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -245,7 +245,10 @@ fn contains(doc: &serde_json::Map<String, Value>, member: &str, value: &str) -> 
 fn metadata(x: &Exchange, ok: impl Fn(&serde_json::Map<String, Value>) -> bool, what: &str) -> Verdict {
     match x.response.json_object() {
         Some(doc) if x.response.status == 200 => Verdict::from_bool(ok(doc), what.to_string(), || x.response.summary()),
-        _ => Verdict::fail("a JSON metadata document", x.response.summary()),
+        _ => Verdict::blocked(format!(
+            "no CIBA metadata document: {}",
+            crate::protocol::flows::discovery::describe_non_document(&x.response)
+        )),
     }
 }
 

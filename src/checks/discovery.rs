@@ -106,11 +106,16 @@ pub const CHECKS: &[CheckDef] = &[
     },
 ];
 
+/// The metadata document; without one, every check of it is blocked (the step's one failure is
+/// the document itself: `smart.discovery.json`, the expected status, or the prerequisite).
 fn document(x: &Exchange) -> Result<&Map<String, Value>, Verdict> {
-    if x.response.status != 200 {
-        return Err(Verdict::fail("status 200 with a JSON object", x.response.summary()));
+    match x.response.json_object() {
+        Some(doc) if x.response.status == 200 => Ok(doc),
+        _ => Err(Verdict::blocked(format!(
+            "no metadata document: {}",
+            crate::protocol::flows::discovery::describe_non_document(&x.response)
+        ))),
     }
-    x.response.json_object().ok_or_else(|| Verdict::fail("a JSON object", x.response.summary()))
 }
 
 fn issuer_matches(x: &Exchange) -> Verdict {

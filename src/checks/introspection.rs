@@ -89,14 +89,6 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: exp_matches_expires_in,
     },
     CheckDef {
-        id: "rfc7662.2.2.optional-members",
-        severity: Severity::Should,
-        rule: "RFC 7662 §2.2",
-        url: RFC7662_2_2,
-        summary: "an active answer carries `iat`, `token_type`, `sub` and `iss`",
-        evaluate: optional_members,
-    },
-    CheckDef {
         id: "rfc7662.2.2.inactive",
         severity: Severity::Must,
         rule: "RFC 7662 §2.2",
@@ -306,16 +298,6 @@ fn exp_matches_expires_in(x: &Exchange) -> Verdict {
         format!("exp {expected} (issue + expires_in)"),
         || format!("exp {exp}"),
     )
-}
-
-fn optional_members(x: &Exchange) -> Verdict {
-    let body = match active_answer(x) {
-        Ok(b) => b,
-        Err(v) => return v,
-    };
-    let missing: Vec<&str> =
-        ["iat", "token_type", "sub", "iss"].into_iter().filter(|m| !body.contains_key(*m)).collect();
-    Verdict::from_bool(missing.is_empty(), "iat, token_type, sub, iss", || format!("missing: {}", missing.join(", ")))
 }
 
 fn invalid_token(x: &Exchange) -> Verdict {

@@ -43,6 +43,9 @@ pub enum Verdict {
     Pass,
     Fail { expected: String, seen: String },
     NotApplicable(String),
+    /// What the check judges could not be had (no metadata document): the one failure of the
+    /// step names that, and the checks that depend on it are reported as blocked by it.
+    Blocked(String),
 }
 
 impl Verdict {
@@ -52,6 +55,10 @@ impl Verdict {
 
     pub fn na(reason: impl Into<String>) -> Self {
         Verdict::NotApplicable(reason.into())
+    }
+
+    pub fn blocked(reason: impl Into<String>) -> Self {
+        Verdict::Blocked(reason.into())
     }
 
     /// Pass when `ok`, else fail with the given expectation and observation.
@@ -111,7 +118,6 @@ pub const BUNDLES: &[Bundle] = &[
             "smart.introspection.exp",
             "rfc7662.2.2.exp-matches-jwt",
             "rfc7662.2.2.exp-matches-expires-in",
-            "rfc7662.2.2.optional-members",
         ],
     },
     Bundle {

@@ -149,7 +149,7 @@ pub const CHECKS: &[CheckDef] = &[
     },
     CheckDef {
         id: "rfc7523.3.5.nbf",
-        severity: Severity::Should,
+        severity: Severity::Must,
         rule: "RFC 7523 §3 (5)",
         url: RFC7523_3,
         summary: "an assertion not valid before a time more than a minute ahead (nbf) is refused",
@@ -233,12 +233,26 @@ pub const CHECKS: &[CheckDef] = &[
         severity: Severity::Must,
         rule: "SMART @324, RFC 8725 §3.1",
         url: SMART,
-        summary: "an assertion signed with an algorithm the server does not advertise (RS256) is refused",
-        evaluate: |x| {
-            refused_assertion(x, "sends an assertion signed with an algorithm the server does not advertise", |a, _| {
-                !matches!(header_alg(a), "RS384" | "ES384" | "none") && !header_alg(a).starts_with("HS")
-            })
-        },
+        summary: "an assertion signed with an algorithm the server does not advertise is refused",
+        evaluate: |x| refused_assertion(x, "sends an assertion signed with an algorithm the server does not advertise", |a, _| {
+            let alg = header_alg(a);
+            match &a.advertised_algs {
+                Some(list) => !list.iter().any(|v| v == alg) && alg != "none" && !alg.starts_with("HS"),
+                None => !matches!(alg, "RS384" | "ES384" | "none") && !alg.starts_with("HS"),
+            }
+        }),
+    },
+    CheckDef {
+        id: "rfc8725.3.1.key-alg",
+        severity: Severity::Must,
+        rule: "RFC 8725 §3.1",
+        url: RFC8725,
+        summary: "a key is used only with its registered algorithm: an assertion signed with another one (even one the server advertises) is refused",
+        evaluate: |x| refused_assertion(x, "sends an assertion signed with an advertised algorithm other than its key's registered one", |a, _| {
+            let alg = header_alg(a);
+            let advertised = a.advertised_algs.as_ref().is_some_and(|l| l.iter().any(|v| v == alg));
+            advertised && a.registered_alg.as_deref().is_some_and(|r| r != alg)
+        }),
     },
     CheckDef {
         id: "rfc8725.3.1.alg-none",

@@ -60,6 +60,27 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: scope_order,
     },
     CheckDef {
+        id: "rfc6749.3.3.default-scope",
+        severity: Severity::Must,
+        rule: "RFC 6749 §3.3",
+        url: "https://www.rfc-editor.org/rfc/rfc6749#section-3.3",
+        summary: "without a scope parameter the server grants a default scope (and says it in `scope`) or refuses with invalid_scope",
+        evaluate: default_scope,
+    },
+    CheckDef {
+        id: "smart.token-response.expires-in",
+        severity: Severity::Must,
+        rule: "SMART 2.2 Backend Services, token response",
+        url: "https://hl7.org/fhir/smart-app-launch/STU2.2/backend-services.html#issue-access-token",
+        summary: "a Backend Services token response carries `expires_in` (REQUIRED there)",
+        evaluate: |x| {
+            success_only(x).unwrap_or_else(|| {
+                let n = x.response.json_object().and_then(|o| o.get("expires_in")).and_then(|v| v.as_u64());
+                Verdict::from_bool(n.is_some_and(|n| n > 0), "a positive expires_in", || x.response.summary())
+            })
+        },
+    },
+    CheckDef {
         id: "rfc6749.5.1.content-type",
         severity: Severity::Must,
         rule: "RFC 6749 §5.1",
@@ -220,6 +241,24 @@ pub(super) fn token_issued(x: &Exchange) -> Verdict {
     let r = &x.response;
     let has_token = r.json_str("access_token").is_some_and(|t| !t.is_empty());
     Verdict::from_bool(r.status == 200 && has_token, "status 200 with an access_token", || r.summary())
+}
+
+/// RFC 6749 §3.3: "If the client omits the scope parameter … the authorization server MUST
+/// either process the request using a pre-defined default value or fail the request indicating
+/// an invalid scope." A default it applies silently, without saying which, keeps neither.
+fn default_scope(x: &Exchange) -> Verdict {
+    let scope = param(x, "scope");
+    if let Some(v) = judges(scope.is_none(), "has no scope parameter", || format!("asked for `{}`", scope.unwrap_or_default())) {
+        return v;
+    }
+    let r = &x.response;
+    let said = r.json_object().and_then(|o| o.get("scope")).and_then(|s| s.as_str()).is_some_and(|s| !s.trim().is_empty());
+    if r.status == 200 && r.json_str("access_token").is_some() {
+        return Verdict::from_bool(said, "a token whose answer says the default scope granted (`scope`)", || {
+            "a token, and no `scope` member saying what was granted".into()
+        });
+    }
+    Verdict::from_bool((400..500).contains(&r.status) && r.json_str("error") == Some("invalid_scope"), "a token with its `scope`, or a refusal with invalid_scope", || r.summary())
 }
 
 fn content_type(x: &Exchange) -> Verdict {

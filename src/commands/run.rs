@@ -58,6 +58,7 @@ pub async fn run(args: RunArgs, out: &Output) -> Result<Outcome, Failure> {
     let stop = Stop::default();
     let options = RunOptions {
         filter: args.filter.clone(),
+        skip: args.skip.clone(),
         strict: args.strict,
         jobs: args.jobs as usize,
         progress: bar.clone().map(progress_of),

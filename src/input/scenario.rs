@@ -17,7 +17,7 @@ use super::{InputError, InputErrors, read_source};
 use crate::model::action::action_names;
 use crate::model::{Action, ActionKind, AuthChoice, Case, DEFAULT_SYSTEM, SYSTEMS, Step, Suite};
 use crate::model::{
-    ApproveSpec, AssertionSpec, BearerChoice, CibaSpec, DiscoveryDocument, DiscoverySpec, Expectation, FormParam,
+    AlgPick, ApproveSpec, AssertionSpec, BearerChoice, CibaSpec, DiscoveryDocument, DiscoverySpec, Expectation, FormParam,
     HttpMethod, IntrospectSpec, Mutation, PollSpec, ResourceSpec, RevokeSpec, StatusSet, TokenRef, TokenSpec, WaitSpec,
 };
 use crate::support::diagnostics::{SourceFile, Span};
@@ -396,6 +396,8 @@ struct AssertionAction {
     exp_in: Option<i64>,
     nbf_in: Option<i64>,
     aud_array: Option<Vec<String>>,
+    /// `none`, a JWS algorithm, or `unadvertised` / `other-advertised` (picked from the server's
+    /// metadata when the case runs).
     alg: Option<String>,
     #[serde(default)]
     hs256_with_public_key: bool,
@@ -738,9 +740,14 @@ fn assertion(a: AssertionAction) -> AssertionSpec {
             exp_in: a.exp_in,
             nbf_in: a.nbf_in,
             aud_array: a.aud_array,
-            alg: a.alg,
+            alg: a.alg.clone().filter(|alg| !matches!(alg.as_str(), "unadvertised" | "other-advertised")),
             hs256_with_public_key: a.hs256_with_public_key,
             bad_signature: a.bad_signature,
+        },
+        pick_alg: match a.alg.as_deref() {
+            Some("unadvertised") => Some(AlgPick::Unadvertised),
+            Some("other-advertised") => Some(AlgPick::OtherAdvertised),
+            _ => None,
         },
         replay: a.replay.is_some(),
         unregistered_key: a.sign_with.is_some() || a.jku.is_some(),

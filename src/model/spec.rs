@@ -50,10 +50,22 @@ impl Mutation {
     }
 }
 
+/// An algorithm the runner picks from the server's metadata, so a case tests what its name says
+/// whatever the server advertises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlgPick {
+    /// One the server does not advertise in `token_endpoint_auth_signing_alg_values_supported`.
+    Unadvertised,
+    /// One it advertises, other than the algorithm the client's key is registered for.
+    OtherAdvertised,
+}
+
 /// The client assertion a private_key_jwt step sends.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AssertionSpec {
     pub mutation: Mutation,
+    /// Pick `mutation.alg` from the server's metadata at run time.
+    pub pick_alg: Option<AlgPick>,
     /// Send the case's previous assertion again.
     pub replay: bool,
     /// Sign with a key the server does not know.

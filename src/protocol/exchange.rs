@@ -82,6 +82,10 @@ pub struct AssertionFacts {
     pub registered_kid: Option<String>,
     /// The token endpoint the assertion is meant for.
     pub token_endpoint: String,
+    /// The algorithm the client's key is registered for.
+    pub registered_alg: Option<String>,
+    /// What the server advertises in `token_endpoint_auth_signing_alg_values_supported`, if it says.
+    pub advertised_algs: Option<Vec<String>>,
 }
 
 /// The TLS client certificate of a request.

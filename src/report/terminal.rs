@@ -67,6 +67,11 @@ pub fn render(report: &RunReport, color: bool, detail: Detail) -> String {
                 let mark = match check.verdict {
                     VerdictKind::Fail => paint("✗", Style::new().red(), color),
                     VerdictKind::Warn => paint("!", Style::new().yellow(), color),
+                    VerdictKind::Blocked => {
+                        let line = format!("⊘ {} blocked: {}", check.id, check.note.as_deref().unwrap_or(""));
+                        let _ = writeln!(out, "        {}", paint(&line, Style::new().dimmed(), color));
+                        continue;
+                    }
                     _ => continue,
                 };
                 let mut lines = finding_lines(check).into_iter();

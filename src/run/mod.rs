@@ -39,6 +39,8 @@ use crate::support::secret::{Redactor, Secret};
 pub struct RunOptions {
     /// Glob over case ids (`suite/id` also matches).
     pub filter: Option<String>,
+    /// Glob of cases to leave out (the opposite of `filter`).
+    pub skip: Option<String>,
     /// SHOULD failures fail the run.
     pub strict: bool,
     /// Cases in flight at once.
@@ -52,7 +54,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { filter: None, strict: false, jobs: 8, progress: None, stop: None }
+        Self { filter: None, skip: None, strict: false, jobs: 8, progress: None, stop: None }
     }
 }
 
@@ -125,6 +127,9 @@ pub struct Runner {
     options: RunOptions,
     jwks: Arc<JwksServer>,
     token_cache: TokenCache,
+    /// `token_endpoint_auth_signing_alg_values_supported`, from the OpenID metadata or the SMART
+    /// configuration, when the server publishes it.
+    signing_algs: Option<Vec<String>>,
 }
 
 /// The client that introspects when a step names none.
@@ -179,6 +184,7 @@ impl Runner {
         }
         let endpoints = discover_endpoints(&http, &target).await?;
         let ciba = ciba_steps::discover(&http, &target).await;
+        let signing_algs = signing_algs(&http, &target, &endpoints).await;
         Ok(Self {
             http,
             http_by_client,
@@ -189,6 +195,7 @@ impl Runner {
             options,
             jwks,
             token_cache: TokenCache::default(),
+            signing_algs,
         })
     }
 
@@ -235,16 +242,17 @@ impl Runner {
         self.select(suites).len()
     }
 
-    /// The cases `--filter` selects, with the index of their suite.
+    /// The cases `--filter` selects and `--skip` does not, with the index of their suite.
     fn select<'a>(&self, suites: &'a [Suite]) -> Vec<(usize, &'a Suite, &'a Case)> {
         let filter = self.options.filter.as_deref().map(WildMatch::new);
+        let skip = self.options.skip.as_deref().map(WildMatch::new);
+        let matches = |f: &WildMatch, s: &Suite, c: &Case| f.matches(&c.id) || f.matches(&format!("{}/{}", s.name, c.id));
         suites
             .iter()
             .enumerate()
             .flat_map(|(i, s)| s.cases.iter().map(move |c| (i, s, c)))
-            .filter(|(_, s, c)| {
-                filter.as_ref().is_none_or(|f| f.matches(&c.id) || f.matches(&format!("{}/{}", s.name, c.id)))
-            })
+            .filter(|(_, s, c)| filter.as_ref().is_none_or(|f| matches(f, s, c)))
+            .filter(|(_, s, c)| skip.as_ref().is_none_or(|f| !matches(f, s, c)))
             .collect()
     }
 
@@ -349,6 +357,16 @@ impl Runner {
     fn skip_reason(&self, case: &Case) -> Option<String> {
         if case.steps.iter().any(|s| matches!(s.action, Action::Resource(_))) && self.target.resource.is_none() {
             return Some("the target has no `resource` to call".into());
+        }
+        // A case that plays the user through the hook cannot run without one: skipped at once, not
+        // polled until expires_in runs out.
+        let needs_hook = case.steps.iter().any(|s| match &s.action {
+            Action::Approve(_) => true,
+            Action::Ciba(c) => c.approve_with_hook,
+            _ => false,
+        });
+        if needs_hook && self.target.ciba.approval_hook.is_none() {
+            return Some("the case plays the user through an approval hook, and the target has no `ciba.approval_hook`".into());
         }
         for (field, value) in &case.advertised {
             let Some(metadata) = &self.endpoints.metadata else {
@@ -531,6 +549,9 @@ impl Runner {
         for check in resolve_expected(expect) {
             outcomes.push(self.outcome(suite, check, (check.evaluate)(exchange)));
         }
+        if let Some(missing) = prerequisite_missing(&outcomes) {
+            outcomes.push(self.scrub_outcome(missing));
+        }
         if let Some(nothing) = nothing_checked(&outcomes) {
             outcomes.push(self.scrub_outcome(nothing));
         }
@@ -613,6 +634,28 @@ fn not_run(case: &Case) -> CaseResult {
     }
 }
 
+/// Checks blocked by a missing document, with no failure of the step naming why: the missing
+/// prerequisite is the step's one failure (not one failure per check that needed it).
+fn prerequisite_missing(outcomes: &[CheckOutcome]) -> Option<CheckOutcome> {
+    let blocked = outcomes.iter().find(|o| o.verdict == VerdictKind::Blocked)?;
+    if outcomes.iter().any(|o| o.verdict == VerdictKind::Fail) {
+        return None;
+    }
+    let count = outcomes.iter().filter(|o| o.verdict == VerdictKind::Blocked).count();
+    Some(outcome_from(
+        "harness.prerequisite",
+        Severity::Must,
+        None,
+        "harness",
+        "",
+        "what the step's checks judge (a metadata document) is there",
+        Verdict::fail(
+            "what the expected checks judge",
+            format!("{} ({count} check(s) blocked by it)", blocked.note.clone().unwrap_or_default()),
+        ),
+    ))
+}
+
 /// A step whose expected checks all found they did not apply checked nothing: it fails, and says
 /// why each did not apply — a verdict is earned, never the default.
 fn nothing_checked(outcomes: &[CheckOutcome]) -> Option<CheckOutcome> {
@@ -633,4 +676,19 @@ fn nothing_checked(outcomes: &[CheckOutcome]) -> Option<CheckOutcome> {
             format!("nothing was checked — {}", reasons.join("; ")),
         ),
     ))
+}
+
+/// The signing algorithms a server advertises for client assertions: from its OpenID metadata,
+/// else from its SMART configuration; `None` when it publishes neither list.
+async fn signing_algs(http: &HttpClient, target: &Target, endpoints: &Endpoints) -> Option<Vec<String>> {
+    const MEMBER: &str = "token_endpoint_auth_signing_alg_values_supported";
+    let list = |doc: &serde_json::Map<String, serde_json::Value>| {
+        doc.get(MEMBER).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+    };
+    if let Some(found) = endpoints.metadata.as_ref().and_then(list) {
+        return Some(found);
+    }
+    let (request, _) = flows::discovery::build(&target.issuer, "/.well-known/smart-configuration");
+    let response = http.send(&request).await.ok().filter(|r| r.status == 200)?;
+    response.json_object().and_then(list)
 }

@@ -67,6 +67,7 @@ pub(super) fn outcome_from(
     let (kind, expected, seen, note) = match verdict {
         Verdict::Pass => (VerdictKind::Pass, None, None, None),
         Verdict::NotApplicable(why) => (VerdictKind::NotApplicable, None, None, Some(why)),
+        Verdict::Blocked(why) => (VerdictKind::Blocked, None, None, Some(why)),
         Verdict::Fail { expected, seen } => {
             let kind = if severity == Severity::Must { VerdictKind::Fail } else { VerdictKind::Warn };
             (kind, Some(expected), Some(seen), None)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
 use crate::model::Client;
-use crate::model::{AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, Suite, TokenSpec};
+use crate::model::{AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, Suite, TokenSpec};
 use crate::protocol::auth::assertion;
 use crate::protocol::exchange::{AssertionFacts, RequestContext};
 use crate::protocol::flows;
@@ -32,6 +32,8 @@ impl Runner {
                 claims: jwt_part(jws.expose(), 1).unwrap_or_default(),
                 registered_kid: client.key.as_ref().map(|k| k.kid.clone()),
                 token_endpoint: self.endpoints.token.to_string(),
+                registered_alg: client.key.as_ref().map(|k| k.alg.name().to_string()),
+                advertised_algs: self.signing_algs.clone(),
             });
             context.deviations.replayed_assertion = spec.assertion.replay;
             context.deviations.unregistered_key = spec.assertion.unregistered_key;
@@ -66,6 +68,9 @@ impl Runner {
         })?;
         let signer = if spec.unregistered_key { self.unregistered_key(key.alg) } else { key };
         let mut mutation = spec.mutation.clone();
+        if let Some(pick) = spec.pick_alg {
+            mutation.alg = Some(self.pick_alg(pick, &signer)?);
+        }
         let mut jku_path = None;
         if spec.serve_jku {
             // A fresh path per step, so concurrent cases cannot blur the fetch count.
@@ -84,6 +89,34 @@ impl Runner {
         self.redactor.register_secret(&jws);
         state.last_assertion = Some(jws.clone());
         Ok(Some((jws, jku_path)))
+    }
+
+    /// An algorithm for an assertion, chosen from what the server advertises, so the case tests
+    /// its rule whatever the server's list; when none fits, the case cannot run here.
+    fn pick_alg(&self, pick: AlgPick, key: &KeyPair) -> Result<String, StepFailure> {
+        // What this key can sign with, in the order tried.
+        const CANDIDATES: &[&str] = &["RS256", "RS512", "PS384", "RS384", "ES384"];
+        let advertised = self.signing_algs.as_deref();
+        let is_advertised = |alg: &str| advertised.is_some_and(|list| list.iter().any(|a| a == alg));
+        let mut signable = CANDIDATES.iter().copied().filter(|alg| key.sign_as(alg, b"probe").is_some());
+        let found = match pick {
+            AlgPick::Unadvertised => signable.find(|a| !is_advertised(a)),
+            AlgPick::OtherAdvertised => signable.find(|a| is_advertised(a) && *a != key.alg.name()),
+        };
+        found.map(|a| a.to_string()).ok_or_else(|| {
+            StepFailure::Skip(match pick {
+                AlgPick::Unadvertised => format!(
+                    "the server advertises every algorithm this {} key can sign with ({})",
+                    key.alg.name(),
+                    advertised.map(|l| l.join(", ")).unwrap_or_default()
+                ),
+                AlgPick::OtherAdvertised => format!(
+                    "the server advertises no algorithm this key can sign with besides its registered {} ({})",
+                    key.alg.name(),
+                    advertised.map(|l| l.join(", ")).unwrap_or_else(|| "no list published".into())
+                ),
+            })
+        })
     }
 
     pub(super) fn unregistered_key(&self, alg: KeyAlg) -> Arc<KeyPair> {

@@ -20,7 +20,8 @@ use crate::protocol::auth::assertion::ASSERTION_TYPE;
 use crate::support::clock::unix_now;
 
 /// Algorithms the mock advertises in `token_endpoint_auth_signing_alg_values_supported`.
-pub const SIGNING_ALGS: &[&str] = &["RS384", "ES384"];
+/// RS512 is advertised too: an RS384-registered key signing with it must still be refused.
+pub const SIGNING_ALGS: &[&str] = &["RS384", "ES384", "RS512"];
 /// Allowed clock difference for `exp` and `nbf`.
 const SKEW_SECS: i64 = 30;
 /// SMART @331: at most five minutes ahead, plus skew.
@@ -189,6 +190,16 @@ impl Verifier<'_> {
             } else {
                 Err("no registered key matches the kid")
             };
+        }
+        // RFC 8725 §3.1: a key registered with an `alg` is used with that algorithm only.
+        let candidates: Vec<&Value> = candidates
+            .into_iter()
+            .filter(|jwk| {
+                self.on(Defect::AcceptKeyWithOtherAlg) || jwk.get("alg").and_then(Value::as_str).is_none_or(|a| a == alg)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err("the key is registered for another algorithm");
         }
         let verified = candidates.iter().any(|jwk| {
             serde_json::from_value::<Jwk>((*jwk).clone())

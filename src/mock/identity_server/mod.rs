@@ -59,6 +59,7 @@ defects! {
         AcceptAlgNone => ("accept-alg-none", "RFC 8725 §3.1: an unsigned assertion (alg none) is accepted"),
         AcceptHs256Confusion => ("accept-hs256-confusion", "RFC 8725 §3.1: HS256 keyed with the client's public key is accepted"),
         AcceptUnadvertisedAlg => ("accept-unadvertised-alg", "SMART @324: an assertion signed with an unadvertised alg (RS256) is accepted"),
+        AcceptKeyWithOtherAlg => ("accept-key-with-other-alg", "RFC 8725 §3.1: a key registered for RS384 is accepted with RS512"),
         AcceptBadSignature => ("accept-bad-signature", "RFC 7523 §3 (9): the assertion's signature is not verified"),
         AcceptUnregisteredKey => ("accept-unregistered-key", "SMART @338: an assertion whose kid matches no registered key is accepted"),
         FollowAnyJku => ("follow-any-jku", "RFC 8725 §3.10: a jku header is fetched and its keys trusted"),
