@@ -49,6 +49,7 @@ async fn run_with(defects: &[Defect], psc_defects: &[PscDefect]) -> RunReport {
     RunReport::merge(parts).expect("some suites ran")
 }
 
+/// The checks the run found broken: failed, or warned (a SHOULD rule broken).
 fn failed_checks(report: &RunReport) -> BTreeSet<String> {
     report
         .suites
@@ -56,7 +57,7 @@ fn failed_checks(report: &RunReport) -> BTreeSet<String> {
         .flat_map(|s| &s.cases)
         .flat_map(|c| &c.steps)
         .flat_map(|s| &s.checks)
-        .filter(|c| c.verdict == VerdictKind::Fail)
+        .filter(|c| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Warn))
         .map(|c| c.id.clone())
         .collect()
 }

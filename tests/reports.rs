@@ -101,7 +101,7 @@ fn html_report_renders_in_headless_chromium_without_network() {
     // The DOM after the page's script ran: counts and the failed rule are there.
     assert!(dom.contains(r#"id="failed-count" data-count="2""#), "failed count in {dom:.2000}");
     assert!(dom.contains(r#"id="warned-count" data-count="1""#), "warned count");
-    assert!(dom.contains(r#"id="passed-count" data-count="6""#), "passed count");
+    assert!(dom.contains(r#"id="passed-count" data-count="7""#), "passed count");
     assert!(dom.contains(r#"data-check="rfc6749.5.2.invalid-client-401""#) && dom.contains("RFC 6749 §5.2"));
     assert!(dom.contains(r#"<html lang="en" class="js">"#), "the inline script ran");
     assert!(dom.contains(">FAILED<"), "verdict banner");

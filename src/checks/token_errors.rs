@@ -50,6 +50,21 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: two_auth_methods,
     },
     CheckDef {
+        id: "rfc7591.2.unregistered-method",
+        severity: Severity::Should,
+        rule: "RFC 7591 §2 (token_endpoint_auth_method), RFC 6749 §5.2",
+        url: "https://www.rfc-editor.org/rfc/rfc7591#section-2",
+        summary: "a client authenticating with a method it is not registered for is refused (invalid_client)",
+        evaluate: |x| {
+            judges(
+                x.context.deviations.unregistered_method,
+                "authenticates with a method the client is not registered for",
+                || "used a method the target registers for the client".into(),
+            )
+            .unwrap_or_else(|| refused_with(x, "invalid_client"))
+        },
+    },
+    CheckDef {
         id: "rfc6749.5.2.unsupported-grant-type",
         severity: Severity::Must,
         rule: "RFC 6749 §5.2",

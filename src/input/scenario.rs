@@ -15,7 +15,7 @@ use super::validator::{Validator, at};
 use super::yaml::{self, Shapes};
 use super::{InputError, InputErrors, read_source};
 use crate::model::action::action_names;
-use crate::model::{Action, ActionKind, AuthChoice, Case, DEFAULT_SYSTEM, SYSTEMS, Step, Suite};
+use crate::model::{Action, ActionKind, AuthChoice, AuthMethod, Case, DEFAULT_SYSTEM, SYSTEMS, ScopeRole, ScopeSpec, Step, Suite};
 use crate::model::{
     AlgPick, ApproveSpec, AssertionSpec, BearerChoice, CibaSpec, DiscoveryDocument, DiscoverySpec, Expectation, FormParam,
     HttpMethod, IntrospectSpec, Mutation, PollSpec, ResourceSpec, RevokeSpec, StatusSet, TokenRef, TokenSpec, WaitSpec,
@@ -167,6 +167,10 @@ const SHAPES: Shapes = &[
     ("aud_array", "a list of audience URLs"),
     ("params", "a mapping of form parameters, e.g. `{ client_assertion_type: x }`"),
     ("advertised", "a mapping `metadata_field: value`"),
+    ("scope", "a scope (`implant`), or scope roles (`{ roles: [second, default] }`)"),
+    ("roles", "a list of scope roles: default, second, not-allowed, smart-v1, smart-v2, ciba, ciba-not-allowed"),
+    ("registered", "a method, or a list of methods, e.g. `client_secret_post`"),
+    ("not_registered", "a method, or a list of methods, e.g. `client_secret_post`"),
     ("requested_expiry", "a whole number of seconds"),
     ("exp_in", "a whole number of seconds (negative: in the past)"),
     ("nbf_in", "a whole number of seconds (negative: in the past)"),
@@ -354,6 +358,71 @@ struct When {
     /// contain the value.
     #[serde(default)]
     advertised: BTreeMap<String, String>,
+    /// The case's client is registered for this method (or these), as the target says.
+    registered: Option<Spanned<Names>>,
+    /// …is not registered for this method (or these).
+    not_registered: Option<Spanned<Names>>,
+}
+
+/// One name or a list of names (`registered: client_secret_post` or `[a, b]`). A hand-written
+/// visitor rather than `#[serde(untagged)]`, which would buffer the value and lose its location.
+#[derive(Debug, Default)]
+struct Names(Vec<String>);
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a name or a list of names")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Names, E> {
+                Ok(Names(vec![s.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Names, A::Error> {
+                let mut names = Vec::new();
+                while let Some(n) = seq.next_element::<String>()? {
+                    names.push(n);
+                }
+                Ok(Names(names))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A scope as written (`scope: implant`), or by role (`scope: { roles: [second, default] }`).
+#[derive(Debug)]
+enum RawScope {
+    Literal(String),
+    Roles(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawScope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawScope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a scope, or `{ roles: [...] }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawScope, E> {
+                Ok(RawScope::Literal(s.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawScope, A::Error> {
+                let mut roles = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "roles" {
+                        return Err(serde::de::Error::unknown_field(&key, &["roles"]));
+                    }
+                    roles = Some(map.next_value::<Names>()?.0);
+                }
+                roles.map(RawScope::Roles).ok_or_else(|| serde::de::Error::missing_field("roles"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A token request, written as the good request plus deliberate deviations.
@@ -366,7 +435,7 @@ struct TokenAction {
     /// How the client authenticates; the client's configured method unless said otherwise.
     auth: Option<AuthChoice>,
     /// Requested scope; the client's default scope unless said otherwise.
-    scope: Option<Spanned<String>>,
+    scope: Option<Spanned<RawScope>>,
     /// Parameters to leave out of the request (e.g. `grant_type`, `scope`).
     #[serde(default)]
     omit: Vec<FormParam>,
@@ -480,7 +549,7 @@ struct CibaAction {
     channel: Option<Spanned<String>>,
     binding_message: Option<String>,
     acr_values: Option<String>,
-    scope: Option<String>,
+    scope: Option<Spanned<RawScope>>,
     requested_expiry: Option<Spanned<i64>>,
     #[serde(default)]
     two_hints: bool,
@@ -581,7 +650,7 @@ fn suite(v: &mut Validator<'_>, file: SuiteFile) -> Suite {
     }
 }
 
-fn case(v: &mut Validator<'_>, def: RawCase, id: Spanned<String>) -> Case {
+fn case(v: &mut Validator<'_>, mut def: RawCase, id: Spanned<String>) -> Case {
     let span = at(&id);
     let has_short = !def.body.actions.is_empty();
     let mut steps = Vec::new();
@@ -634,7 +703,9 @@ fn case(v: &mut Validator<'_>, def: RawCase, id: Spanned<String>) -> Case {
         id: id.value.clone(),
         title: def.title.unwrap_or_else(|| id.value.clone()),
         span,
-        advertised: def.when.map(|w| w.advertised.into_iter().collect()).unwrap_or_default(),
+        advertised: def.when.as_ref().map(|w| w.advertised.clone().into_iter().collect()).unwrap_or_default(),
+        registered: methods(v, def.when.as_mut().and_then(|w| w.registered.take())),
+        not_registered: methods(v, def.when.as_mut().and_then(|w| w.not_registered.take())),
         client: v.named(&def.client),
         steps,
     }
@@ -705,7 +776,7 @@ fn ciba(v: &mut Validator<'_>, c: CibaAction) -> CibaSpec {
         channel,
         binding_message: c.binding_message.unwrap_or_else(|| "42".into()),
         acr_values: c.acr_values.unwrap_or_else(|| "eidas1".into()),
-        scope: c.scope.unwrap_or_else(|| "openid scope_all".into()),
+        scope: c.scope.map(|s| scope(v, s)).unwrap_or(ScopeSpec::Roles(vec![ScopeRole::Ciba])),
         requested_expiry: requested_expiry.map(|e| e as u32),
         two_hints: c.two_hints,
         without_certificate: c.certificate.is_some(),
@@ -718,13 +789,47 @@ fn token(v: &mut Validator<'_>, t: TokenAction) -> TokenSpec {
         client: v.named(&t.client),
         grant: t.grant.as_ref().map(|g| v.text(g)),
         auth: t.auth,
-        scope: t.scope.as_ref().map(|s| v.text(s)),
+        scope: t.scope.map(|s| scope(v, s)),
         omit: t.omit,
         wrong_secret: t.secret.is_some(),
         client_id: t.client_id.as_ref().map(|c| v.text(c)),
         method: t.method,
         params: t.params.iter().map(|(k, val)| (k.clone(), v.text(val))).collect(),
         assertion: t.assertion.map(assertion).unwrap_or_default(),
+    }
+}
+
+fn methods(v: &mut Validator<'_>, listed: Option<Spanned<Names>>) -> Vec<AuthMethod> {
+    let Some(listed) = listed else { return Vec::new() };
+    let names: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
+    let mut methods = Vec::new();
+    for name in &listed.value.0 {
+        match AuthMethod::from_name(name) {
+            Some(m) => methods.push(m),
+            None => v.not_one_of(at(&listed), name, "a client authentication method", &names),
+        }
+    }
+    methods
+}
+
+fn scope(v: &mut Validator<'_>, raw: Spanned<RawScope>) -> ScopeSpec {
+    let span = at(&raw);
+    match raw.value {
+        RawScope::Literal(s) => ScopeSpec::Literal(v.text_at(&s, span)),
+        RawScope::Roles(names) => {
+            if names.is_empty() {
+                v.error_help(span, "`roles` is empty", "name at least one role, e.g. `roles: [default]`");
+            }
+            let choices: Vec<&str> = ScopeRole::ALL.iter().map(|r| r.name()).collect();
+            let mut roles = Vec::new();
+            for name in &names {
+                match ScopeRole::ALL.iter().copied().find(|r| r.name() == name) {
+                    Some(r) => roles.push(r),
+                    None => v.not_one_of(span, name, "a scope role", &choices),
+                }
+            }
+            ScopeSpec::Roles(roles)
+        }
     }
 }
 

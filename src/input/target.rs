@@ -14,7 +14,7 @@ use super::validator::{Validator, at};
 use super::yaml::{self, Shapes};
 use super::{InputError, InputErrors, read_source};
 use crate::model::target::{CibaSettings, DEFAULT_CIBA_DISCOVERY, DEFAULT_TIMEOUT, Resource};
-use crate::model::{AuthMethod, Client, Target};
+use crate::model::{AuthMethod, Client, ScopeRole, Target};
 use crate::support::diagnostics::SourceFile;
 use crate::support::keys::{KeyAlg, KeyPair, KidStyle};
 use crate::support::secret::Secret;
@@ -59,6 +59,34 @@ struct TargetFile {
     jwks_server_port: Option<Spanned<u16>>,
     tls: Option<TlsDef>,
     ciba: Option<CibaDef>,
+    scopes: Option<ScopesDef>,
+}
+
+/// The server's names for the scope roles suites ask for (see `ScopeRole`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopesDef {
+    default: Option<Spanned<String>>,
+    second: Option<Spanned<String>>,
+    not_allowed: Option<Spanned<String>>,
+    smart_v1: Option<Spanned<String>>,
+    smart_v2: Option<Spanned<String>>,
+    ciba: Option<Spanned<String>>,
+    ciba_not_allowed: Option<Spanned<String>>,
+}
+
+impl ScopesDef {
+    fn entries(&self) -> [(ScopeRole, Option<&Spanned<String>>); 7] {
+        [
+            (ScopeRole::Default, self.default.as_ref()),
+            (ScopeRole::Second, self.second.as_ref()),
+            (ScopeRole::NotAllowed, self.not_allowed.as_ref()),
+            (ScopeRole::SmartV1, self.smart_v1.as_ref()),
+            (ScopeRole::SmartV2, self.smart_v2.as_ref()),
+            (ScopeRole::Ciba, self.ciba.as_ref()),
+            (ScopeRole::CibaNotAllowed, self.ciba_not_allowed.as_ref()),
+        ]
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +106,9 @@ struct CibaDef {
     users: BTreeMap<String, Spanned<String>>,
     /// A test-only call that approves a pending request; `{auth_req_id}` is replaced.
     approval_hook: Option<HookDef>,
+    /// Endpoints to use over what the CIBA discovery document says.
+    backchannel_endpoint: Option<Spanned<String>>,
+    token_endpoint: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +132,8 @@ struct ClientDef {
     client_id: Spanned<String>,
     client_secret: Option<Spanned<String>>,
     auth: Option<Spanned<AuthMethod>>,
+    /// Every method the client is registered for; `[auth]` when absent.
+    methods: Option<Spanned<Vec<AuthMethod>>>,
     scope: Option<Spanned<String>>,
     /// private_key_jwt: the private key PEM, relative to the target file.
     private_key: Option<Spanned<String>>,
@@ -149,6 +182,20 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
         }
     }
     let ciba = file.ciba.as_ref().map(|def| ciba(v, def)).unwrap_or_default();
+    let mut scopes = BTreeMap::new();
+    for (role, value) in file.scopes.iter().flat_map(ScopesDef::entries) {
+        if let Some(value) = value {
+            let text = v.text(value);
+            if !is_scope(&text) {
+                v.error_help(
+                    at(value),
+                    format!("scopes.{} `{text}` is not a scope", role.key()),
+                    "scope tokens are printable ASCII without `\"` or `\\`, separated by single spaces (RFC 6749 §3.3)",
+                );
+            }
+            scopes.insert(role, text);
+        }
+    }
     Target {
         origin: v.source.path.display().to_string(),
         source: Some(v.source.clone()),
@@ -162,7 +209,16 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
         jwks_server_port: file.jwks_server_port.as_ref().map(|p| p.value),
         ca,
         ciba,
+        scopes,
     }
+}
+
+/// RFC 6749 §3.3: `scope-token *( SP scope-token )`, `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+fn is_scope(text: &str) -> bool {
+    !text.is_empty()
+        && text.split(' ').all(|token| {
+            !token.is_empty() && token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        })
 }
 
 fn ciba(v: &mut Validator<'_>, def: &CibaDef) -> CibaSettings {
@@ -199,6 +255,8 @@ fn ciba(v: &mut Validator<'_>, def: &CibaDef) -> CibaSettings {
         discovery_path,
         users: def.users.iter().map(|(k, u)| (k.clone(), v.text(u))).collect(),
         approval_hook,
+        backchannel_endpoint: def.backchannel_endpoint.as_ref().and_then(|u| v.url(u)),
+        token_endpoint: def.token_endpoint.as_ref().and_then(|u| v.url(u)),
     }
 }
 
@@ -236,17 +294,20 @@ fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
     };
     let identity = identity(v, def);
     let secret = def.client_secret.as_ref().map(|s| Secret::new(v.text(s)));
-    // The method: as written, else what the credentials given imply.
-    let auth = match &def.auth {
-        Some(a) => a.value,
-        None if def.private_key.is_some() => AuthMethod::PrivateKeyJwt,
-        None if identity.is_some() && secret.is_none() => AuthMethod::TlsClientAuth,
-        None => AuthMethod::ClientSecretBasic,
+    // The method: as written, else the first registered one, else what the credentials imply.
+    let auth = match (&def.auth, &def.methods) {
+        (Some(a), _) => a.value,
+        (None, Some(m)) if !m.value.is_empty() => m.value[0],
+        (None, _) if def.private_key.is_some() => AuthMethod::PrivateKeyJwt,
+        (None, _) if identity.is_some() && secret.is_none() => AuthMethod::TlsClientAuth,
+        (None, _) => AuthMethod::ClientSecretBasic,
     };
+    let methods = registered_methods(v, name, auth, def);
     let client = Client {
         client_id: v.text(&def.client_id),
         secret,
         auth,
+        methods: methods.clone(),
         scope: def.scope.as_ref().map(|s| v.text(s)),
         key,
         serve_jwks,
@@ -264,7 +325,42 @@ fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
             format!("give `{name}` {missing}, or another `auth`"),
         );
     }
+    // Other registered methods need their credentials too, or the cases using them cannot run.
+    for method in methods.iter().copied().filter(|m| *m != auth) {
+        let loaded = (method == AuthMethod::PrivateKeyJwt && def.private_key.is_some())
+            || (method.uses_certificate() && (def.certificate.is_some() || def.pkcs12.is_some()));
+        if let (Some(missing), Some(span)) = (client.lacks_for(method).filter(|_| !loaded), def.methods.as_ref()) {
+            v.error_help(
+                at(span),
+                format!("client `{name}` is registered for {method} but has no {}", missing.trim_start_matches("a ")),
+                format!("give `{name}` {missing}, or drop {method} from `methods`"),
+            );
+        }
+    }
     client
+}
+
+/// The methods a client is registered for: `methods` as written (with `auth` in it), else `[auth]`.
+fn registered_methods(v: &mut Validator<'_>, name: &str, auth: AuthMethod, def: &ClientDef) -> Vec<AuthMethod> {
+    let Some(listed) = &def.methods else { return vec![auth] };
+    if listed.value.is_empty() {
+        v.error_help(at(listed), format!("client `{name}` has no `methods`"), "list at least one, or leave `methods` out");
+        return vec![auth];
+    }
+    if !listed.value.contains(&auth) {
+        v.error_help(
+            at(listed),
+            format!("client `{name}` authenticates with {auth}, which is not among its `methods`"),
+            format!("add {auth} to `methods`, or pick one of them as `auth`"),
+        );
+    }
+    let mut methods = vec![auth];
+    for m in &listed.value {
+        if !methods.contains(m) {
+            methods.push(*m);
+        }
+    }
+    methods
 }
 
 fn identity(v: &mut Validator<'_>, def: &ClientDef) -> Option<crate::support::pki::ClientIdentity> {

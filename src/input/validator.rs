@@ -60,10 +60,15 @@ impl<'a> Validator<'a> {
 
     /// `${env:…}` and `${file:…}` expanded; a failure is reported where the value was written.
     pub fn text(&mut self, value: &Spanned<String>) -> String {
-        match interpolate(&value.value, self.base_dir()) {
+        self.text_at(&value.value, at(value))
+    }
+
+    /// `raw` with its `${…}` references resolved; a failure is reported at `span`.
+    pub fn text_at(&mut self, raw: &str, span: Span) -> String {
+        match interpolate(raw, self.base_dir()) {
             Ok(s) => s,
             Err(e) => {
-                self.error(at(value), e.to_string());
+                self.error(span, e.to_string());
                 String::new()
             }
         }
@@ -136,11 +141,16 @@ impl<'a> Validator<'a> {
         if let Some(found) = choices.iter().find(|c| **c == v.value) {
             return Some(found);
         }
-        let help = match did_you_mean(&v.value, choices.iter().copied()) {
+        self.not_one_of(at(v), &v.value, &format!("a valid `{key}`"), choices);
+        None
+    }
+
+    /// `word` is none of `choices`: an error at `span` naming the closest one.
+    pub fn not_one_of(&mut self, span: Span, word: &str, what: &str, choices: &[&str]) {
+        let help = match did_you_mean(word, choices.iter().copied()) {
             Some(best) => format!("did you mean `{best}`?"),
             None => format!("one of: {}", choices.join(", ")),
         };
-        self.error_help(at(v), format!("`{}` is not a valid `{key}`", v.value), help);
-        None
+        self.error_help(span, format!("`{word}` is not {what}"), help);
     }
 }

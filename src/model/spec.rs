@@ -8,12 +8,90 @@ use serde::Deserialize;
 use super::Named;
 use super::auth::AuthChoice;
 
+/// A scope a step asks for: as written, or by role — the target maps each role to the server's
+/// own scope names (today's names are the defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeSpec {
+    Literal(String),
+    Roles(Vec<ScopeRole>),
+}
+
+/// The scopes suites ask for, by what they are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScopeRole {
+    /// The client's own scope (its `scope`), else the target's default.
+    Default,
+    /// Another scope the client may have (for "scope order does not matter").
+    Second,
+    /// A scope the client may not have.
+    NotAllowed,
+    /// A SMART v1 system scope (`system/*.read`).
+    SmartV1,
+    /// A SMART v2 system scope (`system/Observation.rs`).
+    SmartV2,
+    /// What a CIBA request asks for (`openid scope_all`).
+    Ciba,
+    /// A CIBA request's scope with one the client may not have.
+    CibaNotAllowed,
+}
+
+impl ScopeRole {
+    pub const ALL: &'static [ScopeRole] = &[
+        ScopeRole::Default,
+        ScopeRole::Second,
+        ScopeRole::NotAllowed,
+        ScopeRole::SmartV1,
+        ScopeRole::SmartV2,
+        ScopeRole::Ciba,
+        ScopeRole::CibaNotAllowed,
+    ];
+
+    /// The role's name in a scenario (`scope: { roles: [not-allowed] }`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScopeRole::Default => "default",
+            ScopeRole::Second => "second",
+            ScopeRole::NotAllowed => "not-allowed",
+            ScopeRole::SmartV1 => "smart-v1",
+            ScopeRole::SmartV2 => "smart-v2",
+            ScopeRole::Ciba => "ciba",
+            ScopeRole::CibaNotAllowed => "ciba-not-allowed",
+        }
+    }
+
+    /// The key in a target's `scopes:` mapping (target keys are snake_case, like its other keys).
+    pub fn key(self) -> &'static str {
+        match self {
+            ScopeRole::Default => "default",
+            ScopeRole::Second => "second",
+            ScopeRole::NotAllowed => "not_allowed",
+            ScopeRole::SmartV1 => "smart_v1",
+            ScopeRole::SmartV2 => "smart_v2",
+            ScopeRole::Ciba => "ciba",
+            ScopeRole::CibaNotAllowed => "ciba_not_allowed",
+        }
+    }
+
+    /// Today's names, used when a target does not map the role.
+    pub fn default_scope(self) -> &'static str {
+        match self {
+            ScopeRole::Default => "implant",
+            ScopeRole::Second => "profile",
+            ScopeRole::NotAllowed => "oauth-harness.not-a-granted-scope",
+            ScopeRole::SmartV1 => "system/*.read",
+            ScopeRole::SmartV2 => "system/Observation.rs",
+            ScopeRole::Ciba => "openid scope_all",
+            ScopeRole::CibaNotAllowed => "openid scope_all oauth-harness.not-a-granted-scope",
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct TokenSpec {
     pub client: Option<Named>,
     pub grant: Option<String>,
     pub auth: Option<AuthChoice>,
-    pub scope: Option<String>,
+    pub scope: Option<ScopeSpec>,
     pub omit: Vec<FormParam>,
     pub wrong_secret: bool,
     pub client_id: Option<String>,
@@ -114,7 +192,7 @@ pub struct CibaSpec {
     pub channel: String,
     pub binding_message: String,
     pub acr_values: String,
-    pub scope: String,
+    pub scope: ScopeSpec,
     pub requested_expiry: Option<u32>,
     pub two_hints: bool,
     pub without_certificate: bool,

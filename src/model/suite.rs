@@ -4,6 +4,7 @@
 
 use super::Named;
 use super::action::Action;
+use super::auth::AuthMethod;
 use crate::support::diagnostics::{SourceFile, Span};
 
 /// A validated suite.
@@ -35,6 +36,10 @@ pub struct Case {
     pub span: Span,
     /// `metadata field` must contain `value`, else the case is skipped.
     pub advertised: Vec<(String, String)>,
+    /// The case's client must be registered for these methods, else the case is skipped…
+    pub registered: Vec<AuthMethod>,
+    /// …and must not be registered for these.
+    pub not_registered: Vec<AuthMethod>,
     pub client: Option<Named>,
     pub steps: Vec<Step>,
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::auth::AuthMethod;
+use super::spec::{ScopeRole, ScopeSpec};
 use crate::support::diagnostics::SourceFile;
 use crate::support::keys::KeyPair;
 use crate::support::pki::ClientIdentity;
@@ -35,6 +36,8 @@ pub struct Target {
     /// CAs to trust for the target's server certificates (only these), when given.
     pub ca: Vec<reqwest::Certificate>,
     pub ciba: CibaSettings,
+    /// The server's names for the scope roles the suites ask for.
+    pub scopes: BTreeMap<ScopeRole, String>,
 }
 
 /// CIBA settings of a target.
@@ -44,11 +47,20 @@ pub struct CibaSettings {
     /// Login hints by behaviour (`approves`, `denies`, `never-answers`, `manual`, `unknown`).
     pub users: BTreeMap<String, String>,
     pub approval_hook: Option<(reqwest::Method, String)>,
+    /// Endpoints named by the target, over what the metadata says.
+    pub backchannel_endpoint: Option<Url>,
+    pub token_endpoint: Option<Url>,
 }
 
 impl Default for CibaSettings {
     fn default() -> Self {
-        Self { discovery_path: DEFAULT_CIBA_DISCOVERY.into(), users: BTreeMap::new(), approval_hook: None }
+        Self {
+            discovery_path: DEFAULT_CIBA_DISCOVERY.into(),
+            users: BTreeMap::new(),
+            approval_hook: None,
+            backchannel_endpoint: None,
+            token_endpoint: None,
+        }
     }
 }
 
@@ -62,7 +74,10 @@ pub struct Resource {
 pub struct Client {
     pub client_id: String,
     pub secret: Option<Secret>,
+    /// The method it authenticates with unless a step says otherwise.
     pub auth: AuthMethod,
+    /// The methods it is registered for (RFC 7591 §2 `token_endpoint_auth_method`); `auth` first.
+    pub methods: Vec<AuthMethod>,
     pub scope: Option<String>,
     /// The private key for private_key_jwt.
     pub key: Option<Arc<KeyPair>>,
@@ -97,5 +112,20 @@ impl Target {
 
     pub fn client_names(&self) -> impl Iterator<Item = &str> {
         self.clients.keys().map(String::as_str)
+    }
+
+    /// The server's scope for `role`: the client's own for `default`, then the target's mapping,
+    /// then today's name.
+    pub fn scope(&self, role: ScopeRole, client: Option<&Client>) -> String {
+        let own = client.and_then(|c| c.scope.clone()).filter(|_| role == ScopeRole::Default);
+        own.or_else(|| self.scopes.get(&role).cloned()).unwrap_or_else(|| role.default_scope().to_string())
+    }
+
+    /// What `spec` asks for, in the server's names.
+    pub fn resolve_scope(&self, spec: &ScopeSpec, client: Option<&Client>) -> String {
+        match spec {
+            ScopeSpec::Literal(s) => s.clone(),
+            ScopeSpec::Roles(roles) => roles.iter().map(|r| self.scope(*r, client)).collect::<Vec<_>>().join(" "),
+        }
     }
 }

@@ -71,6 +71,8 @@ pub struct Deviations {
     pub unregistered_key: bool,
     /// An assertion whose signature was corrupted.
     pub bad_signature: bool,
+    /// A method the client is not registered for (as its target says).
+    pub unregistered_method: bool,
 }
 
 /// A client assertion as it was sent.

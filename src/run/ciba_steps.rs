@@ -40,20 +40,22 @@ pub struct CibaRequest {
     pub exchanged: bool,
 }
 
-/// Reads the CIBA metadata (`{issuer}{ciba.discovery}`); `None` when the server has none.
+/// Reads the CIBA metadata (`{issuer}{ciba.discovery}`), with the endpoints the target names
+/// over what it says; `None` when neither gives both endpoints.
 pub async fn discover(http: &HttpClient, target: &Target) -> Option<CibaEndpoints> {
     let (request, _) = crate::protocol::flows::discovery::build(&target.issuer, &target.ciba.discovery_path);
-    let response = http.send(&request).await.ok().filter(|r| r.status == 200)?;
-    let doc = response.json_object()?;
-    let url = |m: &str| doc.get(m).and_then(Value::as_str).and_then(|s| Url::parse(s).ok());
+    let response = http.send(&request).await.ok().filter(|r| r.status == 200);
+    let doc = response.as_ref().and_then(|r| r.json_object());
+    let url = |m: &str| doc.as_ref().and_then(|d| d.get(m)).and_then(Value::as_str).and_then(|s| Url::parse(s).ok());
     Some(CibaEndpoints {
         issuer: doc
-            .get("issuer")
+            .as_ref()
+            .and_then(|d| d.get("issuer"))
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| target.issuer.to_string()),
-        backchannel: url("backchannel_authentication_endpoint")?,
-        token: url("token_endpoint")?,
+        backchannel: target.ciba.backchannel_endpoint.clone().or_else(|| url("backchannel_authentication_endpoint"))?,
+        token: target.ciba.token_endpoint.clone().or_else(|| url("token_endpoint"))?,
         jwks_uri: url("jwks_uri"),
     })
 }
@@ -103,7 +105,7 @@ impl Runner {
             return result;
         };
         let params = BackchannelParams {
-            scope: Some(spec.scope.clone()),
+            scope: Some(self.target.resolve_scope(&spec.scope, Some(client))),
             acr_values: Some(spec.acr_values.clone()),
             binding_message: Some(spec.binding_message.clone()),
             login_hint: Some(login_hint.clone()),

@@ -324,7 +324,7 @@ impl Runner {
             reason: None,
             steps: Vec::new(),
         };
-        if let Some(reason) = self.skip_reason(case) {
+        if let Some(reason) = self.skip_reason(suite, case) {
             result.outcome = CaseOutcome::Skipped;
             result.reason = Some(reason);
             return result;
@@ -354,7 +354,16 @@ impl Runner {
         result
     }
 
-    fn skip_reason(&self, case: &Case) -> Option<String> {
+    fn skip_reason(&self, suite: &Suite, case: &Case) -> Option<String> {
+        // Registration is the target's to say (RFC 7591 §2): a case about a method the client
+        // is not registered for (or about one it is not) does not apply to it.
+        let (name, client) = self.client_for(suite, case, None);
+        if let Some(m) = case.registered.iter().find(|m| !client.methods.contains(m)) {
+            return Some(format!("client `{name}` is not registered for {m} (its `methods` in the target)"));
+        }
+        if let Some(m) = case.not_registered.iter().find(|m| client.methods.contains(m)) {
+            return Some(format!("client `{name}` is registered for {m}, and the case needs one that is not"));
+        }
         if case.steps.iter().any(|s| matches!(s.action, Action::Resource(_))) && self.target.resource.is_none() {
             return Some("the target has no `resource` to call".into());
         }

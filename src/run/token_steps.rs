@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
 use crate::model::Client;
-use crate::model::{AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, Suite, TokenSpec};
+use crate::model::{AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, ScopeSpec, Suite, TokenSpec};
 use crate::protocol::auth::assertion;
 use crate::protocol::exchange::{AssertionFacts, RequestContext};
 use crate::protocol::flows;
@@ -25,7 +25,11 @@ impl Runner {
         let auth = spec.auth.unwrap_or(AuthChoice::from(client.auth));
         let signed = self.client_assertion(client, auth, &spec.assertion, spec.client_id.as_deref(), state)?;
         let (assertion, jku_path) = signed.unzip();
-        let (request, mut context) = flows::token::build(&self.endpoints.token, client, spec, assertion.as_ref());
+        let scope = match &spec.scope {
+            Some(asked) => Some(self.target.resolve_scope(asked, Some(client))),
+            None => client.scope.clone(),
+        };
+        let (request, mut context) = flows::token::build(&self.endpoints.token, client, spec, scope, assertion.as_ref());
         if let Some(jws) = &assertion {
             context.assertion = Some(AssertionFacts {
                 header: jwt_part(jws.expose(), 0).unwrap_or_default(),
@@ -156,7 +160,7 @@ impl Runner {
             })?),
             choice @ (BearerChoice::Fresh | BearerChoice::InsufficientScope) => {
                 let scope = match choice {
-                    BearerChoice::InsufficientScope => Some(resource.insufficient_scope.clone().ok_or_else(|| {
+                    BearerChoice::InsufficientScope => Some(resource.insufficient_scope.clone().map(ScopeSpec::Literal).ok_or_else(|| {
                         StepFailure::Precondition(precondition(
                             "the target's resource has no `insufficient_scope`".into(),
                         ))

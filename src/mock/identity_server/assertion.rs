@@ -191,12 +191,14 @@ impl Verifier<'_> {
                 Err("no registered key matches the kid")
             };
         }
-        // RFC 8725 §3.1: a key registered with an `alg` is used with that algorithm only.
+        // RFC 8725 §3.1: a key registered with an `alg` is used with that algorithm only. (A
+        // server that ignores its algorithm list ignores the key's too: the unadvertised-alg
+        // defect lets the unadvertised algorithm through both.)
+        let any_alg = self.on(Defect::AcceptKeyWithOtherAlg)
+            || (self.on(Defect::AcceptUnadvertisedAlg) && !SIGNING_ALGS.contains(&alg));
         let candidates: Vec<&Value> = candidates
             .into_iter()
-            .filter(|jwk| {
-                self.on(Defect::AcceptKeyWithOtherAlg) || jwk.get("alg").and_then(Value::as_str).is_none_or(|a| a == alg)
-            })
+            .filter(|jwk| any_alg || jwk.get("alg").and_then(Value::as_str).is_none_or(|a| a == alg))
             .collect();
         if candidates.is_empty() {
             return Err("the key is registered for another algorithm");

@@ -177,7 +177,8 @@ impl App {
             (false, false) => AuthMethod::ClientSecretPost,
         };
         let post_refused = method == AuthMethod::ClientSecretPost && self.defects.on(Defect::ClientSecretPostIgnored);
-        if !client.allows(method) || post_refused {
+        let unregistered = !client.allows(method) && !self.defects.on(Defect::AcceptUnregisteredMethod);
+        if unregistered || post_refused {
             return Err(invalid_client(&presented));
         }
         let grant = match param("grant_type") {

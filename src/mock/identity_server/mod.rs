@@ -39,6 +39,7 @@ defects! {
         AcceptWrongSecret => ("accept-wrong-secret", "RFC 6749 §5.2: any secret is accepted for a registered client"),
         BasicNotFormDecoded => ("basic-not-form-decoded", "RFC 6749 §2.3.1: Basic credentials are not form-urldecoded after Base64"),
         ClientSecretPostIgnored => ("client-secret-post-ignored", "RFC 6749 §2.3.1: client_secret_post is advertised but refused"),
+        AcceptUnregisteredMethod => ("accept-unregistered-method", "RFC 7591 §2: a client registered for Basic alone is accepted over client_secret_post"),
         AcceptTwoAuthMethods => ("accept-two-auth-methods", "RFC 6749 §2.3: a request with Basic and client_secret together is accepted"),
         TokenEndpointAcceptsGet => ("token-endpoint-accepts-get", "RFC 6749 §3.2: the token endpoint issues tokens on GET"),
         IgnoreScopeRestriction => ("ignore-scope-restriction", "RFC 6749 §5.2: scopes the client may not have are granted (no invalid_scope)"),
@@ -151,6 +152,7 @@ pub fn describe(config: &Config, issuer: url::Url) -> Target {
                     secret: (!c.client_secret.is_empty())
                         .then(|| crate::support::secret::Secret::new(c.client_secret.clone())),
                     auth,
+                    methods: if c.auth_methods.is_empty() { vec![auth] } else { c.auth_methods.clone() },
                     scope: c.default_scope.clone(),
                     key: c.key.as_deref().and_then(builtin_key).map(Arc::new),
                     serve_jwks: c.register_by_url && c.jwks_uri.is_some(),
@@ -175,6 +177,7 @@ pub fn describe(config: &Config, issuer: url::Url) -> Target {
             jwks_server_port: None,
             ca: Vec::new(),
             ciba: crate::model::target::CibaSettings::default(),
+            scopes: std::collections::BTreeMap::new(),
         }
     }
 }

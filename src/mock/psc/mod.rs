@@ -157,6 +157,7 @@ pub fn describe(issuer: &str) -> Target {
             client_id: client_id.to_string(),
             secret: None,
             auth: AuthMethod::TlsClientAuth,
+            methods: vec![AuthMethod::TlsClientAuth],
             scope: Some("openid scope_all".into()),
             key: None,
             serve_jwks: false,
@@ -192,7 +193,10 @@ pub fn describe(issuer: &str) -> Target {
                 discovery_path: crate::model::target::DEFAULT_CIBA_DISCOVERY.into(),
                 users,
                 approval_hook: Some((reqwest::Method::POST, hook)),
+                backchannel_endpoint: None,
+                token_endpoint: None,
             },
+            scopes: BTreeMap::new(),
         }
     }
 }

@@ -13,16 +13,17 @@ use crate::support::secret::Secret;
 
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 
-/// Builds the token request for `spec` on behalf of `client`; `assertion` is the signed client
-/// assertion when the client authenticates with private_key_jwt.
+/// Builds the token request for `spec` on behalf of `client`; `scope` is what the step asks
+/// for, already in the server's names; `assertion` is the signed client assertion when the
+/// client authenticates with private_key_jwt.
 pub fn build(
     endpoint: &Url,
     client: &Client,
     spec: &TokenSpec,
+    scope: Option<String>,
     assertion: Option<&Secret>,
 ) -> (Request, RequestContext) {
     let grant = spec.grant.clone().unwrap_or_else(|| CLIENT_CREDENTIALS.to_string());
-    let scope = spec.scope.clone().or_else(|| client.scope.clone());
     let mut form: Vec<(String, Value)> = Vec::new();
     if !spec.omit.contains(&FormParam::GrantType) {
         form.push(("grant_type".into(), Value::Plain(grant.clone())));
@@ -83,6 +84,7 @@ pub fn build(
         deviations: Deviations {
             wrong_secret: spec.wrong_secret,
             unknown_client: spec.client_id.is_some(),
+            unregistered_method: choice.method().is_some_and(|m| !client.methods.contains(&m)),
             ..Deviations::default()
         },
         credentials_need_encoding: used.used_authorization_header()
