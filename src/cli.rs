@@ -288,6 +288,10 @@ pub struct PscMockArgs {
     /// `expires_in` of backchannel answers (PSC uses 120 s).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub expires_in: Option<Duration>,
+    /// Keep one pending request per client and user: a new one supersedes the older (as some
+    /// servers do; CIBA allows it)
+    #[arg(long)]
+    pub one_pending_per_user: bool,
 }
 
 #[derive(Debug, Args)]

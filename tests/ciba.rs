@@ -72,14 +72,13 @@ async fn the_poller_keeps_the_interval_adds_five_after_slow_down_and_never_overl
     assert!(gaps.iter().all(|g| *g > 0.5), "never two polls at once: {gaps:?}");
 }
 
-/// `mock psc` as a process, a target file from fixtures/targets/psc-local.yaml with client A's
-/// identity from PKCS#12 (password from the environment): the whole PSC suite is green.
-#[test]
-fn the_standalone_psc_mock_passes_the_suite_with_a_pkcs12_identity() {
+/// `mock psc` as a process with `args`, and its port.
+fn standalone_psc(args: &[&str]) -> (std::process::Child, u16) {
     use std::io::{BufRead, BufReader};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = common::bin()
         .args(["mock", "psc", "--port", &port.to_string()])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -90,11 +89,29 @@ fn the_standalone_psc_mock_passes_the_suite_with_a_pkcs12_identity() {
         .take_while(|l| !l.starts_with("Ctrl-C"))
         .collect();
     assert!(lines.iter().any(|l| l.contains(&format!("https://127.0.0.1:{port}/realms/esante-wallet"))), "{lines:?}");
+    (child, port)
+}
 
-    let dir = tempfile::tempdir().unwrap();
+fn stop(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+/// fixtures/targets/psc-local.yaml pointed at `port`, its paths made absolute.
+fn psc_local(port: u16) -> String {
     let pki = format!("{}/", common::repo_path("fixtures/pki").display());
     let fixture = std::fs::read_to_string(common::repo_path("fixtures/targets/psc-local.yaml")).unwrap();
-    let target_text = fixture.replace("8443", &port.to_string()).replace("../pki/", &pki).replace(
+    fixture.replace("8443", &port.to_string()).replace("../pki/", &pki)
+}
+
+/// `mock psc` as a process, a target file from fixtures/targets/psc-local.yaml with client A's
+/// identity from PKCS#12 (password from the environment): the whole PSC suite is green.
+#[test]
+fn the_standalone_psc_mock_passes_the_suite_with_a_pkcs12_identity() {
+    let (child, port) = standalone_psc(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = format!("{}/", common::repo_path("fixtures/pki").display());
+    let target_text = psc_local(port).replace(
         &format!("    certificate: {pki}client.pem\n    certificate_key: {pki}client.key\n"),
         &format!("    pkcs12: {pki}client.p12\n    pkcs12_password: \"${{env:OAUTH_HARNESS_TEST_P12}}\"\n"),
     );
@@ -106,10 +123,25 @@ fn the_standalone_psc_mock_passes_the_suite_with_a_pkcs12_identity() {
         .env("OAUTH_HARNESS_TEST_P12", oauth_harness::support::pki::P12_PASSWORD)
         .output()
         .unwrap();
-    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let _ = child.wait();
+    stop(child);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("12 passed"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(" 0 failed, 0 skipped, 0 errors"), "{}", stdout(&o));
+}
+
+/// A server that keeps one pending request per client and user (a new one supersedes the older)
+/// passes too, however many cases run at once: cases sharing a client and user take turns.
+#[test]
+fn a_server_keeping_one_pending_request_per_user_passes_at_any_concurrency() {
+    let (child, port) = standalone_psc(&["--one-pending-per-user"]);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("psc.yaml");
+    std::fs::write(&target, psc_local(port)).unwrap();
+    let o = common::bin()
+        .args(["run", "scenarios/psc-ciba", "--jobs", "16", "--target", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    stop(child);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
 }
 
 fn target_with_client(dir: &std::path::Path, client: &str) -> std::path::PathBuf {

@@ -23,7 +23,11 @@ async fn psc_mock(args: PscMockArgs, out: &Output) -> Result<Outcome, Failure> {
         return Ok(Outcome::Passed);
     }
     let defects = Defect::parse_all(&args.common.defects)?;
-    let mut config = psc::Config { defects: DefectSet::new(defects), ..Default::default() };
+    let mut config = psc::Config {
+        defects: DefectSet::new(defects),
+        one_pending_per_user: args.one_pending_per_user,
+        ..Default::default()
+    };
     if let Some(i) = args.interval {
         config.interval_secs = i.as_secs().max(1);
     }

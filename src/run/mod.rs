@@ -1,5 +1,6 @@
-//! Executes suites against a target and returns plain results. Cases are independent and run
-//! concurrently; the steps of one case run in order and share what earlier steps obtained.
+//! Executes suites against a target and returns plain results. Cases run concurrently, except
+//! those whose CIBA requests share a client and user (`lanes`); the steps of one case run in
+//! order and share what earlier steps obtained.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -10,6 +11,7 @@ use miette::Diagnostic;
 use wildmatch::WildMatch;
 
 mod ciba_steps;
+mod lanes;
 mod lifecycle_steps;
 mod outcome;
 mod preflight;
@@ -264,27 +266,38 @@ impl Runner {
         if selected.is_empty() {
             return Err(RunError::EmptyFilter(self.options.filter.clone().unwrap_or_default()));
         }
-        let planned: Vec<(usize, &Case)> = selected.iter().map(|(i, _, c)| (*i, *c)).collect();
-        let cases = futures_util::stream::iter(selected)
-            .map(|(i, suite, case)| async move {
-                let result = self.run_case(suite, case).await;
-                if let Some(progress) = &self.options.progress {
-                    (progress.case_done)(&result);
+        let planned: Vec<lanes::Planned<'_>> =
+            selected.iter().enumerate().map(|(order, (i, s, c))| (*i, *s, *c, order)).collect();
+        // Finished cases are kept as they finish, so an interrupted run still reports them.
+        let finished: Mutex<Vec<(usize, usize, CaseResult)>> = Mutex::new(Vec::new());
+        let work = futures_util::stream::iter(lanes::lanes(planned.clone(), &self.target))
+            .map(|lane| {
+                let finished = &finished;
+                async move {
+                    for (i, suite, case, order) in lane {
+                        let result = self.run_case(suite, case).await;
+                        if let Some(progress) = &self.options.progress {
+                            (progress.case_done)(&result);
+                        }
+                        finished.lock().unwrap_or_else(|p| p.into_inner()).push((order, i, result));
+                    }
                 }
-                (i, result)
             })
-            .buffered(self.options.jobs.max(1));
+            .buffer_unordered(self.options.jobs.max(1));
         let stop = self.options.stop.clone().unwrap_or_default();
-        let mut results: Vec<(usize, CaseResult)> = cases.take_until(Box::pin(stop.wait())).collect().await;
+        work.take_until(Box::pin(stop.wait())).for_each(|()| async {}).await;
         let interrupted = stop.is_triggered();
+        let mut finished = finished.into_inner().unwrap_or_else(|p| p.into_inner());
         if interrupted {
             // Cases that did not finish are reported as not run, so the report says what it covers.
-            for (i, case) in planned {
-                if !results.iter().any(|(j, r)| *j == i && r.id == case.id) {
-                    results.push((i, not_run(case)));
+            for (i, _, case, order) in &planned {
+                if !finished.iter().any(|(o, _, _)| o == order) {
+                    finished.push((*order, *i, not_run(case)));
                 }
             }
         }
+        finished.sort_by_key(|(order, _, _)| *order);
+        let results: Vec<(usize, CaseResult)> = finished.into_iter().map(|(_, i, r)| (i, r)).collect();
         let mut suite_results: Vec<SuiteResult> = suites
             .iter()
             .map(|s| SuiteResult {

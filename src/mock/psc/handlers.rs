@@ -159,7 +159,13 @@ impl App {
             answer_at,
             exchanged: false,
         };
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), pending);
+        {
+            let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            if self.config.one_pending_per_user {
+                requests.retain(|_, p| p.exchanged || p.client_id != pending.client_id || p.login_hint != pending.login_hint);
+            }
+            requests.insert(id.clone(), pending);
+        }
         let mut body = json!({ "auth_req_id": id, "expires_in": expires_in, "interval": self.config.interval_secs });
         if self.on(Defect::IntervalMissing) {
             body.as_object_mut().map(|o| o.remove("interval"));

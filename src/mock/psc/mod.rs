@@ -64,6 +64,9 @@ pub struct Config {
     /// `expires_in` of backchannel answers, seconds.
     pub expires_in_secs: u64,
     pub users: BTreeMap<String, UserBehaviour>,
+    /// Keep one pending request per client and user: a new one supersedes the older, whose
+    /// `auth_req_id` is then unknown. Legitimate (CIBA Core does not forbid it), not a defect.
+    pub one_pending_per_user: bool,
 }
 
 pub const USER_APPROVES: &str = "500000001815646/CPAT00045";
@@ -81,7 +84,7 @@ impl Default for Config {
             (USER_MANUAL.to_string(), UserBehaviour::Manual),
         ]);
         // Seconds, not PSC's 5 and 120, so the suite runs in seconds; the flow is the same.
-        Self { defects: DefectSet::default(), interval_secs: 1, expires_in_secs: 20, users }
+        Self { defects: DefectSet::default(), interval_secs: 1, expires_in_secs: 20, users, one_pending_per_user: false }
     }
 }
 

@@ -1,0 +1,105 @@
+//! Which cases may run side by side. A server may keep one pending CIBA request per client and
+//! user and supersede the older one (CIBA Core does not forbid it), so cases whose CIBA requests
+//! share a (client, login hint) pair run one after another, whatever `--jobs` says: no verdict
+//! then depends on scheduling. Every other case is a lane of its own.
+
+use std::collections::HashMap;
+
+use crate::model::{Action, Case, Suite};
+use crate::model::target::Target;
+
+/// A case to run: its suite's index, the suite, the case, and its place in the report.
+pub type Planned<'a> = (usize, &'a Suite, &'a Case, usize);
+
+/// Groups `planned` into lanes (each in the given order); lanes holding several cases come first,
+/// since they take longest.
+pub fn lanes<'a>(planned: Vec<Planned<'a>>, target: &Target) -> Vec<Vec<Planned<'a>>> {
+    // Union-find over cases: two cases sharing a pair end in one set.
+    let mut parent: Vec<usize> = (0..planned.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first_with: HashMap<(String, String), usize> = HashMap::new();
+    for (i, (_, suite, case, _)) in planned.iter().enumerate() {
+        for pair in ciba_pairs(suite, case, target) {
+            match first_with.get(&pair) {
+                Some(&j) => {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a] = b;
+                }
+                None => {
+                    first_with.insert(pair, i);
+                }
+            }
+        }
+    }
+    let mut by_root: Vec<(usize, Vec<Planned<'a>>)> = Vec::new();
+    for (i, p) in planned.into_iter().enumerate() {
+        let r = root(&mut parent, i);
+        match by_root.iter_mut().find(|(k, _)| *k == r) {
+            Some((_, lane)) => lane.push(p),
+            None => by_root.push((r, vec![p])),
+        }
+    }
+    let mut lanes: Vec<Vec<Planned<'a>>> = by_root.into_iter().map(|(_, lane)| lane).collect();
+    lanes.sort_by_key(|lane| std::cmp::Reverse(lane.len()));
+    lanes
+}
+
+/// The (client_id, login hint) pairs a case's CIBA requests use.
+fn ciba_pairs(suite: &Suite, case: &Case, target: &Target) -> Vec<(String, String)> {
+    case.steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Ciba(spec) => Some(spec),
+            _ => None,
+        })
+        .map(|spec| {
+            let client = spec.client.as_ref().or(case.client.as_ref()).or(suite.client.as_ref());
+            let client_id = client
+                .and_then(|n| target.clients.get(&n.name))
+                .map(|c| c.client_id.clone())
+                .unwrap_or_default();
+            let role = spec.user.as_ref().map(|n| n.name.as_str()).unwrap_or("approves");
+            let hint = target.ciba.users.get(role).cloned().unwrap_or_else(|| role.to_string());
+            (client_id, hint)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::parse_suite;
+    use crate::support::diagnostics::SourceFile;
+
+    const SUITE: &str = "suite: s\nclient: a\ncases:\n\
+        - { id: a-approves-1, ciba: { user: approves }, expect: { checks: [ciba-auth-response] } }\n\
+        - { id: token, token: {}, expect: { checks: [token-response] } }\n\
+        - { id: a-approves-2, ciba: { user: approves }, expect: { checks: [ciba-auth-response] } }\n\
+        - { id: b-approves, client: b, ciba: { user: approves }, expect: { checks: [ciba-auth-response] } }\n\
+        - { id: a-denies, ciba: { user: denies }, expect: { checks: [ciba-auth-response] } }\n\
+        - { id: a-alias, ciba: { user: alias }, expect: { checks: [ciba-auth-response] } }\n";
+
+    #[test]
+    fn cases_sharing_a_client_and_login_hint_share_a_lane_and_keep_their_order() {
+        let suite = parse_suite(&SourceFile::new(std::path::Path::new("s.yaml"), SUITE.to_string())).expect("valid suite");
+        let mut target = crate::mock::psc::describe("https://127.0.0.1:1/realms/x");
+        target.clients.insert("a".into(), target.clients["psc-client"].clone());
+        target.clients.insert("b".into(), target.clients["psc-client-b"].clone());
+        // Another behaviour name for the same professional is the same user to the server.
+        let approves = target.ciba.users["approves"].clone();
+        target.ciba.users.insert("alias".into(), approves);
+        let planned: Vec<Planned<'_>> = suite.cases.iter().enumerate().map(|(i, c)| (0, &suite, c, i)).collect();
+        let ids: Vec<Vec<&str>> =
+            lanes(planned, &target).iter().map(|l| l.iter().map(|(_, _, c, _)| c.id.as_str()).collect()).collect();
+        assert_eq!(
+            ids,
+            vec![vec!["a-approves-1", "a-approves-2", "a-alias"], vec!["token"], vec!["b-approves"], vec!["a-denies"]]
+        );
+    }
+}
