@@ -208,7 +208,10 @@ async fn a_wrong_secret_is_random_and_nothing_like_the_real_one() {
     let target = write(
         dir.path(),
         "t.yaml",
-        &format!("issuer: {uri}\ntoken_endpoint: {uri}/token\nclients:\n  confidential: {{ client_id: c1, client_secret: \"{real}\", scope: implant }}\n", uri = server.uri()),
+        &format!(
+            "issuer: {uri}\ntoken_endpoint: {uri}/token\nclients:\n  confidential: {{ client_id: c1, client_secret: \"{real}\", scope: implant }}\n",
+            uri = server.uri()
+        ),
     );
     let suite = write(
         dir.path(),
@@ -220,7 +223,9 @@ async fn a_wrong_secret_is_random_and_nothing_like_the_real_one() {
     let requests = server.received_requests().await.unwrap();
     let mut sent = Vec::new();
     for r in requests.iter().filter(|r| r.url.path() == "/token") {
-        if let Some(basic) = r.headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic ")) {
+        if let Some(basic) =
+            r.headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic "))
+        {
             let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(basic).unwrap()).unwrap();
             sent.push(decoded.split_once(':').unwrap().1.to_string());
         }

@@ -47,7 +47,14 @@ async fn scope_order_asks_for_the_servers_second_scope_when_the_target_names_it(
     let target = common::write_target(dir.path(), &mock, None);
     let suite = common::repo_path("scenarios/identity-server/token-endpoint.yaml").display().to_string();
     let args = |t: &std::path::Path| {
-        vec!["run".into(), suite.clone(), "--target".into(), t.display().to_string(), "--filter".into(), "token-scope-order".into()]
+        vec![
+            "run".into(),
+            suite.clone(),
+            "--target".into(),
+            t.display().to_string(),
+            "--filter".into(),
+            "token-scope-order".into(),
+        ]
     };
 
     // Today's name for the role: the server rightly refuses a scope it does not know.
@@ -89,11 +96,13 @@ async fn a_post_case_is_skipped_for_a_client_registered_for_basic_alone() {
 
     // Registered for both, as the mock has it: the same cases run and pass.
     let both = dir.path().join("both.yaml");
-    let text = std::fs::read_to_string(&target)
-        .unwrap()
-        .replace("    auth: client_secret_basic\n", "    auth: client_secret_basic\n    methods: [client_secret_basic, client_secret_post]\n");
+    let text = std::fs::read_to_string(&target).unwrap().replace(
+        "    auth: client_secret_basic\n",
+        "    auth: client_secret_basic\n    methods: [client_secret_basic, client_secret_post]\n",
+    );
     std::fs::write(&both, text).unwrap();
-    let args = vec!["run".into(), suite, "--target".into(), both.display().to_string(), "--filter".into(), "*-post".into()];
+    let args =
+        vec!["run".into(), suite, "--target".into(), both.display().to_string(), "--filter".into(), "*-post".into()];
     let (out, report) = run_blocking(args).await;
     for id in ["token-client-secret-post", "reject-wrong-secret-post"] {
         assert_eq!(case(&report, id)["outcome"], "passed", "{}", stdout(&out));

@@ -23,7 +23,20 @@ fn run_reports_match_the_published_schema() {
     let json = dir.path().join("r.json");
     // Passing, failing (a defect) and skipped cases, exchanges with setup steps, CIBA polls.
     for extra in [&[][..], &["--mock-defect", "no-cache-headers"][..]] {
-        let o = run_bin(&[&["run", "scenarios/identity-server", "scenarios/introspection", "-q", "--report-json", json.to_str().unwrap()][..], extra].concat());
+        let o = run_bin(
+            &[
+                &[
+                    "run",
+                    "scenarios/identity-server",
+                    "scenarios/introspection",
+                    "-q",
+                    "--report-json",
+                    json.to_str().unwrap(),
+                ][..],
+                extra,
+            ]
+            .concat(),
+        );
         assert!(common::code(&o) <= 1, "{}", common::stderr(&o));
         let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_valid(&validator("run-report.schema.json"), &report, "the run report");

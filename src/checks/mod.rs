@@ -41,7 +41,10 @@ impl Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    Fail { expected: String, seen: String },
+    Fail {
+        expected: String,
+        seen: String,
+    },
     NotApplicable(String),
     /// What the check judges could not be had (no metadata document): the one failure of the
     /// step names that, and the checks that depend on it are reported as blocked by it.

@@ -234,13 +234,15 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "SMART @324, RFC 8725 §3.1",
         url: SMART,
         summary: "an assertion signed with an algorithm the server does not advertise is refused",
-        evaluate: |x| refused_assertion(x, "sends an assertion signed with an algorithm the server does not advertise", |a, _| {
-            let alg = header_alg(a);
-            match &a.advertised_algs {
-                Some(list) => !list.iter().any(|v| v == alg) && alg != "none" && !alg.starts_with("HS"),
-                None => !matches!(alg, "RS384" | "ES384" | "none") && !alg.starts_with("HS"),
-            }
-        }),
+        evaluate: |x| {
+            refused_assertion(x, "sends an assertion signed with an algorithm the server does not advertise", |a, _| {
+                let alg = header_alg(a);
+                match &a.advertised_algs {
+                    Some(list) => !list.iter().any(|v| v == alg) && alg != "none" && !alg.starts_with("HS"),
+                    None => !matches!(alg, "RS384" | "ES384" | "none") && !alg.starts_with("HS"),
+                }
+            })
+        },
     },
     CheckDef {
         id: "rfc8725.3.1.key-alg",
@@ -248,11 +250,17 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "RFC 8725 §3.1",
         url: RFC8725,
         summary: "a key is used only with its registered algorithm: an assertion signed with another one (even one the server advertises) is refused",
-        evaluate: |x| refused_assertion(x, "sends an assertion signed with an advertised algorithm other than its key's registered one", |a, _| {
-            let alg = header_alg(a);
-            let advertised = a.advertised_algs.as_ref().is_some_and(|l| l.iter().any(|v| v == alg));
-            advertised && a.registered_alg.as_deref().is_some_and(|r| r != alg)
-        }),
+        evaluate: |x| {
+            refused_assertion(
+                x,
+                "sends an assertion signed with an advertised algorithm other than its key's registered one",
+                |a, _| {
+                    let alg = header_alg(a);
+                    let advertised = a.advertised_algs.as_ref().is_some_and(|l| l.iter().any(|v| v == alg));
+                    advertised && a.registered_alg.as_deref().is_some_and(|r| r != alg)
+                },
+            )
+        },
     },
     CheckDef {
         id: "rfc8725.3.1.alg-none",

@@ -248,17 +248,24 @@ pub(super) fn token_issued(x: &Exchange) -> Verdict {
 /// an invalid scope." A default it applies silently, without saying which, keeps neither.
 fn default_scope(x: &Exchange) -> Verdict {
     let scope = param(x, "scope");
-    if let Some(v) = judges(scope.is_none(), "has no scope parameter", || format!("asked for `{}`", scope.unwrap_or_default())) {
+    if let Some(v) =
+        judges(scope.is_none(), "has no scope parameter", || format!("asked for `{}`", scope.unwrap_or_default()))
+    {
         return v;
     }
     let r = &x.response;
-    let said = r.json_object().and_then(|o| o.get("scope")).and_then(|s| s.as_str()).is_some_and(|s| !s.trim().is_empty());
+    let said =
+        r.json_object().and_then(|o| o.get("scope")).and_then(|s| s.as_str()).is_some_and(|s| !s.trim().is_empty());
     if r.status == 200 && r.json_str("access_token").is_some() {
         return Verdict::from_bool(said, "a token whose answer says the default scope granted (`scope`)", || {
             "a token, and no `scope` member saying what was granted".into()
         });
     }
-    Verdict::from_bool((400..500).contains(&r.status) && r.json_str("error") == Some("invalid_scope"), "a token with its `scope`, or a refusal with invalid_scope", || r.summary())
+    Verdict::from_bool(
+        (400..500).contains(&r.status) && r.json_str("error") == Some("invalid_scope"),
+        "a token with its `scope`, or a refusal with invalid_scope",
+        || r.summary(),
+    )
 }
 
 fn content_type(x: &Exchange) -> Verdict {

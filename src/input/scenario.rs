@@ -15,10 +15,13 @@ use super::validator::{Validator, at};
 use super::yaml::{self, Shapes};
 use super::{InputError, InputErrors, read_source};
 use crate::model::action::action_names;
-use crate::model::{Action, ActionKind, AuthChoice, AuthMethod, Case, DEFAULT_SYSTEM, SYSTEMS, ScopeRole, ScopeSpec, Step, Suite};
 use crate::model::{
-    AlgPick, ApproveSpec, AssertionSpec, BearerChoice, CibaSpec, DiscoveryDocument, DiscoverySpec, Expectation, FormParam,
-    HttpMethod, IntrospectSpec, Mutation, PollSpec, ResourceSpec, RevokeSpec, StatusSet, TokenRef, TokenSpec, WaitSpec,
+    Action, ActionKind, AuthChoice, AuthMethod, Case, DEFAULT_SYSTEM, SYSTEMS, ScopeRole, ScopeSpec, Step, Suite,
+};
+use crate::model::{
+    AlgPick, ApproveSpec, AssertionSpec, BearerChoice, CibaSpec, DiscoveryDocument, DiscoverySpec, Expectation,
+    FormParam, HttpMethod, IntrospectSpec, MAX_MINT, MintSpec, Mutation, PollSpec, ResourceSpec, RevokeSpec, StatusSet,
+    TokenRef, TokenSpec, WaitSpec,
 };
 use crate::support::diagnostics::{SourceFile, Span};
 
@@ -266,6 +269,7 @@ enum RawAction {
     Introspect(IntrospectAction),
     Revoke(RevokeAction),
     Wait(WaitAction),
+    Mint(MintAction),
     Ciba(CibaAction),
     Poll(PollAction),
     Approve(ApproveAction),
@@ -279,6 +283,7 @@ fn next_action<'de, A: MapAccess<'de>>(kind: ActionKind, map: &mut A) -> Result<
         ActionKind::Introspect => RawAction::Introspect(map.next_value()?),
         ActionKind::Revoke => RawAction::Revoke(map.next_value()?),
         ActionKind::Wait => RawAction::Wait(map.next_value()?),
+        ActionKind::Mint => RawAction::Mint(map.next_value()?),
         ActionKind::Ciba => RawAction::Ciba(map.next_value()?),
         ActionKind::Poll => RawAction::Poll(map.next_value()?),
         ActionKind::Approve => RawAction::Approve(map.next_value()?),
@@ -573,6 +578,13 @@ enum ApproveChoice {
 #[serde(deny_unknown_fields)]
 struct ApproveAction {}
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintAction {
+    client: Option<Spanned<String>>,
+    count: Spanned<i64>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PollAction {
@@ -760,6 +772,10 @@ fn action(v: &mut Validator<'_>, raw: RawAction) -> Action {
             once: p.once,
         }),
         RawAction::Approve(ApproveAction {}) => Action::Approve(ApproveSpec {}),
+        RawAction::Mint(m) => Action::Mint(MintSpec {
+            client: v.named(&m.client),
+            count: v.number(&m.count, "count", 1, i64::from(MAX_MINT)).unwrap_or(1) as u32,
+        }),
     }
 }
 

@@ -217,7 +217,8 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
 fn is_scope(text: &str) -> bool {
     !text.is_empty()
         && text.split(' ').all(|token| {
-            !token.is_empty() && token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+            !token.is_empty()
+                && token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
         })
 }
 
@@ -344,7 +345,11 @@ fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
 fn registered_methods(v: &mut Validator<'_>, name: &str, auth: AuthMethod, def: &ClientDef) -> Vec<AuthMethod> {
     let Some(listed) = &def.methods else { return vec![auth] };
     if listed.value.is_empty() {
-        v.error_help(at(listed), format!("client `{name}` has no `methods`"), "list at least one, or leave `methods` out");
+        v.error_help(
+            at(listed),
+            format!("client `{name}` has no `methods`"),
+            "list at least one, or leave `methods` out",
+        );
         return vec![auth];
     }
     if !listed.value.contains(&auth) {

@@ -3,7 +3,8 @@
 //! layer reads the names here), the help texts of `run` and `validate`, and the docs' index.
 
 use super::spec::{
-    ApproveSpec, CibaSpec, DiscoverySpec, IntrospectSpec, PollSpec, ResourceSpec, RevokeSpec, TokenSpec, WaitSpec,
+    ApproveSpec, CibaSpec, DiscoverySpec, IntrospectSpec, MintSpec, PollSpec, ResourceSpec, RevokeSpec, TokenSpec,
+    WaitSpec,
 };
 
 /// One row of the table, as help texts and docs show it.
@@ -44,6 +45,7 @@ actions! {
     Introspect(IntrospectSpec) = "introspect": "ask the introspection endpoint about a token (RFC 7662)";
     Revoke(RevokeSpec) = "revoke": "revoke the case's token as the client it was issued to (RFC 7009)";
     Wait(WaitSpec) = "wait": "sleep until the case's token has expired (bounded by `max`)";
+    Mint(MintSpec) = "mint": "issue many more tokens (not judged), so later steps see the case's token outlive them";
     Ciba(CibaSpec) = "ciba": "a CIBA backchannel authentication request (CIBA §7.1)";
     Poll(PollSpec) = "poll": "poll the token endpoint for the case's CIBA request (CIBA §10.1, §11)";
     Approve(ApproveSpec) = "approve": "play the professional: approve the case's CIBA request through the target's hook";

@@ -209,6 +209,16 @@ pub struct PollSpec {
 #[derive(Debug, Default)]
 pub struct ApproveSpec {}
 
+/// Many more tokens for one client, none of them judged: the case's own token must outlive them.
+#[derive(Debug)]
+pub struct MintSpec {
+    pub client: Option<Named>,
+    pub count: u32,
+}
+
+/// A `mint` step issues at most this many tokens.
+pub const MAX_MINT: u32 = 20_000;
+
 /// Parameters a token step may leave out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

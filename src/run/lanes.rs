@@ -1,19 +1,31 @@
 //! Which cases may run side by side. A server may keep one pending CIBA request per client and
 //! user and supersede the older one (CIBA Core does not forbid it), so cases whose CIBA requests
 //! share a (client, login hint) pair run one after another, whatever `--jobs` says: no verdict
-//! then depends on scheduling. Every other case is a lane of its own.
+//! then depends on scheduling. Every other case is a lane of its own — except a case that issues
+//! thousands of tokens (`mint`): a server with a bounded token store would forget the tokens of
+//! cases running beside it, so such cases run alone, after all the others.
 
 use std::collections::HashMap;
 
-use crate::model::{Action, Case, Suite};
 use crate::model::target::Target;
+use crate::model::{Action, Case, Suite};
 
 /// A case to run: its suite's index, the suite, the case, and its place in the report.
 pub type Planned<'a> = (usize, &'a Suite, &'a Case, usize);
 
-/// Groups `planned` into lanes (each in the given order); lanes holding several cases come first,
-/// since they take longest.
+/// The cases that must run alone (after the others), in order.
+pub fn alone<'a>(planned: &[Planned<'a>]) -> Vec<Planned<'a>> {
+    planned.iter().filter(|p| runs_alone(p.2)).cloned().collect()
+}
+
+fn runs_alone(case: &Case) -> bool {
+    case.steps.iter().any(|s| matches!(s.action, Action::Mint(_)))
+}
+
+/// Groups the cases of `planned` that may run beside others into lanes (each in the given
+/// order); lanes holding several cases come first, since they take longest.
 pub fn lanes<'a>(planned: Vec<Planned<'a>>, target: &Target) -> Vec<Vec<Planned<'a>>> {
+    let planned: Vec<Planned<'a>> = planned.into_iter().filter(|p| !runs_alone(p.2)).collect();
     // Union-find over cases: two cases sharing a pair end in one set.
     let mut parent: Vec<usize> = (0..planned.len()).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
@@ -60,10 +72,8 @@ fn ciba_pairs(suite: &Suite, case: &Case, target: &Target) -> Vec<(String, Strin
         })
         .map(|spec| {
             let client = spec.client.as_ref().or(case.client.as_ref()).or(suite.client.as_ref());
-            let client_id = client
-                .and_then(|n| target.clients.get(&n.name))
-                .map(|c| c.client_id.clone())
-                .unwrap_or_default();
+            let client_id =
+                client.and_then(|n| target.clients.get(&n.name)).map(|c| c.client_id.clone()).unwrap_or_default();
             let role = spec.user.as_ref().map(|n| n.name.as_str()).unwrap_or("approves");
             let hint = target.ciba.users.get(role).cloned().unwrap_or_else(|| role.to_string());
             (client_id, hint)
@@ -83,11 +93,13 @@ mod tests {
         - { id: a-approves-2, ciba: { user: approves }, expect: { checks: [ciba-auth-response] } }\n\
         - { id: b-approves, client: b, ciba: { user: approves }, expect: { checks: [ciba-auth-response] } }\n\
         - { id: a-denies, ciba: { user: denies }, expect: { checks: [ciba-auth-response] } }\n\
-        - { id: a-alias, ciba: { user: alias }, expect: { checks: [ciba-auth-response] } }\n";
+        - { id: a-alias, ciba: { user: alias }, expect: { checks: [ciba-auth-response] } }\n\
+        - { id: many, steps: [ { token: {} }, { mint: { count: 10 } }, { introspect: {}, expect: { checks: [rfc7662.2.2.active] } } ] }\n";
 
     #[test]
     fn cases_sharing_a_client_and_login_hint_share_a_lane_and_keep_their_order() {
-        let suite = parse_suite(&SourceFile::new(std::path::Path::new("s.yaml"), SUITE.to_string())).expect("valid suite");
+        let suite =
+            parse_suite(&SourceFile::new(std::path::Path::new("s.yaml"), SUITE.to_string())).expect("valid suite");
         let mut target = crate::mock::psc::describe("https://127.0.0.1:1/realms/x");
         target.clients.insert("a".into(), target.clients["psc-client"].clone());
         target.clients.insert("b".into(), target.clients["psc-client-b"].clone());
@@ -95,6 +107,7 @@ mod tests {
         let approves = target.ciba.users["approves"].clone();
         target.ciba.users.insert("alias".into(), approves);
         let planned: Vec<Planned<'_>> = suite.cases.iter().enumerate().map(|(i, c)| (0, &suite, c, i)).collect();
+        assert_eq!(alone(&planned).iter().map(|p| p.2.id.as_str()).collect::<Vec<_>>(), ["many"]);
         let ids: Vec<Vec<&str>> =
             lanes(planned, &target).iter().map(|l| l.iter().map(|(_, _, c, _)| c.id.as_str()).collect()).collect();
         assert_eq!(

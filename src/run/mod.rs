@@ -248,7 +248,8 @@ impl Runner {
     fn select<'a>(&self, suites: &'a [Suite]) -> Vec<(usize, &'a Suite, &'a Case)> {
         let filter = self.options.filter.as_deref().map(WildMatch::new);
         let skip = self.options.skip.as_deref().map(WildMatch::new);
-        let matches = |f: &WildMatch, s: &Suite, c: &Case| f.matches(&c.id) || f.matches(&format!("{}/{}", s.name, c.id));
+        let matches =
+            |f: &WildMatch, s: &Suite, c: &Case| f.matches(&c.id) || f.matches(&format!("{}/{}", s.name, c.id));
         suites
             .iter()
             .enumerate()
@@ -270,20 +271,12 @@ impl Runner {
             selected.iter().enumerate().map(|(order, (i, s, c))| (*i, *s, *c, order)).collect();
         // Finished cases are kept as they finish, so an interrupted run still reports them.
         let finished: Mutex<Vec<(usize, usize, CaseResult)>> = Mutex::new(Vec::new());
-        let work = futures_util::stream::iter(lanes::lanes(planned.clone(), &self.target))
-            .map(|lane| {
-                let finished = &finished;
-                async move {
-                    for (i, suite, case, order) in lane {
-                        let result = self.run_case(suite, case).await;
-                        if let Some(progress) = &self.options.progress {
-                            (progress.case_done)(&result);
-                        }
-                        finished.lock().unwrap_or_else(|p| p.into_inner()).push((order, i, result));
-                    }
-                }
-            })
+        let finished_ref = &finished;
+        let side_by_side = futures_util::stream::iter(lanes::lanes(planned.clone(), &self.target))
+            .map(|lane| self.run_lane(lane, finished_ref))
             .buffer_unordered(self.options.jobs.max(1));
+        let alone = futures_util::stream::iter(lanes::alone(&planned)).then(|p| self.run_lane(vec![p], finished_ref));
+        let work = side_by_side.chain(alone);
         let stop = self.options.stop.clone().unwrap_or_default();
         work.take_until(Box::pin(stop.wait())).for_each(|()| async {}).await;
         let interrupted = stop.is_triggered();
@@ -325,6 +318,17 @@ impl Runner {
             suites: suite_results,
             summary,
         })
+    }
+
+    /// Runs a lane's cases one after another, keeping each result as it finishes.
+    async fn run_lane(&self, lane: Vec<lanes::Planned<'_>>, finished: &Mutex<Vec<(usize, usize, CaseResult)>>) {
+        for (i, suite, case, order) in lane {
+            let result = self.run_case(suite, case).await;
+            if let Some(progress) = &self.options.progress {
+                (progress.case_done)(&result);
+            }
+            finished.lock().unwrap_or_else(|p| p.into_inner()).push((order, i, result));
+        }
     }
 
     async fn run_case(&self, suite: &Suite, case: &Case) -> CaseResult {
@@ -370,10 +374,34 @@ impl Runner {
     fn skip_reason(&self, suite: &Suite, case: &Case) -> Option<String> {
         // Registration is the target's to say (RFC 7591 §2): a case about a method the client
         // is not registered for (or about one it is not) does not apply to it.
-        let (name, client) = self.client_for(suite, case, None);
-        if let Some(m) = case.registered.iter().find(|m| !client.methods.contains(m)) {
-            return Some(format!("client `{name}` is not registered for {m} (its `methods` in the target)"));
+        // A method is asked of the clients of the steps that send it, else of the case's client.
+        for m in &case.registered {
+            let mut senders: Vec<&str> = case
+                .steps
+                .iter()
+                .filter_map(|step| match &step.action {
+                    Action::Token(t) if t.auth.and_then(|a| a.method()) == Some(*m) => {
+                        Some(self.client_for(suite, case, t.client.as_ref()).0)
+                    }
+                    Action::Introspect(i) if i.auth.and_then(|a| a.method()) == Some(*m) => Some(
+                        i.client
+                            .as_ref()
+                            .map(|n| n.name.as_str())
+                            .unwrap_or(crate::model::target::DEFAULT_INTROSPECTION_CLIENT),
+                    ),
+                    _ => None,
+                })
+                .collect();
+            if senders.is_empty() {
+                senders.push(self.client_for(suite, case, None).0);
+            }
+            for name in senders {
+                if self.target.clients.get(name).is_some_and(|c| !c.methods.contains(m)) {
+                    return Some(format!("client `{name}` is not registered for {m} (its `methods` in the target)"));
+                }
+            }
         }
+        let (name, client) = self.client_for(suite, case, None);
         if let Some(m) = case.not_registered.iter().find(|m| client.methods.contains(m)) {
             return Some(format!("client `{name}` is registered for {m}, and the case needs one that is not"));
         }
@@ -388,7 +416,9 @@ impl Runner {
             _ => false,
         });
         if needs_hook && self.target.ciba.approval_hook.is_none() {
-            return Some("the case plays the user through an approval hook, and the target has no `ciba.approval_hook`".into());
+            return Some(
+                "the case plays the user through an approval hook, and the target has no `ciba.approval_hook`".into(),
+            );
         }
         for (field, value) in &case.advertised {
             let Some(metadata) = &self.endpoints.metadata else {
@@ -457,6 +487,10 @@ impl Runner {
             }
             Action::Poll(spec) => return self.run_poll(suite, &step.expect, spec, state, result).await,
             Action::Approve(_) => return self.run_approve(state, result).await,
+            Action::Mint(spec) => {
+                let (_, client) = self.client_for(suite, case, spec.client.as_ref());
+                return self.run_mint(client, spec, result).await;
+            }
             Action::Introspect(spec) => self.prepare_introspection(spec, state),
             Action::Revoke(spec) => self.prepare_revocation(spec, state),
             Action::Wait(spec) => match self.wait_for_expiry(spec, state).await {
@@ -705,7 +739,9 @@ fn nothing_checked(outcomes: &[CheckOutcome]) -> Option<CheckOutcome> {
 async fn signing_algs(http: &HttpClient, target: &Target, endpoints: &Endpoints) -> Option<Vec<String>> {
     const MEMBER: &str = "token_endpoint_auth_signing_alg_values_supported";
     let list = |doc: &serde_json::Map<String, serde_json::Value>| {
-        doc.get(MEMBER).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        doc.get(MEMBER)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
     };
     if let Some(found) = endpoints.metadata.as_ref().and_then(list) {
         return Some(found);

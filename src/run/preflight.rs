@@ -84,6 +84,7 @@ pub fn preflight<'a>(
                 Action::Ciba(c) => (c.client.as_ref().or(suite_client), true),
                 Action::Poll(p) => (p.client.as_ref().or(suite_client), false),
                 Action::Approve(_) => (None, false),
+                Action::Mint(m) => (m.client.as_ref().or(suite_client), false),
             };
             let wants_assertion = matches!(&step.action, Action::Token(t) if t.auth == Some(AuthChoice::PrivateKeyJwt));
             match named {

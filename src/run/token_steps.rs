@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
 use crate::model::Client;
-use crate::model::{AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, ResourceSpec, ScopeSpec, Suite, TokenSpec};
+use crate::model::{
+    AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, MintSpec, ResourceSpec, ScopeSpec, Suite, TokenSpec,
+};
 use crate::protocol::auth::assertion;
 use crate::protocol::exchange::{AssertionFacts, RequestContext};
 use crate::protocol::flows;
@@ -29,7 +31,8 @@ impl Runner {
             Some(asked) => Some(self.target.resolve_scope(asked, Some(client))),
             None => client.scope.clone(),
         };
-        let (request, mut context) = flows::token::build(&self.endpoints.token, client, spec, scope, assertion.as_ref());
+        let (request, mut context) =
+            flows::token::build(&self.endpoints.token, client, spec, scope, assertion.as_ref());
         if let Some(jws) = &assertion {
             context.assertion = Some(AssertionFacts {
                 header: jwt_part(jws.expose(), 0).unwrap_or_default(),
@@ -160,11 +163,13 @@ impl Runner {
             })?),
             choice @ (BearerChoice::Fresh | BearerChoice::InsufficientScope) => {
                 let scope = match choice {
-                    BearerChoice::InsufficientScope => Some(resource.insufficient_scope.clone().map(ScopeSpec::Literal).ok_or_else(|| {
-                        StepFailure::Precondition(precondition(
-                            "the target's resource has no `insufficient_scope`".into(),
-                        ))
-                    })?),
+                    BearerChoice::InsufficientScope => {
+                        Some(resource.insufficient_scope.clone().map(ScopeSpec::Literal).ok_or_else(|| {
+                            StepFailure::Precondition(precondition(
+                                "the target's resource has no `insufficient_scope`".into(),
+                            ))
+                        })?)
+                    }
                     _ => None,
                 };
                 let (name, client) = self.client_for(suite, case, None);
@@ -214,4 +219,62 @@ fn jwt_part(jws: &str, index: usize) -> Option<serde_json::Map<String, serde_jso
     let part = jws.split('.').nth(index)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// Token requests a `mint` step keeps in flight at once.
+const MINT_IN_FLIGHT: usize = 8;
+
+impl Runner {
+    /// Issues `spec.count` tokens for `client`, judging none: a server that stops issuing (an
+    /// error, a refusal) fails the step's precondition with its first such answer.
+    pub(super) async fn run_mint(&self, client: &Client, spec: &MintSpec, mut result: StepResult) -> StepResult {
+        use futures_util::StreamExt;
+        let started = std::time::Instant::now();
+        let issued = std::sync::atomic::AtomicU32::new(0);
+        let failure = futures_util::stream::iter(0..spec.count)
+            .map(|_| async {
+                let mut scratch = CaseState::default();
+                let prepared = self.prepare_token(client, &TokenSpec::default(), &mut scratch)?;
+                let exchange =
+                    self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
+                let ok = exchange.response.is_success() && exchange.response.json_str("access_token").is_some();
+                if ok {
+                    issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(None)
+                } else {
+                    Ok(Some(exchange))
+                }
+            })
+            .buffer_unordered(MINT_IN_FLIGHT)
+            .filter_map(|r: Result<Option<crate::protocol::exchange::Exchange>, StepFailure>| async move {
+                match r {
+                    Ok(None) => None,
+                    Ok(Some(exchange)) => Some(Ok(exchange)),
+                    Err(e) => Some(Err(e)),
+                }
+            })
+            .boxed()
+            .next()
+            .await;
+        let issued = issued.into_inner();
+        match failure {
+            None => {
+                result.note = Some(format!("issued {issued} more tokens in {:.1} s", started.elapsed().as_secs_f64()));
+            }
+            Some(Ok(exchange)) => {
+                // Whatever it holds, it is a server's answer about tokens: known before it is shown.
+                self.remember_tokens(&exchange);
+                let seen = exchange.response.summary();
+                result.setup.push(self.view(&exchange));
+                result.checks.push(*precondition(format!(
+                    "the server stopped issuing tokens after {issued} of {}: {seen}",
+                    spec.count
+                )));
+            }
+            Some(Err(StepFailure::Transport(e))) => result.error = Some(self.redactor.scrub(&e.to_string())),
+            Some(Err(StepFailure::Precondition(o))) => result.checks.push(*o),
+            Some(Err(StepFailure::Skip(reason))) => result.note = Some(reason),
+        }
+        result
+    }
 }

@@ -85,6 +85,7 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("introspect-inactive-extra-fields", &["rfc7662.2.2.inactive-only-active"]),
     ("introspect-missing-exp", &["smart.introspection.exp"]),
     ("introspect-wrong-scope", &["rfc7662.2.2.scope"]),
+    ("evict-live-tokens", &["rfc6750.2.1.valid-token-accepted", "rfc7662.2.2.active"]),
     ("revocation-ignored", &["rfc7009.2.revoked-inactive", "rfc7009.2.revoked-refused"]),
     ("resource-accepts-expired", &["rfc6750.3.1.expired-token"]),
     // A load defect: which cases draw the one-in-ten 500 depends on scheduling, so any failing

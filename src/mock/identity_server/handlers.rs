@@ -78,7 +78,11 @@ impl App {
             let client = self.clients.by_id(client_id);
             client.and_then(|c| c.token_ttl_secs).unwrap_or(self.token_ttl_secs) as i64
         };
-        self.tokens.get(token, &self.key, lifetime)
+        let issued = self.tokens.get(token, &self.key, lifetime)?;
+        if self.defects.on(Defect::EvictLiveTokens) && !self.tokens.bounded_holds(&issued.jti) {
+            return None;
+        }
+        Some(issued)
     }
 
     fn token_endpoint(&self) -> String {
@@ -216,6 +220,9 @@ impl App {
         let ttl = client.token_ttl_secs.unwrap_or(self.token_ttl_secs) as i64;
         let exp_offset = if self.defects.on(Defect::WrongExpiresIn) { ttl + 600 } else { ttl };
         let jti = random_id();
+        if self.defects.on(Defect::EvictLiveTokens) {
+            self.tokens.store_bounded(&jti);
+        }
         let access_token = self.key.sign(
             &json!({
                 "iss": self.issuer, "sub": client.client_id, "client_id": client.client_id,

@@ -75,6 +75,7 @@ defects! {
         IntrospectInactiveExtraFields => ("introspect-inactive-extra-fields", "RFC 7662 §2.2: inactive answers carry client_id, scope and exp (the suite requires their absence)"),
         IntrospectMissingExp => ("introspect-missing-exp", "SMART @278: active introspection answers lack exp"),
         IntrospectWrongScope => ("introspect-wrong-scope", "RFC 7662 §2.2: introspection reports every scope the client may have, not the granted one"),
+        EvictLiveTokens => ("evict-live-tokens", "RFC 7662 §2.2, RFC 6750 §3.1: a bounded token store forgets live tokens after 1000 more are issued"),
         RevocationIgnored => ("revocation-ignored", "RFC 7009 §2: revocation answers 200 but the token stays valid"),
         ResourceAcceptsExpired => ("resource-accepts-expired", "RFC 6750 §3.1: the resource accepts a token past its expires_in"),
         TokenServerError10Pct => ("token-server-error-10pct", "RFC 6749 §5.1: one token request in ten is answered 500 (an overloaded server; for load runs)"),

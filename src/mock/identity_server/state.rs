@@ -4,7 +4,7 @@
 //! (until it expires anyway), and a small cache of recent verifications (introspection under
 //! load asks about the same few tokens). Memory stays flat however many tokens a run issues.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -35,6 +35,18 @@ pub struct IssuedTokens {
     revoked: Mutex<Revoked>,
     /// SHA-256 of a token → what verifying it found.
     verified: Mutex<HashMap<[u8; 32], IssuedToken>>,
+    /// Under the `evict-live-tokens` defect only: the jtis of the last tokens issued, as a server
+    /// with a bounded token store keeps them (the older ones are forgotten while still live).
+    bounded_store: Mutex<BoundedStore>,
+}
+
+/// Tokens a defective bounded store still holds.
+pub const BOUNDED_STORE: usize = 1000;
+
+#[derive(Default)]
+struct BoundedStore {
+    order: VecDeque<String>,
+    held: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -74,6 +86,23 @@ impl IssuedTokens {
         };
         issued.revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner()).by_jti.contains_key(&issued.jti);
         Some(issued)
+    }
+
+    /// Records an issued token in the bounded store of the `evict-live-tokens` defect.
+    pub fn store_bounded(&self, jti: &str) {
+        let mut store = self.bounded_store.lock().unwrap_or_else(|e| e.into_inner());
+        if store.order.len() >= BOUNDED_STORE {
+            if let Some(old) = store.order.pop_front() {
+                store.held.remove(&old);
+            }
+        }
+        store.order.push_back(jti.to_string());
+        store.held.insert(jti.to_string());
+    }
+
+    /// The bounded store of the `evict-live-tokens` defect still holds this token.
+    pub fn bounded_holds(&self, jti: &str) -> bool {
+        self.bounded_store.lock().unwrap_or_else(|e| e.into_inner()).held.contains(jti)
     }
 
     /// Marks a token revoked until it expires (RFC 7009 §2.2: unknown tokens are ignored).

@@ -162,7 +162,9 @@ impl App {
         {
             let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             if self.config.one_pending_per_user {
-                requests.retain(|_, p| p.exchanged || p.client_id != pending.client_id || p.login_hint != pending.login_hint);
+                requests.retain(|_, p| {
+                    p.exchanged || p.client_id != pending.client_id || p.login_hint != pending.login_hint
+                });
             }
             requests.insert(id.clone(), pending);
         }

@@ -84,7 +84,13 @@ impl Default for Config {
             (USER_MANUAL.to_string(), UserBehaviour::Manual),
         ]);
         // Seconds, not PSC's 5 and 120, so the suite runs in seconds; the flow is the same.
-        Self { defects: DefectSet::default(), interval_secs: 1, expires_in_secs: 20, users, one_pending_per_user: false }
+        Self {
+            defects: DefectSet::default(),
+            interval_secs: 1,
+            expires_in_secs: 20,
+            users,
+            one_pending_per_user: false,
+        }
     }
 }
 
