@@ -186,9 +186,12 @@ pub struct RunArgs {
     /// Show every exchange (request and response, redacted) in the terminal report.
     #[arg(long, short)]
     pub verbose: bool,
-    /// SHOULD-level findings fail the run too.
+    /// SHOULD-level findings fail the run too (and stale known deviations).
     #[arg(long)]
     pub strict: bool,
+    /// A reviewed list of deviations the gate accepts for now: reported as known, not failed.
+    #[arg(long, value_name = "FILE")]
+    pub known_deviations: Option<PathBuf>,
     /// Per-request timeout (overrides the target's), e.g. 5s.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,

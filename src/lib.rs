@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod evidence;
 pub mod exit;
 pub mod input;
+pub mod known;
 pub mod load;
 pub mod mock;
 pub mod model;

@@ -27,6 +27,27 @@ pub struct RunReport {
     pub interrupted: bool,
     pub suites: Vec<SuiteResult>,
     pub summary: Summary,
+    /// Set when the run was given `--known-deviations`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_deviations: Option<KnownReport>,
+}
+
+/// What a known-deviations list did to the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct KnownReport {
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Listed deviations that no longer fail in a case that ran: the list can shrink.
+    pub stale: Vec<StaleDeviation>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StaleDeviation {
+    pub check: String,
+    /// `suite/case`.
+    pub case: String,
+    pub reason: String,
 }
 
 impl RunReport {
@@ -56,6 +77,8 @@ pub struct Summary {
     pub failed: usize,
     pub skipped: usize,
     pub errors: usize,
+    /// Cases whose every finding is a known deviation.
+    pub known: usize,
 }
 
 impl Summary {
@@ -69,6 +92,7 @@ impl Summary {
                 CaseOutcome::Failed => s.failed += 1,
                 CaseOutcome::Skipped => s.skipped += 1,
                 CaseOutcome::Error => s.errors += 1,
+                CaseOutcome::Known => s.known += 1,
             }
         }
         s
@@ -94,6 +118,8 @@ pub enum CaseOutcome {
     Skipped,
     /// The case could not be completed (transport failure).
     Error,
+    /// Failed or warned only in checks a known-deviations list accepts.
+    Known,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,6 +185,8 @@ pub enum VerdictKind {
     NotApplicable,
     /// What the check needs was not there: the step's prerequisite failure says why.
     Blocked,
+    /// Failed or warned, and a known-deviations list accepts it (`known_reason` says why).
+    Known,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +207,9 @@ pub struct CheckOutcome {
     /// Why the check did not apply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A known deviation: the reason the list gives for accepting it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_reason: Option<String>,
 }
 
 fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

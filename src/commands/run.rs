@@ -27,6 +27,17 @@ pub async fn run(args: RunArgs, out: &Output) -> Result<Outcome, Failure> {
         return Err(Usage::new("--timeout must be longer than zero").help("e.g. `--timeout 5s`").into());
     }
     let suites = suites_of(input::read_inputs(&args.paths)?, out)?;
+    let known = match &args.known_deviations {
+        None => None,
+        Some(path) => {
+            let known = input::read_known_deviations(path)?;
+            let errors = crate::known::validate(&known);
+            if !errors.is_empty() {
+                return Err(RunError::Preflight(errors).into());
+            }
+            Some((known, path.display().to_string()))
+        }
+    };
     // An unusable signing key is our input's fault: say so before any traffic.
     let evidence_key = args.evidence_key.as_deref().map(|p| KeyPair::load(p, None)).transpose()?;
     if let Some(dir) = &args.evidence {
@@ -104,6 +115,9 @@ pub async fn run(args: RunArgs, out: &Output) -> Result<Outcome, Failure> {
     let mut report =
         RunReport::merge(parts).ok_or_else(|| RunError::EmptyFilter(args.filter.clone().unwrap_or_default()))?;
     report.duration = started.elapsed();
+    if let Some((known, file)) = &known {
+        crate::known::apply(&mut report, known, file);
+    }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -117,7 +131,8 @@ pub async fn run(args: RunArgs, out: &Output) -> Result<Outcome, Failure> {
     if let Some(dir) = &args.evidence {
         let all_suites: Vec<&Suite> = runners.iter().flat_map(|(_, s)| s.iter()).collect();
         let target_source = runners.first().and_then(|(r, _)| r.target_source());
-        let bundle = evidence_bundle(&report, &all_suites, &args, out, target_source);
+        let known_source = known.as_ref().map(|(k, _)| &k.source);
+        let bundle = evidence_bundle(&report, &all_suites, &args, out, target_source, known_source);
         let files = evidence::write(dir, &bundle, evidence_key.as_ref(), args.evidence_force)?;
         out.note(&format!("note: evidence written to {} ({} files)", dir.display(), files.len()));
     }
@@ -226,6 +241,7 @@ fn evidence_bundle(
     args: &RunArgs,
     out: &Output,
     target_source: Option<&SourceFile>,
+    known: Option<&SourceFile>,
 ) -> Bundle {
     let redactor = &out.redactor;
     let yaml = |source: &SourceFile| {
@@ -246,6 +262,10 @@ fn evidence_bundle(
     }
     if let Some(source) = target_source {
         files.push((evidence::bundle_path("target", &source.path), yaml(source)));
+    }
+    // The deviations the gate accepted are part of what was certified.
+    if let Some(source) = known {
+        files.push((evidence::bundle_path("known-deviations", &source.path), yaml(source)));
     }
     let finished_at = std::time::SystemTime::now();
     let meta = serde_json::json!({
@@ -289,6 +309,9 @@ pub fn outcome(report: &RunReport) -> Outcome {
     if report.summary.errors > 0 || report.interrupted {
         Outcome::Incomplete
     } else if report.summary.failed > 0 {
+        Outcome::Failed
+    } else if report.strict && report.known_deviations.as_ref().is_some_and(|k| !k.stale.is_empty()) {
+        // The list promised failures that are gone: under --strict the gate wants it updated.
         Outcome::Failed
     } else {
         Outcome::Passed

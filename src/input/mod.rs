@@ -4,6 +4,7 @@
 //! the [`crate::model`]. Every problem is located at file:line:column and all of them are
 //! reported at once.
 
+mod deviations;
 pub mod interpolate;
 mod mock_clients;
 mod profile;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 
+pub use deviations::{parse_known_deviations, read_known_deviations};
 pub use mock_clients::{parse_mock_clients, read_mock_clients};
 pub use profile::check_profile_against;
 pub use profile::{parse_profile, parse_rate, read_profile};

@@ -15,13 +15,14 @@ pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## oauth-harness: {verdict}\n\n{} cases: **{} failed**, {} errors, {} warned, {} passed, {} skipped — {:.2} s against `{}` ({})\n",
+        "## oauth-harness: {verdict}\n\n{} cases: **{} failed**, {} errors, {} warned, {} passed, {} skipped{} — {:.2} s against `{}` ({})\n",
         s.cases,
         s.failed,
         s.errors,
         s.warned,
         s.passed,
         s.skipped,
+        if report.known_deviations.is_some() { format!(", {} known", s.known) } else { String::new() },
         report.duration.as_secs_f64(),
         report.target,
         report.target_origin
@@ -30,6 +31,7 @@ pub fn render(report: &RunReport) -> String {
         (CaseOutcome::Failed, "❌"),
         (CaseOutcome::Error, "💥"),
         (CaseOutcome::Warned, "⚠️"),
+        (CaseOutcome::Known, "🔁"),
         (CaseOutcome::Skipped, "⏭️"),
     ];
     let mut rows = Vec::new();
@@ -40,9 +42,13 @@ pub fn render(report: &RunReport) -> String {
                     .steps
                     .iter()
                     .flat_map(|st| &st.checks)
-                    .filter(|c| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Warn))
+                    .filter(|c| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Warn | VerdictKind::Known))
                     .map(|c| {
                         let mut f = format!("`{}` ({})", c.id, c.rule);
+                        if let Some(reason) = &c.known_reason {
+                            f.push_str(&format!(": known deviation — {reason}"));
+                            return f;
+                        }
                         if let (Some(e), Some(seen)) = (&c.expected, &c.seen) {
                             f.push_str(&format!(": expected {e}; seen {seen}"));
                         }
@@ -69,6 +75,18 @@ pub fn render(report: &RunReport) -> String {
             su.cases.iter().filter(|c| c.outcome == CaseOutcome::Passed).map(move |c| format!("`{}/{}`", su.name, c.id))
         })
         .collect();
+    if let Some(known) = report.known_deviations.as_ref().filter(|k| !k.stale.is_empty()) {
+        let _ = writeln!(
+            out,
+            "**{} stale known deviation(s)** in `{}` (they no longer fail):\n",
+            known.stale.len(),
+            known.file
+        );
+        for s in &known.stale {
+            let _ = writeln!(out, "- `{}` in `{}`", s.check, s.case);
+        }
+        out.push('\n');
+    }
     if !passed.is_empty() {
         let _ = writeln!(
             out,

@@ -18,6 +18,7 @@ fn outcome_label(outcome: CaseOutcome) -> (&'static str, Style) {
         CaseOutcome::Failed => ("FAIL ", Style::new().red().bold()),
         CaseOutcome::Skipped => ("SKIP ", Style::new().dimmed()),
         CaseOutcome::Error => ("ERROR", Style::new().magenta().bold()),
+        CaseOutcome::Known => ("KNOWN", Style::new().cyan()),
     }
 }
 
@@ -67,6 +68,12 @@ pub fn render(report: &RunReport, color: bool, detail: Detail) -> String {
                 let mark = match check.verdict {
                     VerdictKind::Fail => paint("✗", Style::new().red(), color),
                     VerdictKind::Warn => paint("!", Style::new().yellow(), color),
+                    VerdictKind::Known => {
+                        let line =
+                            format!("≈ {} known deviation: {}", check.id, check.known_reason.as_deref().unwrap_or(""));
+                        let _ = writeln!(out, "        {}", paint(&line, Style::new().cyan(), color));
+                        continue;
+                    }
                     VerdictKind::Blocked => {
                         let line = format!("⊘ {} blocked: {}", check.id, check.note.as_deref().unwrap_or(""));
                         let _ = writeln!(out, "        {}", paint(&line, Style::new().dimmed(), color));
@@ -103,6 +110,19 @@ pub fn render(report: &RunReport, color: bool, detail: Detail) -> String {
             }
         }
     }
+    if let Some(known) = &report.known_deviations {
+        if !known.stale.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{} known deviation(s) of {} no longer fail (remove them from the list):",
+                known.stale.len(),
+                known.file
+            );
+            for s in &known.stale {
+                let _ = writeln!(out, "  {} {} in {}", paint("stale", Style::new().yellow(), color), s.check, s.case);
+            }
+        }
+    }
     let s = &report.summary;
     let verdict = if s.failed > 0 || s.errors > 0 {
         paint("FAILED", Style::new().red().bold(), color)
@@ -111,13 +131,14 @@ pub fn render(report: &RunReport, color: bool, detail: Detail) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{verdict} {} cases: {} passed, {} warned, {} failed, {} skipped, {} errors in {:.2} s against {} ({})",
+        "\n{verdict} {} cases: {} passed, {} warned, {} failed, {} skipped, {} errors{} in {:.2} s against {} ({})",
         s.cases,
         s.passed,
         s.warned,
         s.failed,
         s.skipped,
         s.errors,
+        if report.known_deviations.is_some() { format!(", {} known", s.known) } else { String::new() },
         report.duration.as_secs_f64(),
         report.target,
         report.target_origin

@@ -317,6 +317,7 @@ impl Runner {
             interrupted,
             suites: suite_results,
             summary,
+            known_deviations: None,
         })
     }
 

@@ -84,6 +84,7 @@ pub(super) fn outcome_from(
         expected,
         seen,
         note,
+        known_reason: None,
     }
 }
 
