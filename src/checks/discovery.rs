@@ -1,4 +1,5 @@
-//! Discovery documents: OpenID Connect Discovery 1.0 and SMART App Launch 2.2
+//! Discovery documents: OpenID Connect Discovery 1.0, RFC 8414 authorization server metadata and
+//! SMART App Launch 2.2
 //! `/.well-known/smart-configuration` (@285–289, @372–394). A backend-only server need not
 //! publish `authorization_endpoint` (it is conditional on app launch support).
 
@@ -14,7 +15,7 @@ pub const CHECKS: &[CheckDef] = &[
     CheckDef {
         id: "oidc.discovery.issuer",
         severity: Severity::Must,
-        rule: "OIDC Discovery §4.3",
+        rule: "OIDC Discovery §4.3, RFC 8414 §3.3",
         url: "https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfigurationValidation",
         summary: "`issuer` is identical to the issuer the document was fetched for",
         evaluate: issuer_matches,
@@ -26,11 +27,31 @@ pub const CHECKS: &[CheckDef] = &[
         url: OIDC,
         summary: "token_endpoint, jwks_uri, grant_types_supported and token_endpoint_auth_methods_supported are present",
         evaluate: |x| {
+            // In the `server-metadata` bundle the document may be RFC 8414's: OpenID rules do not apply.
+            if x.context.document == Some("oauth-authorization-server") {
+                return Verdict::na("RFC 8414 metadata, not OpenID Provider metadata");
+            }
             members_present(
                 x,
                 &["token_endpoint", "jwks_uri", "grant_types_supported", "token_endpoint_auth_methods_supported"],
             )
         },
+    },
+    CheckDef {
+        id: "rfc8414.3.served",
+        severity: Severity::Must,
+        rule: "RFC 8414 §3, OIDC Discovery §4",
+        url: "https://www.rfc-editor.org/rfc/rfc8414#section-3",
+        summary: "the metadata is served at its well-known location as a JSON object (200, application/json)",
+        evaluate: served,
+    },
+    CheckDef {
+        id: "rfc8414.2.required-members",
+        severity: Severity::Must,
+        rule: "RFC 8414 §2",
+        url: "https://www.rfc-editor.org/rfc/rfc8414#section-2",
+        summary: "issuer, token_endpoint and response_types_supported are present",
+        evaluate: |x| members_present(x, &["issuer", "token_endpoint", "response_types_supported"]),
     },
     CheckDef {
         id: "oidc.discovery.https-urls",
@@ -105,6 +126,22 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: |x| members_present(x, &["introspection_endpoint"]),
     },
 ];
+
+fn served(x: &Exchange) -> Verdict {
+    let r = &x.response;
+    let json = r.media_type().is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+    if r.status == 200 && r.json_object().is_some() && json {
+        return Verdict::Pass;
+    }
+    let mut seen = crate::protocol::flows::discovery::describe_non_document(r);
+    if r.status == 200 && r.json_object().is_some() {
+        seen = format!("a JSON object sent as {}", r.header("content-type").unwrap_or("no Content-Type"));
+    }
+    if !x.context.tried.is_empty() {
+        seen = format!("{seen}; before it, {}", x.context.tried.join("; "));
+    }
+    Verdict::fail(format!("a JSON metadata document at {}", x.request.url), seen)
+}
 
 /// The metadata document; without one, every check of it is blocked (the step's one failure is
 /// the document itself: `smart.discovery.json`, the expected status, or the prerequisite).

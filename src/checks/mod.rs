@@ -157,6 +157,17 @@ pub const BUNDLES: &[Bundle] = &[
         checks: &["oidc.discovery.issuer", "oidc.discovery.required-members", "oidc.discovery.https-urls"],
     },
     Bundle {
+        name: "server-metadata",
+        summary: "the server's metadata: OpenID Provider metadata, else RFC 8414's (OIDC Discovery §3, §4; RFC 8414 §2, §3)",
+        checks: &[
+            "rfc8414.3.served",
+            "oidc.discovery.issuer",
+            "rfc8414.2.required-members",
+            "oidc.discovery.required-members",
+            "oidc.discovery.https-urls",
+        ],
+    },
+    Bundle {
         name: "smart-configuration",
         summary: "the SMART well-known document for backend services (SMART 2.2 @285–289, @372–394)",
         checks: &[

@@ -43,8 +43,10 @@ pub const CHECKS: &[CheckDef] = &[
     },
     CheckDef {
         id: "rfc6749.2.3.single-auth-method",
-        severity: Severity::Must,
-        rule: "RFC 6749 §2.3, §5.2",
+        // §2.3's MUST NOT binds the client; §5.2 names invalid_request for the server's refusal
+        // without making the refusal a MUST (django-oauth-toolkit, for one, takes the request).
+        severity: Severity::Should,
+        rule: "RFC 6749 §2.3 (the client MUST NOT), §5.2 (invalid_request)",
         url: "https://www.rfc-editor.org/rfc/rfc6749#section-2.3",
         summary: "a request using two client authentication methods is refused with invalid_request",
         evaluate: two_auth_methods,

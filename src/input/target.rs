@@ -60,6 +60,8 @@ struct TargetFile {
     tls: Option<TlsDef>,
     ciba: Option<CibaDef>,
     scopes: Option<ScopesDef>,
+    /// Where the server publishes its metadata, when not at a standard place.
+    metadata: Option<Spanned<String>>,
 }
 
 /// The server's names for the scope roles suites ask for (see `ScopeRole`).
@@ -210,6 +212,7 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
         ca,
         ciba,
         scopes,
+        metadata: file.metadata.as_ref().and_then(|u| v.url(u)),
     }
 }
 

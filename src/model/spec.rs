@@ -269,6 +269,11 @@ pub enum DiscoveryDocument {
     SmartConfiguration,
     /// Pro Santé Connect's CIBA metadata (the target's `ciba.discovery` path).
     WalletOpenidConfiguration,
+    /// RFC 8414 authorization server metadata, at its §3 location (the well-known string
+    /// inserted between the host and the issuer's path).
+    OauthAuthorizationServer,
+    /// Whichever standard metadata the server publishes: OpenID Provider metadata, else RFC 8414.
+    ServerMetadata,
 }
 
 impl DiscoveryDocument {
@@ -277,6 +282,8 @@ impl DiscoveryDocument {
             DiscoveryDocument::OpenidConfiguration => "/.well-known/openid-configuration",
             DiscoveryDocument::SmartConfiguration => "/.well-known/smart-configuration",
             DiscoveryDocument::WalletOpenidConfiguration => "/.well-known/wallet-openid-configuration",
+            DiscoveryDocument::OauthAuthorizationServer => "/.well-known/oauth-authorization-server",
+            DiscoveryDocument::ServerMetadata => "/.well-known/openid-configuration",
         }
     }
 }

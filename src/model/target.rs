@@ -38,6 +38,8 @@ pub struct Target {
     pub ciba: CibaSettings,
     /// The server's names for the scope roles the suites ask for.
     pub scopes: BTreeMap<ScopeRole, String>,
+    /// Where the server publishes its metadata when not at a standard place.
+    pub metadata: Option<Url>,
 }
 
 /// CIBA settings of a target.

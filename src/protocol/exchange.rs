@@ -39,6 +39,10 @@ pub struct RequestContext {
     pub requested_scope: Option<String>,
     /// For discovery: the issuer the target is configured with.
     pub expected_issuer: Option<String>,
+    /// For discovery: which document was asked for (`openid-configuration`,
+    /// `oauth-authorization-server`), and the standard places already tried without one.
+    pub document: Option<&'static str>,
+    pub tried: Vec<String>,
     /// For a `jku` assertion: how often the server fetched the harness-served URL.
     pub jku_fetches: Option<usize>,
     /// For introspection, revocation and resource calls: what is known about the token sent.

@@ -321,6 +321,17 @@ impl Runner {
         })
     }
 
+    /// Looks for OpenID Provider metadata (OIDC Discovery §4): `None` when it is there, else what
+    /// its place answered (the exchange is kept as the step's setup).
+    async fn openid_metadata(&self, result: &mut StepResult) -> Result<Option<String>, TransportError> {
+        let (request, context) = flows::discovery::build(&self.target.issuer, "/.well-known/openid-configuration");
+        let exchange = self.exchange(request, context).await?;
+        let found = exchange.response.status == 200 && exchange.response.json_object().is_some();
+        let tried = format!("{} {}", exchange.request.url, flows::discovery::describe_non_document(&exchange.response));
+        result.setup.push(self.view(&exchange));
+        Ok((!found).then_some(tried))
+    }
+
     /// Runs a lane's cases one after another, keeping each result as it finishes.
     async fn run_lane(&self, lane: Vec<lanes::Planned<'_>>, finished: &Mutex<Vec<(usize, usize, CaseResult)>>) {
         for (i, suite, case, order) in lane {
@@ -382,7 +393,7 @@ impl Runner {
                 .iter()
                 .filter_map(|step| match &step.action {
                     Action::Token(t) if t.auth.and_then(|a| a.method()) == Some(*m) => {
-                        Some(self.client_for(suite, case, t.client.as_ref()).0)
+                        t.client.as_ref().or(case.client.as_ref()).or(suite.client.as_ref()).map(|n| n.name.as_str())
                     }
                     Action::Introspect(i) if i.auth.and_then(|a| a.method()) == Some(*m) => Some(
                         i.client
@@ -394,11 +405,21 @@ impl Runner {
                 })
                 .collect();
             if senders.is_empty() {
-                senders.push(self.client_for(suite, case, None).0);
+                senders.extend(case.client.as_ref().or(suite.client.as_ref()).map(|n| n.name.as_str()));
             }
             for name in senders {
-                if self.target.clients.get(name).is_some_and(|c| !c.methods.contains(m)) {
-                    return Some(format!("client `{name}` is not registered for {m} (its `methods` in the target)"));
+                match self.target.clients.get(name) {
+                    None => {
+                        return Some(format!(
+                            "the target has no client `{name}` (the case needs one registered for {m})"
+                        ));
+                    }
+                    Some(c) if !c.methods.contains(m) => {
+                        return Some(format!(
+                            "client `{name}` is not registered for {m} (its `methods` in the target)"
+                        ));
+                    }
+                    Some(_) => {}
                 }
             }
         }
@@ -464,13 +485,35 @@ impl Runner {
                 self.prepare_token(client, spec, state)
             }
             Action::Discovery(spec) => {
-                let path = match spec.document {
-                    crate::model::DiscoveryDocument::WalletOpenidConfiguration => {
-                        self.target.ciba.discovery_path.as_str()
-                    }
-                    other => other.well_known_path(),
+                use crate::model::DiscoveryDocument as Doc;
+                let issuer = &self.target.issuer;
+                let (mut request, mut context) = match spec.document {
+                    Doc::WalletOpenidConfiguration => flows::discovery::build(issuer, &self.target.ciba.discovery_path),
+                    Doc::OauthAuthorizationServer => flows::discovery::get(flows::discovery::rfc8414_url(issuer)),
+                    Doc::ServerMetadata => match self.openid_metadata(&mut result).await {
+                        // OpenID Provider metadata is there: the step judges it.
+                        Ok(None) => flows::discovery::build(issuer, spec.document.well_known_path()),
+                        // None: RFC 8414's location next, saying what the first place answered.
+                        Ok(Some(tried)) => {
+                            let (r, mut c) = flows::discovery::get(flows::discovery::rfc8414_url(issuer));
+                            c.tried.push(tried);
+                            c.document = Some("oauth-authorization-server");
+                            (r, c)
+                        }
+                        Err(e) => {
+                            result.error = Some(self.redactor.scrub(&e.to_string()));
+                            return result;
+                        }
+                    },
+                    other => flows::discovery::build(issuer, other.well_known_path()),
                 };
-                let (mut request, mut context) = flows::discovery::build(&self.target.issuer, path);
+                if context.document.is_none() {
+                    context.document = Some(match spec.document {
+                        Doc::OauthAuthorizationServer => "oauth-authorization-server",
+                        Doc::SmartConfiguration => "smart-configuration",
+                        _ => "openid-configuration",
+                    });
+                }
                 if let Some(accept) = &spec.accept {
                     request.headers.retain(|(k, _)| k != "Accept");
                     request.headers.push(("Accept".into(), crate::protocol::http::Value::Plain(accept.clone())));

@@ -55,6 +55,11 @@ pub fn preflight<'a>(
             errors.extend(resolve_checks(suite));
         }
         for step in &case.steps {
+            // A case gated on registration (`when: { registered: … }`) is skipped, with the reason,
+            // on a target without the client it needs: that is the target's shape, not a typo.
+            if !case.registered.is_empty() {
+                break;
+            }
             let suite_client = case.client.as_ref().or(suite.client.as_ref());
             // Which client the step acts as, and whether it must have one.
             let (named, needs_client) = match &step.action {

@@ -34,7 +34,8 @@ impl Handle for App {
             "/connect/token" => self.token(request),
             "/connect/introspect" => self.introspect(request),
             "/connect/revocation" => self.revoke(request),
-            "/.well-known/openid-configuration" => self.discovery(),
+            // The same metadata at OIDC Discovery's place and at RFC 8414's (the issuer has no path).
+            "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => self.discovery(),
             "/.well-known/smart-configuration" => self.smart_configuration(request),
             "/.well-known/openid-configuration/jwks" => json_ok(&self.key.jwks()),
             RESOURCE_PATH => self.resource(request),
@@ -95,7 +96,7 @@ impl App {
         } else {
             self.issuer.clone()
         };
-        json_ok(&json!({
+        let mut doc = json!({
             "issuer": issuer,
             "token_endpoint": self.token_endpoint(),
             "introspection_endpoint": format!("{}/connect/introspect", self.issuer),
@@ -106,7 +107,14 @@ impl App {
             "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
             "scopes_supported": [RESOURCE_SCOPE, "profile", "system/Patient.rs", "system/Observation.rs", "system/*.read"],
             "response_types_supported": ["token"],
-        }))
+        });
+        if self.defects.on(Defect::MetadataNoResponseTypes) {
+            doc.as_object_mut().map(|o| o.remove("response_types_supported"));
+        }
+        if self.defects.on(Defect::MetadataTextPlain) {
+            return ResponseTemplate::new(200).set_body_raw(doc.to_string(), "text/plain");
+        }
+        json_ok(&doc)
     }
 
     /// SMART App Launch 2.2 §2.4 well-known document; JSON whatever the Accept header says.

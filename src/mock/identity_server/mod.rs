@@ -68,6 +68,8 @@ defects! {
         DiscoveryMissingPrivateKeyJwt => ("discovery-missing-private-key-jwt", "SMART @285: smart-configuration omits private_key_jwt from token_endpoint_auth_methods_supported"),
         SmartConfigHtmlForBrowsers => ("smart-config-html-for-browsers", "SMART @372: smart-configuration answers HTML when Accept is text/html"),
         SmartConfigNoAsymmetricCapability => ("smart-config-no-asymmetric-capability", "SMART @287: capabilities lacks client-confidential-asymmetric"),
+        MetadataTextPlain => ("metadata-text-plain", "RFC 8414 §3: the metadata is sent as text/plain, not application/json"),
+        MetadataNoResponseTypes => ("metadata-no-response-types", "RFC 8414 §2: the metadata lacks the REQUIRED response_types_supported"),
         DiscoveryIssuerMismatch => ("discovery-issuer-mismatch", "OIDC Discovery §4.3: issuer differs from the URL the document was fetched from"),
         IntrospectNoAuth => ("introspect-no-auth", "RFC 7662 §2.1: introspection answers callers without (valid) credentials"),
         IntrospectExpiredActive => ("introspect-expired-active", "RFC 7662 §4: an expired token is introspected active"),
@@ -179,6 +181,7 @@ pub fn describe(config: &Config, issuer: url::Url) -> Target {
             ca: Vec::new(),
             ciba: crate::model::target::CibaSettings::default(),
             scopes: std::collections::BTreeMap::new(),
+            metadata: None,
         }
     }
 }

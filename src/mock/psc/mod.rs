@@ -206,6 +206,7 @@ pub fn describe(issuer: &str) -> Target {
                 token_endpoint: None,
             },
             scopes: BTreeMap::new(),
+            metadata: None,
         }
     }
 }

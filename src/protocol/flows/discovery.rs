@@ -1,4 +1,4 @@
-//! OpenID Provider metadata (OpenID Connect Discovery 1.0 §4): where the endpoints are.
+//! Server metadata (OpenID Connect Discovery 1.0 §4, RFC 8414 §3): where the endpoints are.
 
 use miette::Diagnostic;
 use reqwest::Method;
@@ -30,29 +30,38 @@ pub enum DiscoveryError {
     NoTokenEndpoint(String),
 }
 
-/// Reads the target's OpenID metadata and picks its endpoints. Used by `run` and by `load`.
+/// Reads the target's metadata and picks its endpoints: at the target's `metadata` URL when it
+/// names one, else OpenID Provider metadata, else RFC 8414's. Used by `run` and by `load`.
 pub async fn discover_endpoints(http: &HttpClient, target: &Target) -> Result<Endpoints, DiscoveryError> {
-    let (request, _) = build(&target.issuer, "/.well-known/openid-configuration");
-    let (metadata, why_not) = match http.send(&request).await {
-        Ok(r) => match r.json_object() {
-            Some(m) if r.status == 200 => (Some(m.clone()), String::new()),
-            _ => (None, describe_non_document(&r)),
-        },
-        Err(e) if target.token_endpoint.is_none() => return Err(DiscoveryError::Unreachable(e)),
-        Err(e) => (None, e.to_string()),
+    let places = match &target.metadata {
+        Some(url) => vec![url.clone()],
+        None => vec![document_url(&target.issuer, "/.well-known/openid-configuration"), rfc8414_url(&target.issuer)],
     };
+    let mut metadata = None;
+    let mut tried = Vec::new();
+    for url in places {
+        let (request, _) = get(url);
+        match http.send(&request).await {
+            Ok(r) => match r.json_object() {
+                Some(m) if r.status == 200 => {
+                    metadata = Some(m.clone());
+                    break;
+                }
+                _ => tried.push(format!("{}: {}", request.url, describe_non_document(&r))),
+            },
+            Err(e) if target.token_endpoint.is_none() => return Err(DiscoveryError::Unreachable(e)),
+            Err(e) => tried.push(format!("{}: {e}", request.url)),
+        }
+    }
     let token = match (&target.token_endpoint, &metadata) {
         (Some(t), _) => t.clone(),
         (None, Some(m)) => {
             m.get("token_endpoint").and_then(|v| v.as_str()).and_then(|s| Url::parse(s).ok()).ok_or_else(|| {
-                DiscoveryError::NoTokenEndpoint(format!("{} has no usable token_endpoint", request.url))
+                DiscoveryError::NoTokenEndpoint("the server's metadata has no usable token_endpoint".into())
             })?
         }
         (None, None) => {
-            return Err(DiscoveryError::NoTokenEndpoint(format!(
-                "no discovery document at {}: {why_not}",
-                request.url
-            )));
+            return Err(DiscoveryError::NoTokenEndpoint(format!("no metadata document ({})", tried.join("; "))));
         }
     };
     let from_metadata = |member: &str| {
@@ -103,15 +112,37 @@ pub fn document_url(issuer: &Url, well_known: &str) -> Url {
     url
 }
 
+/// RFC 8414 §3: the well-known string is inserted between the host and the issuer's path
+/// (`https://as.example/tenant` → `https://as.example/.well-known/oauth-authorization-server/tenant`).
+pub fn rfc8414_url(issuer: &Url) -> Url {
+    let mut url = issuer.clone();
+    let path = issuer.path().trim_end_matches('/');
+    url.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+    url.set_query(None);
+    url
+}
+
 pub fn build(issuer: &Url, well_known: &str) -> (Request, RequestContext) {
-    let request = Request::new(Method::GET, document_url(issuer, well_known))
-        .header("Accept", Value::Plain("application/json".into()));
+    get(document_url(issuer, well_known))
+}
+
+/// A GET of a metadata document at `url`.
+pub fn get(url: Url) -> (Request, RequestContext) {
+    let request = Request::new(Method::GET, url).header("Accept", Value::Plain("application/json".into()));
     (request, RequestContext::default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc8414_inserts_before_the_issuer_path() {
+        let tenant = Url::parse("https://as.example/o").unwrap();
+        assert_eq!(rfc8414_url(&tenant).as_str(), "https://as.example/.well-known/oauth-authorization-server/o");
+        let root = Url::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(rfc8414_url(&root).as_str(), "http://127.0.0.1:8080/.well-known/oauth-authorization-server");
+    }
 
     #[test]
     fn appends_to_the_issuer_path() {
