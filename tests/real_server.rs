@@ -3,6 +3,7 @@
 //! - panva's oidc-provider (OpenID Certified), fixtures/servers/oidc-provider: every suite;
 //! - django-oauth-toolkit (PyPI), fixtures/servers/django-oauth-toolkit, configured as its own
 //!   documentation suggests: the identity-server, introspection and expiry suites.
+//!
 //! The checks that fail or warn against each must be exactly its known-deviations list, case by
 //! case (`run --known-deviations … --strict` exits 0).
 //!
