@@ -49,7 +49,9 @@ async fn the_poller_keeps_the_interval_adds_five_after_slow_down_and_never_overl
     let id = Secret::new("auth-req-id-0123456789abcdefghij");
     let started = Instant::now();
     let send = || {
-        let (request, context) = ciba::token_request(&endpoint, &id, "client");
+        let creds = oauth_harness::protocol::auth::Credentials { client_id: "client", secret: None, assertion: None };
+        let (request, context) =
+            ciba::token_request(&endpoint, &id, oauth_harness::model::AuthChoice::TlsClientAuth, &creds);
         let http = http.clone();
         Box::pin(async move {
             let response = http.send(&request).await?;
@@ -100,8 +102,9 @@ fn stop(mut child: std::process::Child) {
 /// fixtures/targets/psc-local.yaml pointed at `port`, its paths made absolute.
 fn psc_local(port: u16) -> String {
     let pki = format!("{}/", common::repo_path("fixtures/pki").display());
+    let keys = format!("{}/", common::repo_path("fixtures/keys").display());
     let fixture = std::fs::read_to_string(common::repo_path("fixtures/targets/psc-local.yaml")).unwrap();
-    fixture.replace("8443", &port.to_string()).replace("../pki/", &pki)
+    fixture.replace("8443", &port.to_string()).replace("../pki/", &pki).replace("../keys/", &keys)
 }
 
 /// `mock psc` as a process, a target file from fixtures/targets/psc-local.yaml with client A's

@@ -99,6 +99,36 @@ pub const CHECKS: &[CheckDef] = &[
         },
     },
     CheckDef {
+        id: "ciba.7.1.assertion-audience",
+        severity: Severity::Must,
+        rule: "CIBA §7.1",
+        url: CIBA,
+        summary: "a client assertion whose aud is the issuer, the token or the backchannel endpoint is accepted",
+        evaluate: |x| {
+            let aud = x.context.assertion_audience.clone();
+            judges(aud.is_some(), "authenticates with a client assertion", || "sent no assertion".into())
+                .unwrap_or_else(|| {
+                    let accepted = x.response.is_success() && x.response.json_str("auth_req_id").is_some();
+                    Verdict::from_bool(
+                        accepted,
+                        format!("an auth_req_id for an assertion with aud {}", aud.unwrap_or_default()),
+                        || x.response.summary(),
+                    )
+                })
+        },
+    },
+    CheckDef {
+        id: "ciba.13.unknown-user",
+        severity: Severity::Must,
+        rule: "CIBA §13",
+        url: CIBA,
+        summary: "a request for a user the server does not know is refused with unknown_user_id",
+        evaluate: |x| {
+            judges(x.context.deviations.unknown_user, "names the target's unknown user", || "named a known user".into())
+                .unwrap_or_else(|| refused_with(x, "unknown_user_id"))
+        },
+    },
+    CheckDef {
         id: "rfc8705.2.no-certificate",
         severity: Severity::Must,
         rule: "RFC 8705 §2, CIBA §13",

@@ -89,6 +89,35 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: exp_matches_expires_in,
     },
     CheckDef {
+        id: "rfc8705.3.2.introspection-cnf",
+        severity: Severity::Must,
+        rule: "RFC 8705 §3.2",
+        url: "https://www.rfc-editor.org/rfc/rfc8705#section-3.2",
+        summary: "introspecting a token issued over mTLS gives cnf.x5t#S256 of the client's certificate",
+        evaluate: |x| {
+            let issued_with = x.context.subject.as_ref().and_then(|s| s.issued_with_cert.clone());
+            judges(issued_with.is_some(), "introspects a token issued over mTLS", || {
+                "introspected a token issued without a certificate".into()
+            })
+            .unwrap_or_else(|| {
+                let expected = issued_with.unwrap_or_default();
+                let seen = x
+                    .response
+                    .json_object()
+                    .filter(|_| x.response.status == 200)
+                    .and_then(|b| b.get("cnf"))
+                    .and_then(|c| c.get("x5t#S256"))
+                    .and_then(|t| t.as_str())
+                    .map(str::to_owned);
+                Verdict::from_bool(
+                    seen.as_deref() == Some(expected.as_str()),
+                    format!("cnf.x5t#S256 {expected}"),
+                    || format!("cnf.x5t#S256 {} ({})", seen.unwrap_or_else(|| "(absent)".into()), x.response.summary()),
+                )
+            })
+        },
+    },
+    CheckDef {
         id: "rfc7662.2.2.inactive",
         severity: Severity::Must,
         rule: "RFC 7662 §2.2",

@@ -149,6 +149,7 @@ pub const BUNDLES: &[Bundle] = &[
             "ciba.id-token.aud",
             "ciba.id-token.auth-req-id",
             "rfc8705.3.cnf",
+            "rfc7519.exp-matches-expires-in",
         ],
     },
     Bundle {

@@ -1,4 +1,4 @@
-//! The protected resource: RFC 6750 §2.1, §3, §3.1.
+//! The protected resource: RFC 6750 §2.1, §3, §3.1, and certificate-bound tokens (RFC 8705 §3).
 
 use super::wire::{auth_scheme, parse_challenge};
 use super::{CheckDef, Severity, Verdict, judges};
@@ -6,6 +6,7 @@ use crate::protocol::exchange::{AuthUsed, Exchange};
 
 const SECTION_3: &str = "https://www.rfc-editor.org/rfc/rfc6750#section-3";
 const SECTION_3_1: &str = "https://www.rfc-editor.org/rfc/rfc6750#section-3.1";
+const RFC8705_3: &str = "https://www.rfc-editor.org/rfc/rfc8705#section-3";
 
 pub const CHECKS: &[CheckDef] = &[
     CheckDef {
@@ -41,6 +42,38 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: |x| challenge_with(x, 401, "invalid_token"),
     },
     CheckDef {
+        id: "rfc8705.3.bound-without-certificate",
+        severity: Severity::Must,
+        rule: "RFC 8705 §3",
+        url: RFC8705_3,
+        summary: "a certificate-bound token presented without a client certificate gets 401 invalid_token",
+        evaluate: |x| {
+            let Some(_) = x.context.subject.as_ref().and_then(|s| s.cnf.clone()) else { return unbound() };
+            let presented = x.context.certificate.as_ref().is_some_and(|c| c.presented);
+            judges(!presented, "presents a certificate-bound token without a certificate", || {
+                "presented a certificate".into()
+            })
+            .unwrap_or_else(|| challenge_with(x, 401, "invalid_token"))
+        },
+    },
+    CheckDef {
+        id: "rfc8705.3.bound-other-certificate",
+        severity: Severity::Must,
+        rule: "RFC 8705 §3",
+        url: RFC8705_3,
+        summary: "a certificate-bound token presented with another certificate gets 401 invalid_token",
+        evaluate: |x| {
+            let Some(bound) = x.context.subject.as_ref().and_then(|s| s.cnf.clone()) else { return unbound() };
+            let presented = x.context.certificate.as_ref().and_then(|c| c.thumbprint.clone());
+            let other = presented.as_ref().is_some_and(|p| *p != bound);
+            judges(other, "presents a certificate-bound token with another certificate", || match &presented {
+                None => "presented no certificate".into(),
+                Some(_) => "presented the certificate the token is bound to".into(),
+            })
+            .unwrap_or_else(|| challenge_with(x, 401, "invalid_token"))
+        },
+    },
+    CheckDef {
         id: "rfc6750.3.1.insufficient-scope",
         severity: Severity::Must,
         rule: "RFC 6750 §3.1",
@@ -49,6 +82,14 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: |x| challenge_with(x, 403, "insufficient_scope"),
     },
 ];
+
+/// The binding checks need a token known to be bound: its `cnf` (from the JWT, or from an
+/// introspection before the call). Without one they are blocked by `rfc8705.3.cnf`'s finding.
+fn unbound() -> Verdict {
+    Verdict::blocked(
+        "the token is not known to be certificate-bound (no cnf in the token, nor in an introspection of it)",
+    )
+}
 
 /// The request presents a bearer token.
 fn bearer(x: &Exchange) -> Option<Verdict> {

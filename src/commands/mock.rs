@@ -43,7 +43,7 @@ async fn psc_mock(args: PscMockArgs, out: &Output) -> Result<Outcome, Failure> {
     out.println(&format!("  token:       {issuer}/protocol/openid-connect/token"));
     out.println(&format!("  approve:     POST {issuer}/test/ciba/{{auth_req_id}}/approve (or /deny)"));
     for c in psc::registered_clients() {
-        out.println(&format!("  client {:14} client_id={} certificate subject: {}", c.name, c.client_id, c.subject));
+        out.println(&format!("  client {:19} client_id={} {}", c.name, c.client_id, c.credential()));
     }
     out.println(&format!(
         "  users: approves {}, denies {}, never answers {}, manual {}",

@@ -19,9 +19,9 @@ use crate::model::{
     Action, ActionKind, AuthChoice, AuthMethod, Case, DEFAULT_SYSTEM, SYSTEMS, ScopeRole, ScopeSpec, Step, Suite,
 };
 use crate::model::{
-    AlgPick, ApproveSpec, AssertionSpec, BearerChoice, CibaSpec, DiscoveryDocument, DiscoverySpec, Expectation,
-    FormParam, HttpMethod, IntrospectSpec, MAX_MINT, MintSpec, Mutation, PollSpec, ResourceSpec, RevokeSpec, StatusSet,
-    TokenRef, TokenSpec, WaitSpec,
+    AlgPick, ApproveSpec, AssertionSpec, BearerChoice, CibaAudience, CibaSpec, DiscoveryDocument, DiscoverySpec,
+    Expectation, FormParam, HttpMethod, IntrospectSpec, MAX_MINT, MintSpec, Mutation, PollSpec, ResourceCertificate,
+    ResourceSpec, RevokeSpec, StatusSet, TokenRef, TokenSpec, WaitSpec,
 };
 use crate::support::diagnostics::{SourceFile, Span};
 
@@ -512,6 +512,8 @@ struct ResourceAction {
     /// A path on the target's resource URL origin.
     path: Option<Spanned<String>>,
     bearer: Option<BearerChoice>,
+    /// `none` or `other`: the certificate the call presents (the token's client's by default).
+    certificate: Option<ResourceCertificate>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -560,6 +562,8 @@ struct CibaAction {
     two_hints: bool,
     certificate: Option<CertificateChoice>,
     approve: Option<ApproveChoice>,
+    /// private_key_jwt: the assertion's `aud` (issuer, token-endpoint, backchannel-endpoint).
+    aud: Option<CibaAudience>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -796,6 +800,7 @@ fn ciba(v: &mut Validator<'_>, c: CibaAction) -> CibaSpec {
         requested_expiry: requested_expiry.map(|e| e as u32),
         two_hints: c.two_hints,
         without_certificate: c.certificate.is_some(),
+        assertion_aud: c.aud.unwrap_or_default(),
         approve_with_hook: c.approve.is_some(),
     }
 }
@@ -888,7 +893,7 @@ fn resource(v: &mut Validator<'_>, r: ResourceAction) -> ResourceSpec {
         }
         text
     });
-    ResourceSpec { path, bearer: r.bearer }
+    ResourceSpec { path, bearer: r.bearer, certificate: r.certificate }
 }
 
 fn expect(v: &mut Validator<'_>, e: Option<Expect>) -> Expectation {

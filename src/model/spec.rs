@@ -156,6 +156,18 @@ pub struct AssertionSpec {
 pub struct ResourceSpec {
     pub path: Option<String>,
     pub bearer: Option<BearerChoice>,
+    /// The TLS client certificate the call carries: the token's client's by default.
+    pub certificate: Option<ResourceCertificate>,
+}
+
+/// Which certificate a resource call presents instead of the token's client's (RFC 8705 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceCertificate {
+    /// No certificate at all.
+    None,
+    /// Another client's certificate.
+    Other,
 }
 
 #[derive(Debug)]
@@ -197,6 +209,19 @@ pub struct CibaSpec {
     pub two_hints: bool,
     pub without_certificate: bool,
     pub approve_with_hook: bool,
+    /// private_key_jwt: the client assertion's `aud` (CIBA §7.1 lets it be the issuer, the token
+    /// endpoint or the backchannel endpoint; the issuer by default).
+    pub assertion_aud: CibaAudience,
+}
+
+/// What a CIBA client assertion names as its audience (CIBA Core §7.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CibaAudience {
+    #[default]
+    Issuer,
+    TokenEndpoint,
+    BackchannelEndpoint,
 }
 
 #[derive(Debug)]

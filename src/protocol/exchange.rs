@@ -37,6 +37,8 @@ pub struct RequestContext {
     pub auth: Option<AuthUsed>,
     pub grant_type: Option<String>,
     pub requested_scope: Option<String>,
+    /// For a CIBA request authenticated by private_key_jwt: the assertion's `aud`.
+    pub assertion_audience: Option<String>,
     /// For discovery: the issuer the target is configured with.
     pub expected_issuer: Option<String>,
     /// For discovery: which document was asked for (`openid-configuration`,
@@ -77,6 +79,8 @@ pub struct Deviations {
     pub bad_signature: bool,
     /// A method the client is not registered for (as its target says).
     pub unregistered_method: bool,
+    /// A CIBA request for the target's unknown user (`ciba.users.unknown`).
+    pub unknown_user: bool,
 }
 
 /// A client assertion as it was sent.
@@ -100,6 +104,8 @@ pub struct CertificateFacts {
     pub presented: bool,
     /// The CN of the certificate's subject, when one was presented.
     pub subject_cn: Option<String>,
+    /// base64url SHA-256 of the certificate presented (RFC 8705 `x5t#S256`).
+    pub thumbprint: Option<String>,
 }
 
 /// What CIBA checks compare the final poll answer with.
@@ -148,6 +154,10 @@ pub struct TokenFacts {
     pub jwt_iat: Option<i64>,
     /// An earlier step of the case revoked it.
     pub revoked: bool,
+    /// base64url SHA-256 of the certificate the client presented when the token was issued.
+    pub issued_with_cert: Option<String>,
+    /// The certificate the token is bound to (`cnf.x5t#S256`), from the JWT or from introspection.
+    pub cnf: Option<String>,
 }
 
 impl TokenFacts {

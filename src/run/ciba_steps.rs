@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use url::Url;
 
-use super::{CaseState, Runner, precondition};
+use super::{CaseState, Runner, StepFailure, precondition};
 use crate::checks::ciba::thumbprint;
 use crate::model::target::{Client, Target};
-use crate::model::{CibaSpec, Expectation, PollSpec, Suite};
+use crate::model::{AssertionSpec, AuthChoice, CibaAudience, CibaSpec, Expectation, PollSpec, Suite};
+use crate::protocol::auth::Credentials;
 use crate::protocol::exchange::PollRecord;
 use crate::protocol::exchange::{CertificateFacts, CibaFacts};
 use crate::protocol::flows::ciba::{self, BackchannelParams, Pace, SystemClock};
@@ -61,9 +62,13 @@ pub async fn discover(http: &HttpClient, target: &Target) -> Option<CibaEndpoint
 }
 
 /// The certificate a request of `client` carries, if `sent`.
-fn certificate_facts(client: &Client, sent: bool) -> CertificateFacts {
+pub(super) fn certificate_facts(client: &Client, sent: bool) -> CertificateFacts {
     let identity = client.identity.as_ref().filter(|_| sent);
-    CertificateFacts { presented: identity.is_some(), subject_cn: identity.and_then(|i| i.subject_cn.clone()) }
+    CertificateFacts {
+        presented: identity.is_some(),
+        subject_cn: identity.and_then(|i| i.subject_cn.clone()),
+        thumbprint: identity.map(|i| thumbprint(&i.cert_sha256)),
+    }
 }
 
 fn seconds(body: &serde_json::Map<String, Value>, member: &str) -> Option<Duration> {
@@ -71,6 +76,23 @@ fn seconds(body: &serde_json::Map<String, Value>, member: &str) -> Option<Durati
 }
 
 impl Runner {
+    /// A client assertion for a CIBA request (`None` unless the client uses private_key_jwt).
+    fn ciba_assertion(
+        &self,
+        client: &Client,
+        aud: &str,
+        state: &mut CaseState,
+    ) -> Result<Option<Secret>, Box<crate::results::CheckOutcome>> {
+        let mut spec = AssertionSpec::default();
+        spec.mutation.claims.insert("aud".into(), Value::String(aud.to_string()));
+        match self.client_assertion(client, AuthChoice::from(client.auth), &spec, None, state) {
+            Ok(signed) => Ok(signed.map(|(a, _)| a)),
+            Err(StepFailure::Precondition(p)) => Err(p),
+            Err(StepFailure::Transport(e)) => Err(precondition(e.to_string())),
+            Err(StepFailure::Skip(reason)) => Err(precondition(reason)),
+        }
+    }
+
     fn ciba_endpoints(&self) -> Result<&CibaEndpoints, Box<crate::results::CheckOutcome>> {
         self.ciba.as_ref().ok_or_else(|| {
             precondition(format!(
@@ -114,8 +136,25 @@ impl Runner {
             channel: Some(spec.channel.clone()),
             requested_expiry: spec.requested_expiry.map(|e| e.to_string()),
         };
-        let (request, mut context) = ciba::backchannel_request(&endpoints.backchannel, &params, &client.client_id);
+        let aud = match spec.assertion_aud {
+            CibaAudience::Issuer => endpoints.issuer.clone(),
+            CibaAudience::TokenEndpoint => endpoints.token.to_string(),
+            CibaAudience::BackchannelEndpoint => endpoints.backchannel.to_string(),
+        };
+        let assertion = match self.ciba_assertion(client, &aud, state) {
+            Ok(a) => a,
+            Err(failure) => {
+                result.checks.push(*failure);
+                return result;
+            }
+        };
+        let choice = AuthChoice::from(client.auth);
+        let creds =
+            Credentials { client_id: &client.client_id, secret: client.secret.as_ref(), assertion: assertion.as_ref() };
+        let (request, mut context) = ciba::backchannel_request(&endpoints.backchannel, &params, choice, &creds);
         context.client_id = Some(client.client_id.clone());
+        context.assertion_audience = assertion.as_ref().map(|_| aud.clone());
+        context.deviations.unknown_user = role == "unknown";
         context.certificate = Some(certificate_facts(client, !spec.without_certificate));
         let http = if spec.without_certificate { &self.http } else { self.http_for(name) };
         let exchange = match self.exchange_with(http, request, context).await {
@@ -213,8 +252,18 @@ impl Runner {
             return result;
         };
         let http = self.http_for(&poller);
+        let choice = AuthChoice::from(client.auth);
+        let token_endpoint = endpoints.token.to_string();
         let send = || {
-            let (req, mut ctx) = ciba::token_request(&endpoints.token, &request.auth_req_id, &client.client_id);
+            // A fresh assertion for every poll (each jti is used once), for the token endpoint.
+            let mut scratch = CaseState::default();
+            let assertion = self.ciba_assertion(client, &token_endpoint, &mut scratch).ok().flatten();
+            let creds = Credentials {
+                client_id: &client.client_id,
+                secret: client.secret.as_ref(),
+                assertion: assertion.as_ref(),
+            };
+            let (req, mut ctx) = ciba::token_request(&endpoints.token, &request.auth_req_id, choice, &creds);
             ctx.client_id = Some(client.client_id.clone());
             ctx.certificate = Some(certificate_facts(client, true));
             Box::pin(self.exchange_with(http, req, ctx))
@@ -281,6 +330,8 @@ impl Runner {
             if let Some(r) = state.ciba.as_mut() {
                 r.exchanged = true;
             }
+            // The tokens serve the case's later steps (a resource call, an introspection).
+            self.remember(state, &poller, client, &exchange);
         }
         result.note = exchange.context.ciba.as_ref().map(|c| format!("{} poll(s)", c.polls.len()));
         result.checks = self.evaluate(suite, expect, &exchange);

@@ -46,7 +46,8 @@ impl Runner {
         let (request, mut context) =
             flows::introspection::build(&endpoint, &flows_caller, &token, spec.token_type_hint.as_deref(), facts);
         context.deviations.wrong_secret = spec.wrong_secret;
-        Ok(PreparedToken { request, context, jku_path: None })
+        context.certificate = Some(super::ciba_steps::certificate_facts(caller, true));
+        Ok(PreparedToken { request, context, jku_path: None, via: Some(name.to_string()) })
     }
 
     /// Revokes the case's last token as the client it was issued to (RFC 7009 §2.1).
@@ -70,7 +71,7 @@ impl Runner {
         let caller = flows::introspection::Caller { client: owner, auth, secret: None, assertion: assertion.as_ref() };
         let (request, context) =
             flows::introspection::build(&endpoint, &caller, &token, spec.token_type_hint.as_deref(), facts);
-        Ok(PreparedToken { request, context, jku_path: None })
+        Ok(PreparedToken { request, context, jku_path: None, via: None })
     }
 
     /// Sleeps until the case's last token has expired (plus skew), unless that is longer than the

@@ -162,6 +162,8 @@ struct PreparedToken {
     context: RequestContext,
     /// The harness-served `jku` path whose fetches the server must not make.
     jku_path: Option<String>,
+    /// The client whose TLS identity the request goes with (RFC 8705), if any.
+    via: Option<String>,
 }
 
 impl Runner {
@@ -368,6 +370,14 @@ impl Runner {
             }
         }
         result.duration = started.elapsed();
+        // A step blocked after an earlier step failed is blocked by that failure: one finding.
+        let mut failed_before = false;
+        for step in &mut result.steps {
+            if failed_before {
+                step.checks.retain(|c| c.id != "harness.prerequisite");
+            }
+            failed_before |= step.checks.iter().any(|c| c.verdict == VerdictKind::Fail);
+        }
         result.outcome = outcome_of(&result.steps);
         if let Some(reason) = state.skip {
             // A skip never hides what earlier steps found.
@@ -387,25 +397,40 @@ impl Runner {
         // Registration is the target's to say (RFC 7591 §2): a case about a method the client
         // is not registered for (or about one it is not) does not apply to it.
         // A method is asked of the clients of the steps that send it, else of the case's client.
-        for m in &case.registered {
-            let mut senders: Vec<&str> = case
-                .steps
-                .iter()
-                .filter_map(|step| match &step.action {
-                    Action::Token(t) if t.auth.and_then(|a| a.method()) == Some(*m) => {
-                        t.client.as_ref().or(case.client.as_ref()).or(suite.client.as_ref()).map(|n| n.name.as_str())
-                    }
-                    Action::Introspect(i) if i.auth.and_then(|a| a.method()) == Some(*m) => Some(
-                        i.client
-                            .as_ref()
-                            .map(|n| n.name.as_str())
-                            .unwrap_or(crate::model::target::DEFAULT_INTROSPECTION_CLIENT),
+        let case_client = case.client.as_ref().or(suite.client.as_ref()).map(|n| n.name.as_str());
+        let sent: Vec<(&str, Option<crate::model::AuthMethod>)> = case
+            .steps
+            .iter()
+            .filter_map(|step| {
+                let (named, explicit) = match &step.action {
+                    Action::Token(t) => (t.client.as_ref().map(|n| n.name.as_str()).or(case_client), t.auth),
+                    Action::Introspect(i) => (
+                        Some(
+                            i.client
+                                .as_ref()
+                                .map(|n| n.name.as_str())
+                                .unwrap_or(crate::model::target::DEFAULT_INTROSPECTION_CLIENT),
+                        ),
+                        i.auth,
                     ),
-                    _ => None,
-                })
-                .collect();
+                    Action::Ciba(c) => (c.client.as_ref().map(|n| n.name.as_str()).or(case_client), None),
+                    Action::Poll(p) => (p.client.as_ref().map(|n| n.name.as_str()).or(case_client), None),
+                    _ => return None,
+                };
+                let name = named?;
+                let method = match explicit {
+                    Some(choice) => choice.method(),
+                    None => self.target.clients.get(name).map(|c| c.auth),
+                };
+                Some((name, method))
+            })
+            .collect();
+        for m in &case.registered {
+            let mut senders: Vec<&str> = sent.iter().filter(|(_, used)| *used == Some(*m)).map(|(n, _)| *n).collect();
+            // A client the target lacks sends nothing: the case still names it.
+            senders.extend(sent.iter().filter(|(n, _)| !self.target.clients.contains_key(*n)).map(|(n, _)| *n));
             if senders.is_empty() {
-                senders.extend(case.client.as_ref().or(suite.client.as_ref()).map(|n| n.name.as_str()));
+                senders.extend(case_client);
             }
             for name in senders {
                 match self.target.clients.get(name) {
@@ -481,8 +506,9 @@ impl Runner {
         };
         let prepared = match &step.action {
             Action::Token(spec) => {
-                let (_, client) = self.client_for(suite, case, spec.client.as_ref());
-                self.prepare_token(client, spec, state)
+                let (name, client) = self.client_for(suite, case, spec.client.as_ref());
+                // tls_client_auth sends its certificate: the request goes over the client's TLS.
+                self.prepare_token(client, spec, state).map(|p| PreparedToken { via: Some(name.to_string()), ..p })
             }
             Action::Discovery(spec) => {
                 use crate::model::DiscoveryDocument as Doc;
@@ -519,12 +545,9 @@ impl Runner {
                     request.headers.push(("Accept".into(), crate::protocol::http::Value::Plain(accept.clone())));
                 }
                 context.expected_issuer = Some(self.target.issuer.to_string());
-                Ok(PreparedToken { request, context, jku_path: None })
+                Ok(PreparedToken { request, context, jku_path: None, via: None })
             }
-            Action::Resource(spec) => self
-                .prepare_resource_call(suite, case, spec, state, &mut result)
-                .await
-                .map(|(request, context)| PreparedToken { request, context, jku_path: None }),
+            Action::Resource(spec) => self.prepare_resource_call(suite, case, spec, state, &mut result).await,
             Action::Ciba(spec) => {
                 let (name, client) = self.client_for(suite, case, spec.client.as_ref());
                 return self.run_ciba(suite, &step.expect, name, client, spec, state, result).await;
@@ -556,7 +579,8 @@ impl Runner {
                 return result;
             }
         };
-        match self.exchange(prepared.request, prepared.context).await {
+        let http = prepared.via.as_deref().map(|n| self.http_for(n)).unwrap_or(&self.http);
+        match self.exchange_with(http, prepared.request, prepared.context).await {
             Err(e) => result.error = Some(self.redactor.scrub(&e.to_string())),
             Ok(mut exchange) => {
                 if let Action::Token(spec) = &step.action {
@@ -565,6 +589,14 @@ impl Runner {
                 }
                 if let Some(path) = &prepared.jku_path {
                     exchange.context.jku_fetches = Some(self.jwks.fetches(path));
+                }
+                // An introspection that names the token's binding tells later steps (RFC 8705 §3.2).
+                if matches!(step.action, Action::Introspect(_)) {
+                    let cnf =
+                        exchange.response.json_object().and_then(|b| b.get("cnf")).and_then(|c| c.get("x5t#S256"));
+                    if let (Some(t), Some(facts)) = (cnf.and_then(|t| t.as_str()), state.last_facts.as_mut()) {
+                        facts.cnf = Some(t.to_string());
+                    }
                 }
                 // Later steps judge the token as revoked only once the server said it revoked it.
                 if matches!(step.action, Action::Revoke(_)) && exchange.response.status == 200 {
@@ -748,7 +780,7 @@ fn prerequisite_missing(outcomes: &[CheckOutcome]) -> Option<CheckOutcome> {
         None,
         "harness",
         "",
-        "what the step's checks judge (a metadata document) is there",
+        "what the step's checks judge (a metadata document, a bound token) is there",
         Verdict::fail(
             "what the expected checks judge",
             format!("{} ({count} check(s) blocked by it)", blocked.note.clone().unwrap_or_default()),

@@ -39,6 +39,13 @@ pub(super) fn token_facts(client: &Client, exchange: &Exchange) -> Option<TokenF
         jwt_exp: claim("exp"),
         jwt_iat: claim("iat"),
         revoked: false,
+        issued_with_cert: exchange.context.certificate.as_ref().and_then(|c| c.thumbprint.clone()),
+        cnf: claims
+            .as_ref()
+            .and_then(|c| c.get("cnf"))
+            .and_then(|c| c.get("x5t#S256"))
+            .and_then(|t| t.as_str())
+            .map(str::to_owned),
     })
 }
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
 use crate::model::Client;
 use crate::model::{
-    AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, MintSpec, ResourceSpec, ScopeSpec, Suite, TokenSpec,
+    AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, MintSpec, ResourceCertificate, ResourceSpec, ScopeSpec,
+    Suite, TokenSpec,
 };
 use crate::protocol::auth::assertion;
-use crate::protocol::exchange::{AssertionFacts, RequestContext};
+use crate::protocol::exchange::AssertionFacts;
 use crate::protocol::flows;
-use crate::protocol::http::Request;
 use crate::results::StepResult;
 use crate::support::keys::{KeyAlg, KeyPair, KidStyle};
 use crate::support::secret::Secret;
@@ -33,6 +33,7 @@ impl Runner {
         };
         let (request, mut context) =
             flows::token::build(&self.endpoints.token, client, spec, scope, assertion.as_ref());
+        context.certificate = Some(super::ciba_steps::certificate_facts(client, true));
         if let Some(jws) = &assertion {
             context.assertion = Some(AssertionFacts {
                 header: jwt_part(jws.expose(), 0).unwrap_or_default(),
@@ -46,7 +47,7 @@ impl Runner {
             context.deviations.unregistered_key = spec.assertion.unregistered_key;
             context.deviations.bad_signature = spec.assertion.mutation.bad_signature;
         }
-        Ok(PreparedToken { request, context, jku_path: jku_path.flatten() })
+        Ok(PreparedToken { request, context, jku_path: jku_path.flatten(), via: None })
     }
 
     /// The client assertion for a private_key_jwt request (none for other methods), and the
@@ -145,7 +146,7 @@ impl Runner {
         spec: &ResourceSpec,
         state: &mut CaseState,
         result: &mut StepResult,
-    ) -> Result<(Request, RequestContext), StepFailure> {
+    ) -> Result<PreparedToken, StepFailure> {
         let resource =
             self.target.resource.as_ref().ok_or_else(|| {
                 StepFailure::Precondition(precondition("the target has no `resource` to call".into()))
@@ -209,7 +210,26 @@ impl Runner {
         ) {
             context.subject = state.last_facts.clone();
         }
-        Ok((request, context))
+        // The call goes with the token's client's certificate (RFC 8705 §3), unless the step says.
+        let owner = state.last_client.clone();
+        let via = match spec.certificate {
+            None => owner,
+            Some(ResourceCertificate::None) => None,
+            Some(ResourceCertificate::Other) => {
+                let own = owner.as_ref().and_then(|n| self.target.clients.get(n)).and_then(|c| c.identity.as_ref());
+                let other = self.target.clients.iter().find(|(_, c)| {
+                    c.identity.as_ref().is_some_and(|i| own.is_none_or(|o| o.cert_sha256 != i.cert_sha256))
+                });
+                Some(other.map(|(n, _)| n.clone()).ok_or_else(|| {
+                    StepFailure::Precondition(precondition("the target has no other client with a certificate".into()))
+                })?)
+            }
+        };
+        context.certificate = Some(match via.as_ref().and_then(|n| self.target.clients.get(n)) {
+            Some(c) => super::ciba_steps::certificate_facts(c, true),
+            None => crate::protocol::exchange::CertificateFacts::default(),
+        });
+        Ok(PreparedToken { request, context, jku_path: None, via })
     }
 }
 

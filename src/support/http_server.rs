@@ -33,6 +33,8 @@ pub struct Request {
 pub const SUBJECT_HEADER: &str = "x-client-cert-subject";
 /// Header carrying base64url(SHA-256(certificate DER)) — RFC 8705's `x5t#S256`.
 pub const THUMBPRINT_HEADER: &str = "x-client-cert-s256";
+/// Header present when the client's certificate is self-signed (it did not chain to the CA).
+pub const SELF_SIGNED_HEADER: &str = "x-client-cert-self-signed";
 /// No OAuth request comes near this.
 pub const MAX_BODY: usize = 1024 * 1024;
 
@@ -190,8 +192,10 @@ async fn accept_loop(listener: TcpListener, handler: Arc<dyn Handle>, tls: Optio
                         let Ok(stream) = acceptor.accept(tcp).await else { return };
                         let peer =
                             stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
-                        let identity = peer.map(|der| {
-                            (subject_dn(&der).unwrap_or_default(), URL_SAFE_NO_PAD.encode(Sha256::digest(&der)))
+                        let identity = peer.map(|der| ClientCert {
+                            subject: subject_dn(&der).unwrap_or_default(),
+                            thumbprint: URL_SAFE_NO_PAD.encode(Sha256::digest(&der)),
+                            self_signed: is_self_signed(&der),
                         });
                         let service =
                             service_fn(move |req| answer(req, handler.clone(), origin.clone(), identity.clone()));
@@ -203,6 +207,14 @@ async fn accept_loop(listener: TcpListener, handler: Arc<dyn Handle>, tls: Optio
             });
         }
     }
+}
+
+/// The certificate a TLS client presented, as handlers see it.
+#[derive(Debug, Clone)]
+struct ClientCert {
+    subject: String,
+    thumbprint: String,
+    self_signed: bool,
 }
 
 /// PEM material of a TLS server: its chain and key, and the CA client certificates chain to.
@@ -226,10 +238,11 @@ pub fn tls_acceptor(pki: &ServerPki<'_>) -> Result<TlsAcceptor, String> {
     for ca in CertificateDer::pem_slice_iter(pki.client_ca_pem.as_bytes()) {
         roots.add(ca.map_err(|e| format!("client CA: {e}"))?).map_err(|e| format!("client CA: {e}"))?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let chained = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()
         .map_err(|e| format!("client verifier: {e}"))?;
+    let verifier = Arc::new(ChainedOrSelfSigned { chained });
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -237,6 +250,70 @@ pub fn tls_acceptor(pki: &ServerPki<'_>) -> Result<TlsAcceptor, String> {
         .with_single_cert(chain, key)
         .map_err(|e| format!("server certificate and key: {e}"))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Client certificates that chain to the CA (RFC 8705 §2.1), or that are self-signed (§2.2: the
+/// handler matches those by their registered thumbprint, and `SELF_SIGNED_HEADER` says which).
+/// Either way the TLS handshake proves the client holds the certificate's key.
+#[derive(Debug)]
+struct ChainedOrSelfSigned {
+    chained: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+}
+
+fn is_self_signed(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).ok().is_some_and(|(_, c)| c.subject() == c.issuer())
+}
+
+impl rustls::server::danger::ClientCertVerifier for ChainedOrSelfSigned {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        // No hints: a client holding a self-signed certificate must not hold it back.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        match self.chained.verify_client_cert(end_entity, intermediates, now) {
+            Ok(v) => Ok(v),
+            Err(_) if is_self_signed(end_entity.as_ref()) => {
+                Ok(rustls::server::danger::ClientCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chained.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chained.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.chained.supported_verify_schemes()
+    }
 }
 
 /// The subject DN as the mocks match it, e.g. `C=FR, O=oauth-harness test, CN=harness-psc-client`.
@@ -249,7 +326,7 @@ async fn answer(
     req: hyper::Request<Incoming>,
     handler: Arc<dyn Handle>,
     origin: String,
-    identity: Option<(String, String)>,
+    identity: Option<ClientCert>,
 ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
     let Ok(body) = Limited::new(body, MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
@@ -263,10 +340,14 @@ async fn answer(
     // Never let a caller claim a certificate it did not present.
     headers.remove(SUBJECT_HEADER);
     headers.remove(THUMBPRINT_HEADER);
-    if let Some((subject, thumbprint)) = identity {
-        if let (Ok(s), Ok(t)) = (HeaderValue::try_from(subject), HeaderValue::try_from(thumbprint)) {
+    headers.remove(SELF_SIGNED_HEADER);
+    if let Some(cert) = identity {
+        if let (Ok(s), Ok(t)) = (HeaderValue::try_from(cert.subject), HeaderValue::try_from(cert.thumbprint)) {
             headers.insert(SUBJECT_HEADER, s);
             headers.insert(THUMBPRINT_HEADER, t);
+        }
+        if cert.self_signed {
+            headers.insert(SELF_SIGNED_HEADER, HeaderValue::from_static("1"));
         }
     }
     let request = Request { url, method: parts.method, headers, body: body.to_vec() };

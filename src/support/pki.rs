@@ -15,6 +15,8 @@ pub const CLIENT_CN: &str = "harness-psc-client";
 pub const CLIENT_B_CN: &str = "harness-psc-client-b";
 /// Subject of a certificate from the same CA that no client is registered with.
 pub const UNREGISTERED_CN: &str = "someone-else";
+/// Subject of a self-signed client certificate (RFC 8705 §2.2 `self_signed_tls_client_auth`).
+pub const SELF_SIGNED_CN: &str = "harness-psc-self-signed";
 pub const ORGANIZATION: &str = "oauth-harness test";
 /// The files `keys tls` writes.
 const PKI_FILES: &[&str] = &[
@@ -28,6 +30,8 @@ const PKI_FILES: &[&str] = &[
     "client-b.key",
     "unregistered-client.pem",
     "unregistered-client.key",
+    "self-signed-client.pem",
+    "self-signed-client.key",
 ];
 /// Password of the test `client.p12`. Test material only.
 pub const P12_PASSWORD: &str = "oauth-harness-test";
@@ -167,7 +171,8 @@ fn dn(cn: &str) -> DistinguishedName {
 }
 
 /// Writes a CA, a server certificate for 127.0.0.1/localhost, the registered client's certificate
-/// (PEM and PKCS#12), a second registered client's, and an unregistered one's, all signed by the CA.
+/// (PEM and PKCS#12), a second registered client's, and an unregistered one's, all signed by the
+/// CA; and a self-signed client certificate.
 pub fn generate(out: &Path, force: bool) -> Result<Vec<PathBuf>, PkiError> {
     if let Some(path) = PKI_FILES.iter().map(|f| out.join(f)).find(|p| p.exists()).filter(|_| !force) {
         return Err(PkiError::Exists { path });
@@ -203,6 +208,12 @@ pub fn generate(out: &Path, force: bool) -> Result<Vec<PathBuf>, PkiError> {
     let (client, client_key) = leaf(CLIENT_CN, false)?;
     let (client_b, client_b_key) = leaf(CLIENT_B_CN, false)?;
     let (unregistered, unregistered_key) = leaf(UNREGISTERED_CN, false)?;
+    let self_signed_key = KeyPair::generate().map_err(gen_err)?;
+    let mut self_signed_params = CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
+    self_signed_params.distinguished_name = dn(SELF_SIGNED_CN);
+    self_signed_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    self_signed_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let self_signed = self_signed_params.self_signed(&self_signed_key).map_err(gen_err)?;
 
     let mut store = p12_keystore::KeyStore::new();
     let chain = [client.der().as_ref(), ca_cert.der().as_ref()]
@@ -232,6 +243,8 @@ pub fn generate(out: &Path, force: bool) -> Result<Vec<PathBuf>, PkiError> {
         ("client-b.key", client_b_key.serialize_pem().into_bytes()),
         ("unregistered-client.pem", unregistered.pem().into_bytes()),
         ("unregistered-client.key", unregistered_key.serialize_pem().into_bytes()),
+        ("self-signed-client.pem", self_signed.pem().into_bytes()),
+        ("self-signed-client.key", self_signed_key.serialize_pem().into_bytes()),
     ];
     std::fs::create_dir_all(out)
         .map_err(|e| PkiError::Unwritable { path: out.to_path_buf(), reason: e.to_string() })?;

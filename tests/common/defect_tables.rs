@@ -118,11 +118,30 @@ pub const EXPECTED_PSC: &[(&str, &[&str])] = &[
     ("no-expiry", &["ciba.11.expired-token"]),
     ("access-denied-as-pending", &["ciba.11.access-denied"]),
     ("id-token-wrong-aud", &["ciba.id-token.aud"]),
-    ("cnf-missing", &["rfc8705.3.cnf"]),
+    // An unbound token: introspection names no binding either; the resource's binding checks are
+    // blocked by rfc8705.3.cnf's finding.
+    ("cnf-missing", &["rfc8705.3.2.introspection-cnf", "rfc8705.3.cnf"]),
     ("mtls-not-enforced", &["rfc6749.5.2.refused", "rfc8705.2.no-certificate"]),
     ("mtls-any-subject", &["rfc6749.5.2.refused", "rfc8705.2.subject-mismatch"]),
     ("two-hints-accepted", &["ciba.7.1.two-hints", "rfc6749.5.2.refused"]),
     ("openid-scope-optional", &["ciba.7.1.openid-scope", "rfc6749.5.2.refused"]),
     ("weak-auth-req-id", &["ciba.7.3.auth-req-id"]),
     ("discovery-no-poll-mode", &["ciba.4.poll-mode"]),
+    ("cross-client-other-method", &["ciba.11.other-client"]),
+    // The refused request of the private_key_jwt happy path leaves its poll without a request.
+    (
+        "assertion-aud-token-endpoint-only",
+        &[
+            "ciba.7.1.assertion-audience",
+            "ciba.7.3.auth-req-id",
+            "ciba.7.3.expires-in",
+            "ciba.7.3.interval",
+            "harness.precondition",
+        ],
+    ),
+    ("unknown-user-accepted", &["ciba.13.unknown-user", "rfc6749.5.2.refused"]),
+    ("ciba-ignore-scope-restriction", &["rfc6749.5.2.invalid-scope", "rfc6749.5.2.refused"]),
+    ("ciba-wrong-expires-in", &["rfc7519.exp-matches-expires-in"]),
+    ("resource-ignores-binding", &["rfc8705.3.bound-other-certificate", "rfc8705.3.bound-without-certificate"]),
+    ("introspection-no-cnf", &["rfc8705.3.2.introspection-cnf"]),
 ];

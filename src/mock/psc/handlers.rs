@@ -9,10 +9,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
-use super::{Config, Defect, PscClient, REALM, UserBehaviour};
+use super::{CLIENT_SCOPES, Config, Defect, PscAuth, PscClient, REALM, UserBehaviour};
 use crate::mock::signing::SigningKey;
 use crate::support::clock::unix_now;
-use crate::support::http_server::{SUBJECT_HEADER, THUMBPRINT_HEADER};
+use crate::support::http_server::{SELF_SIGNED_HEADER, SUBJECT_HEADER, THUMBPRINT_HEADER};
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
@@ -48,6 +48,23 @@ pub struct App {
 
 struct Refusal(u16, &'static str, &'static str);
 
+/// Who a request authenticated as.
+struct Authenticated {
+    client_id: String,
+    method: crate::model::AuthMethod,
+    thumbprint: Option<String>,
+}
+
+/// `Authorization: Basic` credentials, form-decoded after Base64 (RFC 6749 §2.3.1).
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    use base64::engine::general_purpose::STANDARD;
+    let decoded = STANDARD.decode(header.strip_prefix("Basic ")?).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let decode = |s: &str| form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some((decode(id)?, decode(secret)?))
+}
+
 impl App {
     pub fn new(issuer: String, config: Config, clients: Vec<PscClient>, key: Arc<SigningKey>) -> Self {
         Self { issuer, config, clients, key, requests: Mutex::new(HashMap::new()), counter: Mutex::new(0) }
@@ -57,21 +74,94 @@ impl App {
         self.config.defects.on(d)
     }
 
-    /// The client the certificate names (RFC 8705 §2.1: PSC matches the subject DN).
-    fn client(&self, request: &Request, form: &[(String, String)]) -> Result<(String, Option<String>), Refusal> {
+    /// The client a request authenticates as, by the method it is registered for (CIBA §7.1),
+    /// with the thumbprint of the certificate it presented, if any (tokens are bound to it).
+    fn client(&self, request: &Request, form: &[(String, String)]) -> Result<Authenticated, Refusal> {
         let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let claimed = form.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.clone());
-        let unauthorized = Refusal(401, "invalid_client", "client certificate missing or not registered");
+        let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let claimed = param("client_id");
+        let unauthorized = Refusal(401, "invalid_client", "client authentication failed");
         let thumbprint = header(THUMBPRINT_HEADER);
-        match header(SUBJECT_HEADER) {
-            Some(subject) => match self.clients.iter().find(|c| c.subject == subject) {
-                Some(c) => Ok((c.client_id.to_string(), thumbprint)),
-                None if self.on(Defect::MtlsAnySubject) => claimed.map(|c| (c, thumbprint)).ok_or(unauthorized),
-                None => Err(unauthorized),
-            },
-            None if self.on(Defect::MtlsNotEnforced) => claimed.map(|c| (c, None)).ok_or(unauthorized),
-            None => Err(unauthorized),
+        let found = |id: &str| self.clients.iter().find(|c| c.client_id == id);
+        let done = |c: &PscClient| {
+            Ok(Authenticated { client_id: c.client_id.to_string(), method: c.method(), thumbprint: thumbprint.clone() })
+        };
+        // private_key_jwt: the assertion is the credential.
+        if let Some(assertion) = param("client_assertion") {
+            let client = self.verify_assertion(&assertion).ok_or(unauthorized)?;
+            return done(client);
         }
+        // client_secret_basic, then client_secret_post.
+        if let Some((id, secret)) = header("authorization").as_deref().and_then(basic_credentials) {
+            return match found(&id) {
+                Some(c) if matches!(c.auth, PscAuth::Secret { secret: s, basic: true } if s == secret) => done(c),
+                _ => Err(Refusal(401, "invalid_client", "client authentication failed")),
+            };
+        }
+        if let (Some(id), Some(secret)) = (claimed.as_deref(), param("client_secret")) {
+            return match found(id) {
+                Some(c) if matches!(c.auth, PscAuth::Secret { secret: s, basic: false } if s == secret) => done(c),
+                _ => Err(unauthorized),
+            };
+        }
+        // The certificate: self-signed ones by thumbprint, CA-issued ones by subject DN.
+        match (header(SUBJECT_HEADER), header(SELF_SIGNED_HEADER).is_some()) {
+            (Some(_), true) => {
+                let t = thumbprint.clone().unwrap_or_default();
+                let c = self
+                    .clients
+                    .iter()
+                    .find(|c| matches!(&c.auth, PscAuth::SelfSigned { thumbprint } if *thumbprint == t));
+                c.map(done).unwrap_or(Err(unauthorized))
+            }
+            (Some(subject), false) => {
+                let c = self
+                    .clients
+                    .iter()
+                    .find(|c| matches!(&c.auth, PscAuth::Certificate { subject: s } if *s == subject));
+                match c {
+                    Some(c) => done(c),
+                    None if self.on(Defect::MtlsAnySubject) => {
+                        claimed.as_deref().and_then(found).map(done).unwrap_or(Err(unauthorized))
+                    }
+                    None => Err(unauthorized),
+                }
+            }
+            (None, _) if self.on(Defect::MtlsNotEnforced) => {
+                claimed.as_deref().and_then(found).map(done).unwrap_or(Err(unauthorized))
+            }
+            (None, _) => Err(unauthorized),
+        }
+    }
+
+    /// A client assertion (RFC 7523 §3) of a private_key_jwt client: signed by its key, iss =
+    /// sub = client_id, unexpired, for an audience CIBA §7.1 allows (the issuer, the token
+    /// endpoint, the backchannel endpoint).
+    fn verify_assertion(&self, assertion: &str) -> Option<&PscClient> {
+        let unverified = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(assertion).ok()?;
+        let iss = unverified.claims.get("iss")?.as_str()?.to_string();
+        let client = self.clients.iter().find(|c| c.client_id == iss)?;
+        let PscAuth::PrivateKeyJwt { public_pem } = &client.auth else { return None };
+        let key = jsonwebtoken::DecodingKey::from_ec_pem(public_pem.as_bytes()).ok()?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES384);
+        let audiences: Vec<String> = if self.on(Defect::AssertionAudTokenEndpointOnly) {
+            vec![self.token_endpoint()]
+        } else {
+            vec![self.issuer.clone(), self.token_endpoint(), self.backchannel_endpoint()]
+        };
+        validation.set_audience(&audiences);
+        validation.set_issuer(&[&iss]);
+        validation.sub = Some(iss.clone());
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &validation).ok().map(|_| client)
+    }
+
+    fn token_endpoint(&self) -> String {
+        format!("{}/protocol/openid-connect/token", self.issuer)
+    }
+
+    fn backchannel_endpoint(&self) -> String {
+        format!("{}/protocol/openid-connect/ext/ciba/auth", self.issuer)
     }
 
     fn new_auth_req_id(&self) -> String {
@@ -95,8 +185,12 @@ impl App {
             "backchannel_authentication_endpoint": format!("{}/protocol/openid-connect/ext/ciba/auth", self.issuer),
             "backchannel_token_delivery_modes_supported": modes,
             "backchannel_user_code_parameter_supported": false,
+            "introspection_endpoint": format!("{}/protocol/openid-connect/token/introspect", self.issuer),
             "grant_types_supported": [CIBA_GRANT, "refresh_token"],
-            "token_endpoint_auth_methods_supported": ["tls_client_auth"],
+            "token_endpoint_auth_methods_supported": [
+                "tls_client_auth", "self_signed_tls_client_auth", "client_secret_basic", "client_secret_post", "private_key_jwt",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES384"],
             "tls_client_certificate_bound_access_tokens": true,
             "acr_values_supported": ["eidas1"],
             "scopes_supported": ["openid", "scope_all"],
@@ -108,10 +202,14 @@ impl App {
 
     fn backchannel(&self, request: &Request, form: &[(String, String)]) -> Result<serde_json::Value, Refusal> {
         let param = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let (client_id, _) = self.client(request, form)?;
+        let client_id = self.client(request, form)?.client_id;
         let scope = param("scope").unwrap_or("");
         if !scope.split(' ').any(|s| s == "openid") && !self.on(Defect::OpenidScopeOptional) {
             return Err(Refusal(400, "invalid_scope", "scope must contain openid"));
+        }
+        let allowed = scope.split(' ').filter(|s| !s.is_empty()).all(|s| CLIENT_SCOPES.contains(&s));
+        if !allowed && !self.on(Defect::CibaIgnoreScope) {
+            return Err(Refusal(400, "invalid_scope", "a requested scope is not allowed for this client"));
         }
         let hints = ["login_hint", "id_token_hint", "login_hint_token"].iter().filter(|h| param(h).is_some()).count();
         if hints != 1 && !(hints > 1 && self.on(Defect::TwoHintsAccepted)) {
@@ -131,7 +229,7 @@ impl App {
         let login_hint = param("login_hint").unwrap_or("");
         let behaviour = match self.config.users.get(login_hint) {
             Some(b) => *b,
-            None if hints > 1 => UserBehaviour::ApprovesAfterMs(1500),
+            None if hints > 1 || self.on(Defect::UnknownUserAccepted) => UserBehaviour::ApprovesAfterMs(1500),
             None => return Err(Refusal(400, "unknown_user_id", "no professional with this login_hint")),
         };
         // CIBA §7.1.1: requested_expiry, a number or a string holding one; never longer than ours.
@@ -177,14 +275,17 @@ impl App {
 
     fn token(&self, request: &Request, form: &[(String, String)]) -> Result<serde_json::Value, Refusal> {
         let param = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let (client_id, thumbprint) = self.client(request, form)?;
+        let who = self.client(request, form)?;
+        let (client_id, thumbprint) = (who.client_id.clone(), who.thumbprint.clone());
         if param("grant_type") != Some(CIBA_GRANT) {
             return Err(Refusal(400, "unsupported_grant_type", "only the CIBA grant is supported here"));
         }
         let id = param("auth_req_id").unwrap_or("");
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         let Some(p) = requests.get_mut(id) else { return Err(Refusal(400, "invalid_grant", "unknown auth_req_id")) };
-        if p.client_id != client_id && !self.on(Defect::CrossClient) {
+        // The defect seen on a real server: only certificate clients were compared.
+        let compared = !(self.on(Defect::CrossClientOtherMethod) && !who.method.uses_certificate());
+        if p.client_id != client_id && compared && !self.on(Defect::CrossClient) {
             return Err(Refusal(400, "invalid_grant", "auth_req_id was issued to another client"));
         }
         if p.exchanged && !self.on(Defect::ReuseAuthReqId) {
@@ -217,7 +318,8 @@ impl App {
         let iat = unix_now();
         let mut access = json!({
             "iss": self.issuer, "sub": login_hint, "azp": client_id, "aud": "account", "scope": scope,
-            "iat": iat, "exp": iat + 120, "acr": "eidas1", "typ": "Bearer",
+            "iat": iat, "exp": iat + if self.on(Defect::CibaWrongExpiresIn) { 3600 } else { 120 },
+            "acr": "eidas1", "typ": "Bearer",
         });
         if let (Some(t), false) = (thumbprint, self.on(Defect::CnfMissing)) {
             access["cnf"] = json!({ "x5t#S256": t });
@@ -237,6 +339,53 @@ impl App {
             "session_state": URL_SAFE_NO_PAD.encode(format!("session-{id}")),
             "scope": scope,
         }))
+    }
+
+    /// A stand-in for the API the tokens are for: it accepts a valid access token of this mock,
+    /// and a certificate-bound one only with its certificate (RFC 8705 §3).
+    fn resource(&self, request: &Request) -> ResponseTemplate {
+        let challenge = |error: &str| {
+            ResponseTemplate::new(401).insert_header("WWW-Authenticate", &format!("Bearer error=\"{error}\""))
+        };
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let Some(token) = header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned)) else {
+            return ResponseTemplate::new(401).insert_header("WWW-Authenticate", "Bearer");
+        };
+        let Some(claims) = self.live_access_token(&token) else { return challenge("invalid_token") };
+        let bound = claims.get("cnf").and_then(|c| c.get("x5t#S256")).and_then(|t| t.as_str()).map(str::to_owned);
+        if let Some(bound) = bound {
+            if header(THUMBPRINT_HEADER).as_deref() != Some(bound.as_str()) && !self.on(Defect::ResourceIgnoresBinding)
+            {
+                return challenge("invalid_token");
+            }
+        }
+        ResponseTemplate::new(200).set_body_json(json!({ "resource": "psc-test-resource", "sub": claims.get("sub") }))
+    }
+
+    /// An access token this mock signed that has not expired, as its claims.
+    fn live_access_token(&self, token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let claims = self.key.verify(token)?;
+        let exp = claims.get("exp").and_then(|e| e.as_i64())?;
+        (claims.get("typ").and_then(|t| t.as_str()) == Some("Bearer") && exp > unix_now()).then_some(claims)
+    }
+
+    /// Token introspection (RFC 7662) for the mock's clients, with the binding (RFC 8705 §3.2).
+    fn introspect(&self, request: &Request, form: &[(String, String)]) -> ResponseTemplate {
+        if let Err(r) = self.client(request, form) {
+            return refusal(r);
+        }
+        let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
+        let Some(claims) = self.live_access_token(token) else {
+            return ResponseTemplate::new(200).set_body_json(json!({ "active": false }));
+        };
+        let mut body = json!({
+            "active": true, "scope": claims.get("scope"), "client_id": claims.get("azp"),
+            "sub": claims.get("sub"), "exp": claims.get("exp"), "iat": claims.get("iat"), "token_type": "Bearer",
+        });
+        if let (Some(cnf), false) = (claims.get("cnf"), self.on(Defect::IntrospectionNoCnf)) {
+            body["cnf"] = cnf.clone();
+        }
+        ResponseTemplate::new(200).insert_header("Cache-Control", "no-store").set_body_json(body)
     }
 
     /// A test-only hook: the professional approves (or denies) a pending request.
@@ -278,6 +427,8 @@ impl Handle for App {
                     .set_body_json(body),
                 Err(r) => refusal(r),
             },
+            "/test/resource" => self.resource(request),
+            "/protocol/openid-connect/token/introspect" if post => self.introspect(request, &form),
             p if post && p.starts_with("/test/ciba/") => {
                 let rest = &p["/test/ciba/".len()..];
                 match rest.rsplit_once('/') {

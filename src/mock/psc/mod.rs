@@ -35,16 +35,69 @@ defects! {
         OpenidScopeOptional => ("openid-scope-optional", "CIBA §7.1: a request without the openid scope is accepted"),
         WeakAuthReqId => ("weak-auth-req-id", "CIBA §7.3: auth_req_id is a short counter, not 128 random bits"),
         DiscoveryNoPollMode => ("discovery-no-poll-mode", "CIBA §4: the metadata does not list the poll delivery mode"),
+        CrossClientOtherMethod => ("cross-client-other-method", "CIBA §11: a client authenticated by assertion redeems another client's auth_req_id (the client is compared only for certificate clients)"),
+        AssertionAudTokenEndpointOnly => ("assertion-aud-token-endpoint-only", "CIBA §7.1: a client assertion whose aud is the issuer or the backchannel endpoint is refused"),
+        UnknownUserAccepted => ("unknown-user-accepted", "CIBA §13: a login_hint nobody has is accepted (never unknown_user_id)"),
+        CibaIgnoreScope => ("ciba-ignore-scope-restriction", "CIBA §13, RFC 6749 §5.2: a scope the client may not have is granted (no invalid_scope)"),
+        CibaWrongExpiresIn => ("ciba-wrong-expires-in", "RFC 7519 §4.1.4: the access token's exp says an hour while expires_in says 120 s"),
+        ResourceIgnoresBinding => ("resource-ignores-binding", "RFC 8705 §3: the resource accepts a certificate-bound token without its certificate"),
+        IntrospectionNoCnf => ("introspection-no-cnf", "RFC 8705 §3.2: introspection does not say which certificate a token is bound to"),
     }
 }
 
-/// A registered client: matched by the subject DN of its certificate, as PSC does.
+/// How a registered client authenticates (CIBA Core §7.1 allows any method).
+#[derive(Debug, Clone)]
+pub enum PscAuth {
+    /// tls_client_auth: the subject DN of a certificate from the CA (RFC 8705 §2.1).
+    Certificate { subject: String },
+    /// self_signed_tls_client_auth: the SHA-256 thumbprint of its registered certificate (§2.2).
+    SelfSigned { thumbprint: String },
+    /// client_secret_basic or client_secret_post (RFC 6749 §2.3.1).
+    Secret { secret: &'static str, basic: bool },
+    /// private_key_jwt with this public key (RFC 7523 §2.2).
+    PrivateKeyJwt { public_pem: &'static str },
+}
+
+/// A registered client of the mock.
 #[derive(Debug, Clone)]
 pub struct PscClient {
     pub name: &'static str,
     pub client_id: &'static str,
-    pub subject: String,
+    pub auth: PscAuth,
 }
+
+impl PscClient {
+    pub fn method(&self) -> AuthMethod {
+        match self.auth {
+            PscAuth::Certificate { .. } => AuthMethod::TlsClientAuth,
+            PscAuth::SelfSigned { .. } => AuthMethod::SelfSignedTlsClientAuth,
+            PscAuth::Secret { basic: true, .. } => AuthMethod::ClientSecretBasic,
+            PscAuth::Secret { basic: false, .. } => AuthMethod::ClientSecretPost,
+            PscAuth::PrivateKeyJwt { .. } => AuthMethod::PrivateKeyJwt,
+        }
+    }
+
+    /// What `mock psc` prints about how the client authenticates.
+    pub fn credential(&self) -> String {
+        match &self.auth {
+            PscAuth::Certificate { subject } => format!("certificate subject: {subject}"),
+            PscAuth::SelfSigned { thumbprint } => format!("self-signed certificate x5t#S256: {thumbprint}"),
+            PscAuth::Secret { basic, .. } => {
+                format!(
+                    "client secret over {} (fixtures/targets/psc-local.yaml)",
+                    if *basic { "Basic" } else { "post" }
+                )
+            }
+            PscAuth::PrivateKeyJwt { .. } => "private_key_jwt, key fixtures/keys/backend-es384".into(),
+        }
+    }
+}
+
+/// Test credentials of the mock's secret clients, on 127.0.0.1 only.
+pub const SECRET_BASIC: &str = "psc-mock-secret-basic-test-secret";
+pub const SECRET_POST: &str = "psc-mock-secret-post-test-secret";
+/// Scopes every client of the mock may have.
+pub const CLIENT_SCOPES: &[&str] = &["openid", "scope_all"];
 
 /// How the simulated professional answers, by login_hint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +156,19 @@ const PKI_CLIENT_B: &str = include_str!("../../../fixtures/pki/client-b.pem");
 const PKI_CLIENT_B_KEY: &str = include_str!("../../../fixtures/pki/client-b.key");
 const PKI_UNREGISTERED: &str = include_str!("../../../fixtures/pki/unregistered-client.pem");
 const PKI_UNREGISTERED_KEY: &str = include_str!("../../../fixtures/pki/unregistered-client.key");
+const PKI_SELF_SIGNED: &str = include_str!("../../../fixtures/pki/self-signed-client.pem");
+const PKI_SELF_SIGNED_KEY: &str = include_str!("../../../fixtures/pki/self-signed-client.key");
+const PKJWT_PUBLIC: &str = include_str!("../../../fixtures/keys/backend-es384/public.pem");
+
+fn thumbprint_of(pem: &str) -> String {
+    use base64::Engine;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .map(|der| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der.as_ref())))
+        .unwrap_or_default()
+}
 
 fn subject_of(pem: &str) -> String {
     use rustls::pki_types::CertificateDer;
@@ -115,9 +181,30 @@ fn subject_of(pem: &str) -> String {
 
 /// The clients the mock knows, by certificate subject.
 pub fn registered_clients() -> Vec<PscClient> {
+    let certificate = |pem| PscAuth::Certificate { subject: subject_of(pem) };
     vec![
-        PscClient { name: "psc-client", client_id: "harness-psc-client", subject: subject_of(PKI_CLIENT) },
-        PscClient { name: "psc-client-b", client_id: "harness-psc-client-b", subject: subject_of(PKI_CLIENT_B) },
+        PscClient { name: "psc-client", client_id: "harness-psc-client", auth: certificate(PKI_CLIENT) },
+        PscClient { name: "psc-client-b", client_id: "harness-psc-client-b", auth: certificate(PKI_CLIENT_B) },
+        PscClient {
+            name: "psc-secret-basic",
+            client_id: "harness-psc-secret-basic",
+            auth: PscAuth::Secret { secret: SECRET_BASIC, basic: true },
+        },
+        PscClient {
+            name: "psc-secret-post",
+            client_id: "harness-psc-secret-post",
+            auth: PscAuth::Secret { secret: SECRET_POST, basic: false },
+        },
+        PscClient {
+            name: "psc-private-key-jwt",
+            client_id: "harness-psc-private-key-jwt",
+            auth: PscAuth::PrivateKeyJwt { public_pem: PKJWT_PUBLIC },
+        },
+        PscClient {
+            name: "psc-self-signed",
+            client_id: "harness-psc-self-signed",
+            auth: PscAuth::SelfSigned { thumbprint: thumbprint_of(PKI_SELF_SIGNED) },
+        },
     ]
 }
 
@@ -172,10 +259,39 @@ pub fn describe(issuer: &str) -> Target {
             serve_jwks: false,
             identity: identity(cert, key),
         };
+        let secret = |client_id: &str, secret: &str, method: AuthMethod| Client {
+            secret: Some(crate::support::secret::Secret::new(secret)),
+            auth: method,
+            methods: vec![method],
+            identity: None,
+            ..client(client_id, "", "")
+        };
+        let pkjwt = Client {
+            auth: AuthMethod::PrivateKeyJwt,
+            methods: vec![AuthMethod::PrivateKeyJwt],
+            key: crate::mock::identity_server::builtin_key("backend-es384").map(Arc::new),
+            identity: None,
+            ..client("harness-psc-private-key-jwt", "", "")
+        };
+        let self_signed = Client {
+            auth: AuthMethod::SelfSignedTlsClientAuth,
+            methods: vec![AuthMethod::SelfSignedTlsClientAuth],
+            ..client("harness-psc-self-signed", PKI_SELF_SIGNED, PKI_SELF_SIGNED_KEY)
+        };
         let clients = BTreeMap::from([
             ("psc-client".to_string(), client("harness-psc-client", PKI_CLIENT, PKI_CLIENT_KEY)),
             ("psc-client-b".to_string(), client("harness-psc-client-b", PKI_CLIENT_B, PKI_CLIENT_B_KEY)),
             ("unregistered-client".to_string(), client("harness-psc-client", PKI_UNREGISTERED, PKI_UNREGISTERED_KEY)),
+            (
+                "psc-secret-basic".to_string(),
+                secret("harness-psc-secret-basic", SECRET_BASIC, AuthMethod::ClientSecretBasic),
+            ),
+            (
+                "psc-secret-post".to_string(),
+                secret("harness-psc-secret-post", SECRET_POST, AuthMethod::ClientSecretPost),
+            ),
+            ("psc-private-key-jwt".to_string(), pkjwt),
+            ("psc-self-signed".to_string(), self_signed),
         ]);
         let users = BTreeMap::from([
             ("approves".to_string(), USER_APPROVES.to_string()),
@@ -186,6 +302,8 @@ pub fn describe(issuer: &str) -> Target {
         ]);
         let hook = format!("{issuer}/test/ciba/{{auth_req_id}}/approve");
         let issuer = url::Url::parse(issuer).unwrap_or_else(|_| unreachable!("a valid URL"));
+        let resource_url =
+            issuer.join(&format!("{REALM}/test/resource")).unwrap_or_else(|_| unreachable!("a static path"));
         Target {
             origin: format!("embedded {NAME} mock"),
             source: None,
@@ -193,7 +311,7 @@ pub fn describe(issuer: &str) -> Target {
             token_endpoint: None,
             introspection_endpoint: None,
             revocation_endpoint: None,
-            resource: None,
+            resource: Some(crate::model::target::Resource { url: resource_url, insufficient_scope: None }),
             timeout: crate::model::target::DEFAULT_TIMEOUT,
             clients,
             jwks_server_port: None,

@@ -10,6 +10,8 @@ use std::time::Duration;
 use reqwest::Method;
 use url::Url;
 
+use crate::model::AuthChoice;
+use crate::protocol::auth::{self, Credentials};
 use crate::protocol::exchange::{Exchange, PollRecord, RequestContext};
 use crate::protocol::http::{Request, TransportError, Value};
 
@@ -130,8 +132,18 @@ pub struct BackchannelParams {
     pub requested_expiry: Option<String>,
 }
 
-pub fn backchannel_request(endpoint: &Url, params: &BackchannelParams, client_id: &str) -> (Request, RequestContext) {
-    let mut form = vec![("client_id".to_string(), Value::Plain(client_id.to_string()))];
+/// The backchannel authentication request (CIBA §7.1), authenticated as `choice` says (any
+/// method the client is registered for; the certificate, when there is one, goes with the TLS
+/// connection the caller picks).
+pub fn backchannel_request(
+    endpoint: &Url,
+    params: &BackchannelParams,
+    choice: AuthChoice,
+    creds: &Credentials<'_>,
+) -> (Request, RequestContext) {
+    let mut form = Vec::new();
+    let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
+    let used = auth::apply(choice, creds, &mut headers, &mut form);
     let fields = [
         ("scope", &params.scope),
         ("acr_values", &params.acr_values),
@@ -146,35 +158,29 @@ pub fn backchannel_request(endpoint: &Url, params: &BackchannelParams, client_id
             form.push((name.to_string(), Value::Plain(v.clone())));
         }
     }
-    let request = Request::new(Method::POST, endpoint.clone())
-        .header("Accept", Value::Plain("application/json".into()))
-        .form(form);
-    let context = RequestContext {
-        auth: Some(crate::protocol::exchange::AuthUsed::TlsClientAuth),
-        requested_scope: params.scope.clone(),
-        ..RequestContext::default()
-    };
+    let mut request = Request::new(Method::POST, endpoint.clone()).form(form);
+    request.headers = headers;
+    let context =
+        RequestContext { auth: Some(used), requested_scope: params.scope.clone(), ..RequestContext::default() };
     (request, context)
 }
 
+/// A poll of the token endpoint for `auth_req_id` (CIBA §10.1), authenticated as `choice` says.
 pub fn token_request(
     endpoint: &Url,
     auth_req_id: &crate::support::secret::Secret,
-    client_id: &str,
+    choice: AuthChoice,
+    creds: &Credentials<'_>,
 ) -> (Request, RequestContext) {
-    let form = vec![
+    let mut form = vec![
         ("grant_type".to_string(), Value::Plain(GRANT_TYPE.into())),
         ("auth_req_id".to_string(), Value::Secret(auth_req_id.clone())),
-        ("client_id".to_string(), Value::Plain(client_id.to_string())),
     ];
-    let request = Request::new(Method::POST, endpoint.clone())
-        .header("Accept", Value::Plain("application/json".into()))
-        .form(form);
-    let context = RequestContext {
-        auth: Some(crate::protocol::exchange::AuthUsed::TlsClientAuth),
-        grant_type: Some(GRANT_TYPE.into()),
-        ..RequestContext::default()
-    };
+    let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
+    let used = auth::apply(choice, creds, &mut headers, &mut form);
+    let mut request = Request::new(Method::POST, endpoint.clone()).form(form);
+    request.headers = headers;
+    let context = RequestContext { auth: Some(used), grant_type: Some(GRANT_TYPE.into()), ..RequestContext::default() };
     (request, context)
 }
 
