@@ -284,7 +284,7 @@ impl App {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         let Some(p) = requests.get_mut(id) else { return Err(Refusal(400, "invalid_grant", "unknown auth_req_id")) };
         // The defect seen on a real server: only certificate clients were compared.
-        let compared = !(self.on(Defect::CrossClientOtherMethod) && !who.method.uses_certificate());
+        let compared = !self.on(Defect::CrossClientOtherMethod) || who.method.uses_certificate();
         if p.client_id != client_id && compared && !self.on(Defect::CrossClient) {
             return Err(Refusal(400, "invalid_grant", "auth_req_id was issued to another client"));
         }
