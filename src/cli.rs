@@ -32,8 +32,10 @@ pub enum Command {
     Run(RunArgs),
     /// Load the token or introspection endpoint (goose) and judge the profile's thresholds.
     #[command(
-        after_help = "Exit codes: 0 every threshold held · 1 a threshold failed (or no request succeeded) · 2 invalid profile or usage · 3 runtime error\n\n\
-Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\n  oauth-harness load scenarios/load/mixed.yaml --target staging.yaml --users 64 --report-json reports/load.json\n  oauth-harness load scenarios/load/token-secret.yaml --mock-defect token-server-error-10pct"
+        after_help = "Exit codes: 0 every threshold (and regression limit) held · 1 one failed (or no request succeeded) · 2 invalid profile or usage · 3 runtime error\n\n\
+Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\n  oauth-harness load scenarios/load/mixed.yaml --target staging.yaml --users 64 --report-json reports/load.json\n  oauth-harness load scenarios/load/token-secret.yaml --mock-defect token-server-error-10pct\n  oauth-harness load scenarios/load/token-secret.yaml --shard 2/4 --start-at 2026-12-01T12:00:00Z --report-json shard-2.json\n  oauth-harness load merge shard-*.json --report-html merged.html --baseline last-release.json",
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
     )]
     Load(LoadArgs),
     /// Read scenarios, profiles (and a target) and report every problem, sending nothing.
@@ -202,8 +204,11 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
+    #[command(subcommand)]
+    pub command: Option<LoadCommand>,
     /// The load profile (YAML with a top-level `load:` key), e.g. scenarios/load/token-secret.yaml.
-    pub profile: PathBuf,
+    #[arg(required = true)]
+    pub profile: Option<PathBuf>,
     /// Target file; without it the embedded Identity Server mock is started on 127.0.0.1.
     #[arg(long, value_name = "FILE")]
     pub target: Option<PathBuf>,
@@ -237,9 +242,57 @@ pub struct LoadArgs {
     /// Also write goose's own HTML report (its charts load a script from a CDN).
     #[arg(long, value_name = "FILE")]
     pub report_goose_html: Option<PathBuf>,
+    /// Write a JUnit XML report: one testcase per threshold and regression limit.
+    #[arg(long, value_name = "FILE")]
+    pub report_junit: Option<PathBuf>,
+    /// Run shard K of N of the profile (users, rate, assertion pool and tokens split; docs/distributed.md).
+    #[arg(long, value_name = "K/N", conflicts_with = "shards")]
+    pub shard: Option<String>,
+    /// Run one of N shards, its index from JOB_COMPLETION_INDEX (0-based, as a Kubernetes Indexed Job sets it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub shards: Option<u32>,
+    /// Hold traffic until this instant (RFC 3339, e.g. 2026-12-01T12:00:00Z; at most an hour ahead).
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// Compare with a previous run's JSON report and judge the profile's `regression:` limits.
+    #[arg(long, value_name = "PREVIOUS.json")]
+    pub baseline: Option<PathBuf>,
     /// Only the final table; no progress.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoadCommand {
+    /// Merge the JSON reports of a distributed run's shards into one report.
+    #[command(
+        after_help = "Histograms are added (exact percentiles), counts summed, timelines aligned by wall clock, and the profile's thresholds judged on the merged figures.\n\n\
+Exit codes: 0 every threshold held · 1 one failed · 2 a report is missing, of another profile or schema, or unreadable\n\n\
+Example:\n  oauth-harness load merge reports/shard-*.json --report-html reports/merged.html"
+    )]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' JSON reports (`load --shard … --report-json`).
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged JSON report.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Write the merged HTML report.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+    /// Write a Markdown summary (`-`: append to $GITHUB_STEP_SUMMARY, or print it).
+    #[arg(long, value_name = "FILE")]
+    pub report_md: Option<PathBuf>,
+    /// Write a JUnit XML report: one testcase per threshold and regression limit.
+    #[arg(long, value_name = "FILE")]
+    pub report_junit: Option<PathBuf>,
+    /// Compare with a previous run's JSON report and judge the profile's `regression:` limits.
+    #[arg(long, value_name = "PREVIOUS.json")]
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -89,6 +89,9 @@ pub enum Failure {
     Write(#[from] WriteError),
     #[error("cannot start {what}: {reason}")]
     Start { what: &'static str, reason: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Report(#[from] crate::load::merge::ReportFileError),
 }
 
 impl Outcome {
@@ -127,6 +130,7 @@ impl Failure {
                 _ => INVALID_INPUT,
             },
             Failure::Write(_) | Failure::Start { .. } => RUNTIME_ERROR,
+            Failure::Report(_) => INVALID_INPUT,
         }
     }
 }

@@ -49,7 +49,7 @@ fn token_secret_profile_passes_and_writes_every_report() {
     assert!(out.contains("p95 ms") && out.contains("result: PASS"), "{out}");
 
     let r = json(&j);
-    assert_eq!(r["format"], "oauth-harness/load-report/v1");
+    assert_eq!(r["format"], "oauth-harness/load-report/v2");
     let requests = r["total"]["requests"].as_u64().unwrap();
     assert!(requests > 50, "{requests}");
     assert_eq!(r["total"]["errors"], 0);
@@ -246,8 +246,15 @@ fn report_formats_snapshot() {
     ];
     let verdicts = evaluate(&thresholds, |_| Some(&stats), 10.0);
     let report = LoadReport {
-        format: FORMAT,
+        format: FORMAT.into(),
         profile: "token-secret".into(),
+        profile_digest: "0".repeat(64),
+        traffic_started_unix_ms: 1_796_040_000_000,
+        shard: None,
+        merged_from: None,
+        profile_thresholds: thresholds.to_vec(),
+        regression_limits: vec![],
+        baseline: None,
         description: None,
         target: "http://127.0.0.1:8080/".into(),
         target_origin: "fixtures/targets/local-mock.yaml".into(),

@@ -56,3 +56,29 @@ fn load_reports_match_the_published_schema() {
     broken["paths"][0]["histogram"]["unit"] = serde_json::json!("ms");
     assert!(!validator("load-report.schema.json").is_valid(&broken));
 }
+
+#[test]
+fn shard_and_merged_reports_with_a_baseline_match_the_published_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let load = |extra: &[&str], out: &str| {
+        let mut args = vec!["load", "scenarios/load/mixed.yaml", "--duration", "1s", "--users", "2", "-q"];
+        args.extend_from_slice(extra);
+        args.extend(["--report-json", out]);
+        let o = run_bin(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (s1, s2, base, merged) = (path("s1.json"), path("s2.json"), path("base.json"), path("merged.json"));
+    load(&["--shard", "1/2"], &s1);
+    load(&["--shard", "2/2"], &s2);
+    load(&[], &base);
+    let o = run_bin(&["load", "merge", &s1, &s2, "--baseline", &base, "--report-json", &merged]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let schema = validator("load-report.schema.json");
+    for file in [&s1, &merged] {
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_valid(&schema, &report, file);
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert!(report["baseline"]["rows"].as_array().is_some_and(|r| !r.is_empty()) && report["merged_from"] == 2);
+}

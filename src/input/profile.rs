@@ -75,6 +75,18 @@ struct LoadDef {
     /// Thresholds on one path, by its name.
     #[serde(default)]
     path_thresholds: BTreeMap<String, ThresholdsDef>,
+    /// How much worse than a `--baseline` run this one may be.
+    regression: Option<RegressionDef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegressionDef {
+    p50: Option<Spanned<String>>,
+    p95: Option<Spanned<String>>,
+    p99: Option<Spanned<String>>,
+    rps: Option<Spanned<String>>,
+    error_rate: Option<Spanned<String>>,
 }
 
 /// What a path needs; from a single-path profile or a `mix` entry (serde's `flatten` cannot be
@@ -183,6 +195,7 @@ fn profile(v: &mut Validator<'_>, def: LoadDef) -> Profile {
         }
         threshold_list(v, t, Some(path.clone()), &mut thresholds);
     }
+    let regression = def.regression.as_ref().map(|r| regression_limits(v, r)).unwrap_or_default();
     Profile {
         source: v.source.clone(),
         name,
@@ -197,10 +210,53 @@ fn profile(v: &mut Validator<'_>, def: LoadDef) -> Profile {
             max_duration,
             goose_report: None,
             assertion_pool,
+            start_at: None,
+            shard: None,
         },
         coordinated_omission: def.coordinated_omission.unwrap_or(CoMitigation::Disabled),
         thresholds,
+        regression,
     }
+}
+
+/// `10%`, `-5%`, `0.5%`: a percentage, with the sign each metric needs.
+fn regression_limits(v: &mut Validator<'_>, def: &RegressionDef) -> Vec<RegressionLimit> {
+    let entries = [
+        (RegressionMetric::P50, &def.p50),
+        (RegressionMetric::P95, &def.p95),
+        (RegressionMetric::P99, &def.p99),
+        (RegressionMetric::Rps, &def.rps),
+        (RegressionMetric::ErrorRate, &def.error_rate),
+    ];
+    let mut limits = Vec::new();
+    for (metric, value) in entries {
+        let Some(value) = value else { continue };
+        let text = value.value.trim();
+        let Some(number) = text.strip_suffix('%').and_then(|n| n.trim().parse::<f64>().ok()).filter(|n| n.is_finite())
+        else {
+            v.error_help(
+                at(value),
+                format!("regression.{} `{text}` is not a percentage", metric.key()),
+                "write it as `10%` (or `-5%` for rps)",
+            );
+            continue;
+        };
+        let wrong_sign = match metric {
+            RegressionMetric::Rps => number > 0.0,
+            _ => number < 0.0,
+        };
+        if wrong_sign || number.abs() > 1000.0 {
+            let help = match metric {
+                RegressionMetric::Rps => "an rps limit is the largest drop allowed: e.g. `-5%`",
+                RegressionMetric::ErrorRate => "percentage points the error rate may grow by: e.g. `0.5%`",
+                _ => "how much slower the run may be: e.g. `10%`",
+            };
+            v.error_help(at(value), format!("regression.{} `{text}` has the wrong sign or size", metric.key()), help);
+            continue;
+        }
+        limits.push(RegressionLimit { metric, limit: number / 100.0 });
+    }
+    limits
 }
 
 fn paths(v: &mut Validator<'_>, def: &LoadDef) -> Vec<PathSpec> {

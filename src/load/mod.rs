@@ -3,9 +3,12 @@
 //! send each request with a shared reqwest client, check the answer, and record the latency in an
 //! HDR histogram per path, from which the reported percentiles and the thresholds come.
 
+pub mod baseline;
+pub mod merge;
 pub mod paths;
 pub mod pool;
 pub mod report;
+pub mod shard;
 pub mod stats;
 pub mod thresholds;
 pub mod transport;
@@ -137,6 +140,19 @@ pub async fn run(
             goose::trigger_killswitch("max_duration reached");
         })
     };
+    // Every shard starts at the same instant, once it is ready (minted, pre-signed, probed).
+    if let Some(at) = settings.start_at {
+        match at.duration_since(SystemTime::now()) {
+            Ok(wait) => {
+                (hooks.on_status)(&format!("waiting {:.1} s for the shared start time…", wait.as_secs_f64()));
+                tokio::time::sleep(wait).await;
+            }
+            Err(late) => notes.push(format!(
+                "started {:.1} s after --start-at: preparing took longer than the time left",
+                late.duration().as_secs_f64()
+            )),
+        }
+    }
     let wall_start = SystemTime::now();
     let traffic_start = Instant::now();
     let _ = live.started.set(traffic_start);
@@ -158,8 +174,14 @@ pub async fn run(
     for (_, _, s) in &per_path {
         all.merge(s);
     }
+    let shard = settings.shard.and_then(|(k, n)| shard::Shard::new(k, n).ok());
+    // A shard's figures are a part: the thresholds are about the whole, judged by `load merge`.
+    let judged: &[profile::Threshold] = if shard.is_some() { &[] } else { &profile.thresholds };
+    if let Some(s) = shard {
+        notes.push(format!("shard {s}: the thresholds are judged by `load merge` on every shard's report"));
+    }
     let verdicts = thresholds::evaluate(
-        &profile.thresholds,
+        judged,
         |scope| match scope {
             None => Some(&all),
             Some(name) => per_path.iter().find(|(p, _, _)| p.name == name).map(|(_, _, s)| s),
@@ -182,9 +204,18 @@ pub async fn run(
             ));
         }
     }
+    let traffic_started_unix_ms =
+        wall_start.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
     Ok(LoadReport {
-        format: report::FORMAT,
+        format: report::FORMAT.to_string(),
         profile: profile.name.clone(),
+        profile_digest: profile_digest(profile),
+        traffic_started_unix_ms,
+        shard,
+        merged_from: None,
+        profile_thresholds: profile.thresholds.clone(),
+        regression_limits: profile.regression.clone(),
+        baseline: None,
         description: profile.description.clone(),
         target: target.issuer.to_string(),
         target_origin: target.origin.clone(),
@@ -211,6 +242,12 @@ pub async fn run(
         assertion_pools,
         notes,
     })
+}
+
+/// SHA-256 (hex) of the profile's text: reports are merged only with reports of the same profile.
+pub fn profile_digest(profile: &Profile) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(profile.source.text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 type Pools = Vec<(String, Arc<AssertionPool>, usize)>;

@@ -37,7 +37,7 @@ pub struct AssertionPool {
 }
 
 /// What the report says about the pool.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PoolReport {
     pub capacity: usize,
     pub prefilled: usize,

@@ -3,25 +3,38 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::pool::PoolReport;
+use super::shard::Shard;
 use super::stats::{PathStats, Second};
 use super::thresholds::ThresholdOutcome;
-use crate::model::profile::CoMitigation;
+use crate::model::profile::{CoMitigation, RegressionLimit, RegressionMetric, Threshold};
 
-pub const FORMAT: &str = "oauth-harness/load-report/v1";
+/// The report's shape. v2 added what merging and baselines need: the profile's digest and
+/// thresholds, the shard, the traffic's start to the millisecond, the baseline comparison.
+pub const FORMAT: &str = "oauth-harness/load-report/v2";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
-    pub format: &'static str,
+    pub format: String,
     pub profile: String,
+    /// SHA-256 of the profile file: `load merge` merges only reports of the same profile.
+    pub profile_digest: String,
     pub description: Option<String>,
     pub target: String,
     pub target_origin: String,
     pub started_at: String,
+    /// Unix time (ms) traffic started: shards' timelines are aligned on it when merged.
+    pub traffic_started_unix_ms: u64,
     /// Wall time of the run, ramp included; the rates are computed over it.
     pub duration_secs: f64,
+    /// Set for one shard of a distributed run (`--shard`); its thresholds are judged by `merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// For a merged report: how many shard reports it adds up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<usize>,
     /// Stopped early by Ctrl-C: the figures are those of the part that ran.
     pub interrupted: bool,
     /// Stopped by `max_duration`, the hard cap.
@@ -29,13 +42,59 @@ pub struct LoadReport {
     pub settings: Settings,
     pub total: PathSummary,
     pub paths: Vec<PathSummary>,
+    /// The profile's thresholds, as written (judged again on merged figures).
+    pub profile_thresholds: Vec<Threshold>,
+    /// The profile's regression limits (judged against a `--baseline`).
+    pub regression_limits: Vec<RegressionLimit>,
     pub thresholds: Vec<ThresholdOutcome>,
     pub thresholds_passed: bool,
+    /// The comparison with a `--baseline` report, if one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineComparison>,
     pub assertion_pools: BTreeMap<String, PoolReport>,
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A run compared with a baseline (`load::baseline` makes it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BaselineComparison {
+    /// The baseline report's file and when it ran.
+    pub file: String,
+    pub started_at: String,
+    /// Every figure of every path present in both, with its change.
+    pub rows: Vec<Change>,
+    /// The regression limits, judged on `rows`.
+    pub limits: Vec<RegressionOutcome>,
+}
+
+impl BaselineComparison {
+    pub fn passed(&self) -> bool {
+        self.limits.iter().all(|l| l.passed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Change {
+    /// `all`, or a path's name.
+    pub path: String,
+    pub metric: RegressionMetric,
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// Relative change (0.12 = 12% more); for the error rate, the difference in points.
+    pub change: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegressionOutcome {
+    pub path: String,
+    pub metric: RegressionMetric,
+    pub limit: f64,
+    pub change: Option<f64>,
+    pub passed: bool,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     pub users: usize,
     pub ramp_secs: f64,
@@ -47,7 +106,7 @@ pub struct Settings {
     pub max_duration_secs: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathSummary {
     pub name: String,
     pub kind: String,
@@ -67,7 +126,7 @@ pub struct PathSummary {
 }
 
 /// Latency figures from the HDR histogram (3 significant digits), in milliseconds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Latency {
     pub min: Option<f64>,
     pub mean: Option<f64>,
@@ -81,9 +140,9 @@ pub struct Latency {
 
 /// The histogram itself: every recorded value (µs, at its bucket's highest equivalent value) with
 /// its count. Re-recording these into a histogram of the same bounds reproduces it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistogramDump {
-    pub unit: &'static str,
+    pub unit: String,
     pub significant_digits: u8,
     pub values: Vec<[u64; 2]>,
 }
@@ -94,9 +153,9 @@ impl LoadReport {
         self.total.requests == self.total.errors
     }
 
-    /// Every threshold held and something succeeded.
+    /// Every threshold and regression limit held, and something succeeded.
     pub fn passed(&self) -> bool {
-        self.thresholds_passed && !self.nothing_succeeded()
+        self.thresholds_passed && self.baseline.as_ref().is_none_or(|b| b.passed()) && !self.nothing_succeeded()
     }
 }
 
@@ -133,8 +192,37 @@ impl PathSummary {
             failures: stats.failures.clone(),
             status_codes: stats.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             timeline: stats.timeline.clone(),
-            histogram: HistogramDump { unit: "us", significant_digits: 3, values },
+            histogram: HistogramDump { unit: "us".into(), significant_digits: 3, values },
         }
+    }
+
+    /// The figures back from a report (for merging): the histogram re-recorded from its dump.
+    pub fn stats(&self) -> Result<PathStats, String> {
+        if self.histogram.unit != "us" || self.histogram.significant_digits != 3 {
+            return Err(format!(
+                "path `{}`: a histogram in {} at {} digits (this version writes µs at 3)",
+                self.name, self.histogram.unit, self.histogram.significant_digits
+            ));
+        }
+        let mut histogram = super::stats::new_histogram();
+        for [value, count] in &self.histogram.values {
+            histogram
+                .record_n(*value, *count)
+                .map_err(|e| format!("path `{}`: histogram value {value}: {e}", self.name))?;
+        }
+        let statuses = self
+            .status_codes
+            .iter()
+            .map(|(k, v)| k.parse::<u16>().map(|k| (k, *v)).map_err(|_| format!("path `{}`: status `{k}`", self.name)))
+            .collect::<Result<_, _>>()?;
+        Ok(PathStats {
+            histogram,
+            requests: self.requests,
+            errors: self.errors,
+            failures: self.failures.clone(),
+            statuses,
+            timeline: self.timeline.clone(),
+        })
     }
 }
 

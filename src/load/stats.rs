@@ -40,7 +40,7 @@ impl Failure {
 }
 
 /// One second of the run.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct Second {
     pub requests: u64,
     pub errors: u64,

@@ -1,12 +1,12 @@
 //! Thresholds judged at the end of a run, on our HDR figures. A threshold on a path that recorded
 //! nothing fails: an empty measurement proves nothing, and passing it silently is a known trap.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::stats::PathStats;
 use crate::model::profile::{Metric, Threshold};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdOutcome {
     /// `all` or the path's name.
     pub scope: String,

@@ -28,6 +28,8 @@ pub struct Profile {
     pub settings: RunSettings,
     pub coordinated_omission: CoMitigation,
     pub thresholds: Vec<Threshold>,
+    /// How much worse than a baseline run this one may be (`--baseline`).
+    pub regression: Vec<RegressionLimit>,
 }
 
 /// How a run goes: read from the profile, which the command line may then override.
@@ -44,6 +46,10 @@ pub struct RunSettings {
     pub goose_report: Option<PathBuf>,
     /// How many private_key_jwt assertions to sign ahead; derived from the rate when absent.
     pub assertion_pool: Option<usize>,
+    /// Traffic waits until this instant (every shard of a distributed run the same one).
+    pub start_at: Option<std::time::SystemTime>,
+    /// Which shard of a distributed run this is (settings already split to its part).
+    pub shard: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +90,7 @@ pub enum CoMitigation {
     Maximum,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Metric {
     #[serde(rename = "p50_ms")]
     P50,
@@ -116,7 +122,7 @@ impl Metric {
 }
 
 /// One threshold: a metric, its limit, and the path it judges (`None`: all requests).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
     pub path: Option<String>,
     pub metric: Metric,
@@ -128,5 +134,58 @@ impl Threshold {
     pub fn rule(&self) -> String {
         let op = if self.metric.is_floor() { "≥" } else { "≤" };
         format!("{} {op} {} ({})", self.metric.key(), self.limit, self.path.as_deref().unwrap_or("all"))
+    }
+}
+
+/// What a regression limit compares with the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegressionMetric {
+    P50,
+    P95,
+    P99,
+    Rps,
+    ErrorRate,
+}
+
+impl RegressionMetric {
+    pub const ALL: &'static [RegressionMetric] = &[
+        RegressionMetric::P50,
+        RegressionMetric::P95,
+        RegressionMetric::P99,
+        RegressionMetric::Rps,
+        RegressionMetric::ErrorRate,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            RegressionMetric::P50 => "p50",
+            RegressionMetric::P95 => "p95",
+            RegressionMetric::P99 => "p99",
+            RegressionMetric::Rps => "rps",
+            RegressionMetric::ErrorRate => "error_rate",
+        }
+    }
+}
+
+/// `regression: { p95: 10%, rps: -5%, error_rate: 0.5% }`: latency may grow by at most the
+/// fraction, the rate drop by at most it, the error rate grow by at most those percentage
+/// points — per path and for all requests, against the baseline's same figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegressionLimit {
+    pub metric: RegressionMetric,
+    /// A fraction: 0.10 for `10%`, -0.05 for `-5%`.
+    pub limit: f64,
+}
+
+impl RegressionLimit {
+    /// As the reports show it, e.g. `p95 +10% at most`.
+    pub fn rule(&self) -> String {
+        let pct = self.limit * 100.0;
+        match self.metric {
+            RegressionMetric::Rps => format!("rps {pct:+}% at most (a drop)"),
+            RegressionMetric::ErrorRate => format!("error_rate +{pct} points at most"),
+            m => format!("{} +{pct}% at most", m.key()),
+        }
     }
 }

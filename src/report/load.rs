@@ -6,8 +6,9 @@ use std::fmt::Write;
 use minijinja::{Environment, Value, context};
 use owo_colors::OwoColorize;
 
-use crate::load::report::{LoadReport, PathSummary};
+use crate::load::report::{BaselineComparison, Change, LoadReport, PathSummary, RegressionOutcome};
 use crate::load::thresholds::ThresholdOutcome;
+use crate::model::profile::RegressionMetric;
 
 const TEMPLATE: &str = include_str!("templates/load.html");
 
@@ -107,12 +108,30 @@ pub fn terminal(report: &LoadReport, color: bool) -> String {
             let _ = writeln!(out, "{}", line.trim_end());
         }
     }
+    if let Some(b) = &report.baseline {
+        let _ = writeln!(out, "vs baseline {} ({})", b.file, b.started_at);
+        for (path, row) in baseline_table(b) {
+            let _ = writeln!(out, "  {path:<14} {row}");
+        }
+        for l in &b.limits {
+            let word = if l.passed { "PASS" } else { "FAIL" };
+            let word = match (color, l.passed) {
+                (false, _) => word.to_string(),
+                (true, true) => word.green().to_string(),
+                (true, false) => word.red().bold().to_string(),
+            };
+            let _ = writeln!(out, "  {word}  {:<34} {}: {}", l.rule, l.path, regression_change(l));
+        }
+    }
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
     }
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
+    let regressed = report.baseline.as_ref().map(|b| b.limits.iter().filter(|l| !l.passed).count()).unwrap_or(0);
     let verdict = if failed > 0 {
         format!("result: FAIL ({failed} of {} thresholds failed)", report.thresholds.len())
+    } else if regressed > 0 {
+        format!("result: FAIL ({regressed} regression limit(s) crossed against the baseline)")
     } else if report.nothing_succeeded() {
         format!("result: FAIL (not one of {} requests succeeded)", report.total.requests)
     } else {
@@ -120,6 +139,104 @@ pub fn terminal(report: &LoadReport, color: bool) -> String {
     };
     let _ = writeln!(out, "{verdict}");
     out
+}
+
+/// A change as a percentage (or points, for the error rate).
+fn change_text(metric: RegressionMetric, change: Option<f64>) -> String {
+    match (change, metric) {
+        (None, _) => "n/a".into(),
+        (Some(c), RegressionMetric::ErrorRate) => format!("{:+.2} pts", c * 100.0),
+        (Some(c), _) => format!("{:+.1}%", c * 100.0),
+    }
+}
+
+fn regression_change(l: &RegressionOutcome) -> String {
+    change_text(l.metric, l.change)
+}
+
+fn figure_text(metric: RegressionMetric, v: Option<f64>) -> String {
+    match (v, metric) {
+        (None, _) => "–".into(),
+        (Some(v), RegressionMetric::Rps) => format!("{v:.1}/s"),
+        (Some(v), RegressionMetric::ErrorRate) => format!("{:.2}%", v * 100.0),
+        (Some(v), _) => format!("{} ms", ms(Some(v))),
+    }
+}
+
+/// One line per path: each figure as `baseline → current (change)`.
+fn baseline_table(b: &BaselineComparison) -> Vec<(String, String)> {
+    let mut paths: Vec<&str> = Vec::new();
+    for r in &b.rows {
+        if !paths.contains(&r.path.as_str()) {
+            paths.push(&r.path);
+        }
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let cells: Vec<String> = b
+                .rows
+                .iter()
+                .filter(|r| r.path == path)
+                .map(|r: &Change| {
+                    format!(
+                        "{} {} → {} ({})",
+                        r.metric.key(),
+                        figure_text(r.metric, r.baseline),
+                        figure_text(r.metric, r.current),
+                        change_text(r.metric, r.change)
+                    )
+                })
+                .collect();
+            (path.to_string(), cells.join(" · "))
+        })
+        .collect()
+}
+
+/// JUnit XML for a CI gate: one testcase per threshold and per regression limit (and one when
+/// not a request succeeded), so the gate names what failed.
+pub fn junit(report: &LoadReport) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut junit = Report::new("oauth-harness load");
+    let mut suite = TestSuite::new(format!("load {}", report.profile));
+    suite.add_property(("target", report.target.as_str()));
+    let failure = |message: String| {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_message(message);
+        s
+    };
+    for v in &report.thresholds {
+        let status = if v.passed {
+            TestCaseStatus::success()
+        } else {
+            failure(format!("observed {} — {}", observed(v), margin(v)))
+        };
+        let mut tc = TestCase::new(format!("threshold {}", v.rule), status);
+        tc.set_classname("thresholds");
+        suite.add_test_case(tc);
+    }
+    if let Some(b) = &report.baseline {
+        for l in &b.limits {
+            let status = if l.passed {
+                TestCaseStatus::success()
+            } else {
+                failure(format!("{}: {} against {}", l.path, regression_change(l), b.file))
+            };
+            let mut tc = TestCase::new(format!("regression {} ({})", l.rule, l.path), status);
+            tc.set_classname("regression");
+            suite.add_test_case(tc);
+        }
+    }
+    let status = if report.nothing_succeeded() {
+        failure(format!("not one of {} requests succeeded", report.total.requests))
+    } else {
+        TestCaseStatus::success()
+    };
+    let mut tc = TestCase::new("some request succeeded", status);
+    tc.set_classname("run");
+    suite.add_test_case(tc);
+    junit.add_test_suite(suite);
+    junit.to_string().unwrap_or_else(|e| unreachable!("JUnit serialization to a String: {e}"))
 }
 
 /// A compact summary for a CI job page: failed thresholds first, then the path table.
@@ -151,6 +268,20 @@ pub fn markdown(report: &LoadReport) -> String {
     for p in rows {
         let _ = writeln!(out, "| {} |", path_row(p).join(" | "));
     }
+    if let Some(b) = &report.baseline {
+        let _ = writeln!(out, "\n**vs baseline** `{}` ({})\n", b.file, b.started_at);
+        let _ = writeln!(out, "| path | figures (baseline → this run) |\n|---|---|");
+        for (path, row) in baseline_table(b) {
+            let _ = writeln!(out, "| {path} | {row} |");
+        }
+        if !b.limits.is_empty() {
+            let _ = writeln!(out, "\n| regression limit | path | change | verdict |\n|---|---|---|---|");
+            for l in &b.limits {
+                let word = if l.passed { "pass" } else { "**FAIL**" };
+                let _ = writeln!(out, "| `{}` | {} | {} | {word} |", l.rule, l.path, regression_change(l));
+            }
+        }
+    }
     for note in &report.notes {
         let _ = writeln!(out, "\n> {note}");
     }
@@ -168,6 +299,15 @@ pub fn html(report: &LoadReport) -> String {
         .map(|v| [if v.passed { "PASS" } else { "FAIL" }.to_string(), v.rule.clone(), observed(v), margin(v)])
         .collect();
     let verdict = if report.passed() { "PASSED" } else { "FAILED" };
+    let baseline_rows: Vec<(String, String)> = report.baseline.as_ref().map(baseline_table).unwrap_or_default();
+    let regressions: Vec<[String; 4]> = report
+        .baseline
+        .iter()
+        .flat_map(|b| &b.limits)
+        .map(|l| {
+            [if l.passed { "PASS" } else { "FAIL" }.to_string(), l.rule.clone(), l.path.clone(), regression_change(l)]
+        })
+        .collect();
     env.get_template("load.html")
         .and_then(|t| {
             t.render(context! {
@@ -175,6 +315,8 @@ pub fn html(report: &LoadReport) -> String {
                 headers => HEADERS,
                 rows => rows,
                 thresholds => thresholds,
+                baseline_rows => baseline_rows,
+                regressions => regressions,
                 verdict => verdict,
                 rate_chart => Value::from_safe_string(rate_chart(&report.total)),
                 latency_chart => Value::from_safe_string(latency_chart(&report.total)),

@@ -338,6 +338,9 @@ impl App {
         if !self.defects.on(Defect::NoCacheHeaders) {
             response = response.insert_header("Cache-Control", "no-store").insert_header("Pragma", "no-cache");
         }
+        if self.defects.on(Defect::SlowTokenEndpoint) {
+            response = response.set_delay(std::time::Duration::from_millis(40));
+        }
         response
     }
 

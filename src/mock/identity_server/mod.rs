@@ -80,6 +80,7 @@ defects! {
         EvictLiveTokens => ("evict-live-tokens", "RFC 7662 §2.2, RFC 6750 §3.1: a bounded token store forgets live tokens after 1000 more are issued"),
         RevocationIgnored => ("revocation-ignored", "RFC 7009 §2: revocation answers 200 but the token stays valid"),
         ResourceAcceptsExpired => ("resource-accepts-expired", "RFC 6750 §3.1: the resource accepts a token past its expires_in"),
+        SlowTokenEndpoint => ("slow-token-endpoint", "no rule: token answers take 40 ms longer (a slower release, for load baselines)"),
         TokenServerError10Pct => ("token-server-error-10pct", "RFC 6749 §5.1: one token request in ten is answered 500 (an overloaded server; for load runs)"),
     }
 }
