@@ -42,11 +42,11 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: |x| challenge_with(x, 401, "invalid_token"),
     },
     CheckDef {
-        id: "rfc8705.3.bound-without-certificate",
+        id: "rfc8705.3.resource-without-certificate",
         severity: Severity::Must,
         rule: "RFC 8705 §3",
         url: RFC8705_3,
-        summary: "a certificate-bound token presented without a client certificate gets 401 invalid_token",
+        summary: "the resource refuses a certificate-bound token presented without a client certificate (401 invalid_token)",
         evaluate: |x| {
             let Some(_) = x.context.subject.as_ref().and_then(|s| s.cnf.clone()) else { return unbound() };
             let presented = x.context.certificate.as_ref().is_some_and(|c| c.presented);
@@ -57,11 +57,11 @@ pub const CHECKS: &[CheckDef] = &[
         },
     },
     CheckDef {
-        id: "rfc8705.3.bound-other-certificate",
+        id: "rfc8705.3.resource-other-certificate",
         severity: Severity::Must,
         rule: "RFC 8705 §3",
         url: RFC8705_3,
-        summary: "a certificate-bound token presented with another certificate gets 401 invalid_token",
+        summary: "the resource refuses a certificate-bound token presented with another certificate (401 invalid_token)",
         evaluate: |x| {
             let Some(bound) = x.context.subject.as_ref().and_then(|s| s.cnf.clone()) else { return unbound() };
             let presented = x.context.certificate.as_ref().and_then(|c| c.thumbprint.clone());

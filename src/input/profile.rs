@@ -420,6 +420,10 @@ pub fn check_profile_against(profile: &Profile, target: &Target) -> Vec<LocatedE
             errors.push(e);
             return;
         };
+        if let Some(problem) = &c.unusable {
+            errors.push((**problem).clone());
+            return;
+        }
         let auth = auth.unwrap_or(c.auth);
         if let Some(missing) = c.lacks_for(auth) {
             errors.push(profile.source.error_at(

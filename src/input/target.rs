@@ -265,6 +265,8 @@ fn ciba(v: &mut Validator<'_>, def: &CibaDef) -> CibaSettings {
 }
 
 fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
+    // Files that cannot be loaded make the client unusable, said when something uses it.
+    let mut unusable = None;
     let key = def.private_key.as_ref().and_then(|p| {
         let path = v.path(p);
         let loaded = KeyPair::load(&path, def.kid_style)
@@ -279,7 +281,7 @@ fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
         match loaded {
             Ok(k) => Some(Arc::new(k)),
             Err(e) => {
-                v.error(at(p), e.to_string());
+                unusable.get_or_insert_with(|| Box::new(v.source.error_at(at(p), e.to_string())));
                 None
             }
         }
@@ -296,14 +298,17 @@ fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
         }
         None => false,
     };
-    let identity = identity(v, def);
+    let identity = identity(v, def, &mut unusable);
     let secret = def.client_secret.as_ref().map(|s| Secret::new(v.text(s)));
     // The method: as written, else the first registered one, else what the credentials imply.
     let auth = match (&def.auth, &def.methods) {
         (Some(a), _) => a.value,
         (None, Some(m)) if !m.value.is_empty() => m.value[0],
         (None, _) if def.private_key.is_some() => AuthMethod::PrivateKeyJwt,
-        (None, _) if identity.is_some() && secret.is_none() => AuthMethod::TlsClientAuth,
+        // What the file says, not what loaded: an unloadable certificate is reported as such.
+        (None, _) if (def.certificate.is_some() || def.pkcs12.is_some()) && secret.is_none() => {
+            AuthMethod::TlsClientAuth
+        }
         (None, _) => AuthMethod::ClientSecretBasic,
     };
     let methods = registered_methods(v, name, auth, def);
@@ -316,6 +321,7 @@ fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
         key,
         serve_jwks,
         identity,
+        unusable,
     };
     // A client that cannot authenticate the way it says is our input's problem, said before any
     // traffic (a load failure of a key file is reported where the key is named, above).
@@ -371,7 +377,11 @@ fn registered_methods(v: &mut Validator<'_>, name: &str, auth: AuthMethod, def: 
     methods
 }
 
-fn identity(v: &mut Validator<'_>, def: &ClientDef) -> Option<crate::support::pki::ClientIdentity> {
+fn identity(
+    v: &mut Validator<'_>,
+    def: &ClientDef,
+    unusable: &mut Option<Box<crate::support::diagnostics::LocatedError>>,
+) -> Option<crate::support::pki::ClientIdentity> {
     let loaded = match (&def.certificate, &def.certificate_key, &def.pkcs12) {
         (Some(c), Some(k), None) => {
             let (cert, key) = (v.path(c), v.path(k));
@@ -407,7 +417,7 @@ fn identity(v: &mut Validator<'_>, def: &ClientDef) -> Option<crate::support::pk
     match loaded {
         Ok(identity) => Some(identity),
         Err((at_value, e)) => {
-            v.error(at(at_value), e.to_string());
+            unusable.get_or_insert_with(|| Box::new(v.source.error_at(at(at_value), e.to_string())));
             None
         }
     }

@@ -87,6 +87,9 @@ pub struct Client {
     pub serve_jwks: bool,
     /// mTLS identity.
     pub identity: Option<ClientIdentity>,
+    /// A key or certificate file the target names that could not be loaded: reported (where the
+    /// target names it) when a suite or a profile uses this client, not for clients nobody uses.
+    pub unusable: Option<Box<crate::support::diagnostics::LocatedError>>,
 }
 
 impl Client {

@@ -96,6 +96,10 @@ pub fn preflight<'a>(
                 Some(named) if !target.clients.contains_key(&named.name) => {
                     errors.push(unknown_client(suite, target, named));
                 }
+                Some(named) if target.clients.get(&named.name).is_some_and(|c| c.unusable.is_some()) => {
+                    let problem = target.clients.get(&named.name).and_then(|c| c.unusable.clone());
+                    errors.extend(problem.map(|p| *p));
+                }
                 Some(named) if wants_assertion && target.clients.get(&named.name).is_some_and(|c| c.key.is_none()) => {
                     errors.push(
                         suite

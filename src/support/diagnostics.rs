@@ -183,7 +183,7 @@ fn scalar_len(value: &str, in_flow: bool) -> usize {
 }
 
 /// One problem in one input file, with its location.
-#[derive(Debug, thiserror::Error, Diagnostic)]
+#[derive(Debug, Clone, thiserror::Error, Diagnostic)]
 #[error("{message}\n  --> {location}")]
 pub struct LocatedError {
     pub message: String,

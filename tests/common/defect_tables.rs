@@ -145,6 +145,6 @@ pub const EXPECTED_PSC: &[(&str, &[&str])] = &[
     ("unknown-user-accepted", &["ciba.13.unknown-user", "rfc6749.5.2.refused"]),
     ("ciba-ignore-scope-restriction", &["rfc6749.5.2.invalid-scope", "rfc6749.5.2.refused"]),
     ("ciba-wrong-expires-in", &["rfc7519.exp-matches-expires-in"]),
-    ("resource-ignores-binding", &["rfc8705.3.bound-other-certificate", "rfc8705.3.bound-without-certificate"]),
+    ("resource-ignores-binding", &["rfc8705.3.resource-other-certificate", "rfc8705.3.resource-without-certificate"]),
     ("introspection-no-cnf", &["rfc8705.3.2.introspection-cnf"]),
 ];

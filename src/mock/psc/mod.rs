@@ -258,6 +258,7 @@ pub fn describe(issuer: &str) -> Target {
             key: None,
             serve_jwks: false,
             identity: identity(cert, key),
+            unusable: None,
         };
         let secret = |client_id: &str, secret: &str, method: AuthMethod| Client {
             secret: Some(crate::support::secret::Secret::new(secret)),
