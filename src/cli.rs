@@ -38,6 +38,9 @@ Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\
         subcommand_negates_reqs = true
     )]
     Load(LoadArgs),
+    /// Certify a client: run it against a client suite's mock and judge every request it makes.
+    #[command(after_help = certify_help())]
+    Certify(CertifyArgs),
     /// Read scenarios, profiles (and a target) and report every problem, sending nothing.
     #[command(after_help = validate_help())]
     Validate(ValidateArgs),
@@ -59,6 +62,55 @@ Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+fn certify_help() -> String {
+    "The client gets its configuration in OAUTH_HARNESS_* environment variables (docs/certify.md lists them).\n\n\
+Exit codes: 0 the client kept every rule · 1 it broke one (or made no request) · 2 invalid suite, usage, or a command that cannot start · 3 the mock could not start\n\n\
+Examples:\n  oauth-harness certify scenarios/clients/identity-server.yaml -- ./my-client --config dev.toml\n  oauth-harness certify scenarios/clients/psc-ciba.yaml --report-html reports/client.html -- target/release/examples/reference_client\n  oauth-harness certify scenarios/clients/smart-backend.yaml --listen --port 9400 --for 2m\n  oauth-harness certify scenarios/clients/identity-server.yaml --evidence out/ --client-version 4.2.0 -- ./my-client"
+        .to_string()
+}
+
+#[derive(Debug, Args)]
+pub struct CertifyArgs {
+    /// The client suite (YAML with a top-level `client_suite:`), e.g. scenarios/clients/psc-ciba.yaml.
+    pub suite: PathBuf,
+    /// The client command and its arguments, after `--`; run once per case.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+    /// Instead of a command: start the first case's mock for a client running elsewhere.
+    #[arg(long, conflicts_with = "command", requires = "for_")]
+    pub listen: bool,
+    /// With --listen: the port on 127.0.0.1 (default: a free one).
+    #[arg(long, requires = "listen")]
+    pub port: Option<u16>,
+    /// With --listen: how long to observe, e.g. 2m (at most 10m).
+    #[arg(long = "for", id = "for_", value_name = "DURATION", value_parser = humantime::parse_duration, requires = "listen")]
+    pub for_: Option<Duration>,
+    /// The version of the client certified, recorded in the evidence.
+    #[arg(long, value_name = "VERSION")]
+    pub client_version: Option<String>,
+    /// Write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub report_junit: Option<PathBuf>,
+    /// Write a JSON report.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Write a self-contained HTML report, with the client's timeline.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+    /// Write a Markdown summary (`-`: append to $GITHUB_STEP_SUMMARY, or print it).
+    #[arg(long, value_name = "FILE")]
+    pub report_md: Option<PathBuf>,
+    /// Write an evidence bundle: report, suite, client command and version, SHA-256 manifest.
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
+    /// Empty the --evidence folder first if it is not empty.
+    #[arg(long, requires = "evidence")]
+    pub evidence_force: bool,
+    /// Show every check, not only failures.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 /// The step actions a scenario may use, from the action table.

@@ -92,6 +92,8 @@ pub enum Failure {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Report(#[from] crate::load::merge::ReportFileError),
+    #[error(transparent)]
+    Certify(#[from] crate::certify::CertifyError),
 }
 
 impl Outcome {
@@ -131,6 +133,10 @@ impl Failure {
             },
             Failure::Write(_) | Failure::Start { .. } => RUNTIME_ERROR,
             Failure::Report(_) => INVALID_INPUT,
+            Failure::Certify(e) => match e {
+                crate::certify::CertifyError::Spawn(_) => INVALID_INPUT,
+                crate::certify::CertifyError::Setup(_) => RUNTIME_ERROR,
+            },
         }
     }
 }

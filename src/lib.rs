@@ -3,6 +3,7 @@
 //! Pipeline: scenario, target, profile YAML ─[`input`]→ the [`model`] ─[`run::Runner`] (or
 //! [`load`])→ [`results::RunReport`] ─[`report`]→ terminal, JUnit, JSON, HTML, Markdown.
 
+pub mod certify;
 pub mod checks;
 pub mod cli;
 pub mod commands;

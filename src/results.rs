@@ -133,6 +133,9 @@ pub struct CaseResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub steps: Vec<StepResult>,
+    /// `certify`: the client's requests over time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::protocol::observation::Timeline>,
 }
 
 impl CaseResult {

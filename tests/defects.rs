@@ -28,7 +28,7 @@ fn shipped_suites() -> Vec<Suite> {
         .into_iter()
         .filter_map(|i| match i {
             Input::Suite(s) => Some(*s),
-            Input::LoadProfile(_) => None,
+            Input::LoadProfile(_) | Input::ClientSuite(_) => None,
         })
         .collect()
 }

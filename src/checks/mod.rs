@@ -6,6 +6,7 @@
 //! then fails exactly the rule it breaks, and the report says why the others did not apply.
 
 pub mod ciba;
+pub mod client;
 mod discovery;
 mod introspection;
 mod private_key_jwt;

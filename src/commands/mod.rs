@@ -1,6 +1,7 @@
 //! The subcommands: each returns how it came out, or the typed error it failed with; this edge
 //! prints the error (scrubbed of every secret the run has seen) and `crate::exit` picks the code.
 
+mod certify;
 mod checks;
 mod evidence;
 mod keys;
@@ -28,6 +29,7 @@ async fn execute(command: Command, out: &Output) -> Result<Outcome, Failure> {
     match command {
         Command::Run(args) => run::run(args, out).await,
         Command::Load(args) => load::load(args, out).await,
+        Command::Certify(args) => certify::certify(args, out).await,
         Command::Validate(args) => validate::validate(args, out),
         Command::Checks => checks::print(out),
         Command::Mock(which) => mock::mock(which, out).await,

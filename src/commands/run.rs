@@ -148,6 +148,11 @@ fn suites_of(inputs: Vec<Input>, out: &Output) -> Result<Vec<Suite>, Failure> {
             Input::LoadProfile(path) => {
                 out.note(&format!("note: {} is a load profile; run it with `oauth-harness load`", path.display()))
             }
+            Input::ClientSuite(path) => out.note(&format!(
+                "note: {} is a client suite; certify a client with `oauth-harness certify {} -- CMD`",
+                path.display(),
+                path.display()
+            )),
         }
     }
     if suites.is_empty() {

@@ -13,19 +13,28 @@ use crate::run::preflight;
 pub fn validate(args: ValidateArgs, out: &Output) -> Result<Outcome, Failure> {
     let (inputs, mut problems) = input::read_inputs_all(&args.paths);
     let mut profiles = Vec::new();
+    let mut client_suites = 0;
     for item in &inputs {
-        if let Input::LoadProfile(path) = item {
-            match input::read_profile(path) {
+        match item {
+            Input::LoadProfile(path) => match input::read_profile(path) {
                 Ok(p) => profiles.push(p),
                 Err(mut e) => problems.append(&mut e.0),
-            }
+            },
+            Input::ClientSuite(path) => match input::read_client_suite(path) {
+                Ok(suite) => {
+                    client_suites += 1;
+                    problems.extend(crate::certify::preflight(&suite).into_iter().map(input::InputError::from));
+                }
+                Err(mut e) => problems.append(&mut e.0),
+            },
+            Input::Suite(_) => {}
         }
     }
     let suites: Vec<&Suite> = inputs
         .iter()
         .filter_map(|i| match i {
             Input::Suite(s) => Some(s.as_ref()),
-            Input::LoadProfile(_) => None,
+            Input::LoadProfile(_) | Input::ClientSuite(_) => None,
         })
         .collect();
     // What each suite and profile runs against: the target given, or its system's embedded mock.
@@ -58,6 +67,11 @@ pub fn validate(args: ValidateArgs, out: &Output) -> Result<Outcome, Failure> {
         return Err(InputErrors(problems).into());
     }
     let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
-    out.println(&format!("ok: {} suite(s), {cases} case(s), {} load profile(s)", suites.len(), profiles.len()));
+    let clients = if client_suites > 0 { format!(", {client_suites} client suite(s)") } else { String::new() };
+    out.println(&format!(
+        "ok: {} suite(s), {cases} case(s), {} load profile(s){clients}",
+        suites.len(),
+        profiles.len()
+    ));
     Ok(Outcome::Passed)
 }

@@ -4,6 +4,7 @@
 //! the [`crate::model`]. Every problem is located at file:line:column and all of them are
 //! reported at once.
 
+mod client_suite;
 mod deviations;
 pub mod interpolate;
 mod mock_clients;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 
+pub use client_suite::{MAX_OBSERVATION, parse_client_suite, read_client_suite};
 pub use deviations::{parse_known_deviations, read_known_deviations};
 pub use mock_clients::{parse_mock_clients, read_mock_clients};
 pub use profile::check_profile_against;

@@ -36,6 +36,7 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 pub enum FileKind {
     Suite,
     LoadProfile,
+    ClientSuite,
 }
 
 /// What a file in a scenario folder turned out to be.
@@ -44,6 +45,8 @@ pub enum Input {
     Suite(Box<Suite>),
     /// A load profile: recognised, left to `oauth-harness load`.
     LoadProfile(PathBuf),
+    /// A client suite: recognised, left to `oauth-harness certify`.
+    ClientSuite(PathBuf),
 }
 
 /// Tells a load profile (top-level `load:`) from a suite by the text alone, so that a profile
@@ -54,8 +57,10 @@ pub fn file_kind(text: &str) -> FileKind {
         if line.starts_with([' ', '\t', '#', '-']) || key.is_empty() {
             continue;
         }
-        if key.trim() == "load" {
-            return FileKind::LoadProfile;
+        match key.trim() {
+            "load" => return FileKind::LoadProfile,
+            "client_suite" => return FileKind::ClientSuite,
+            _ => {}
         }
     }
     FileKind::Suite
@@ -133,9 +138,16 @@ pub fn read_inputs_all(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
                 continue;
             }
         };
-        if file_kind(&source.text) == FileKind::LoadProfile {
-            found.push(Input::LoadProfile(path));
-            continue;
+        match file_kind(&source.text) {
+            FileKind::LoadProfile => {
+                found.push(Input::LoadProfile(path));
+                continue;
+            }
+            FileKind::ClientSuite => {
+                found.push(Input::ClientSuite(path));
+                continue;
+            }
+            FileKind::Suite => {}
         }
         let (suite, mut problems) = parse_suite_partial(&source);
         errors.append(&mut problems);

@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod auth;
+pub mod client_suite;
 pub mod deviations;
 pub mod mock_clients;
 pub mod profile;

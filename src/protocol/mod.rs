@@ -6,3 +6,4 @@ pub mod exchange;
 pub mod flows;
 pub mod http;
 pub mod jwks_server;
+pub mod observation;

@@ -12,7 +12,23 @@ pub fn render(report: &RunReport) -> String {
     // The `.html` name turns on HTML auto-escaping: server answers are data, never markup.
     env.add_template("run.html", TEMPLATE).unwrap_or_else(|e| unreachable!("the built-in template parses: {e}"));
     let verdict = if report.summary.failed > 0 || report.summary.errors > 0 { "FAILED" } else { "PASSED" };
+    // certify: each case's timeline, drawn here (the SVG escapes everything it writes).
+    let timelines: std::collections::BTreeMap<String, Value> = report
+        .suites
+        .iter()
+        .flat_map(|s| s.cases.iter().map(move |c| (s, c)))
+        .filter_map(|(s, c)| {
+            let svg = super::timeline::svg(c.timeline.as_ref()?)?;
+            Some((format!("{}/{}", s.name, c.id), Value::from_safe_string(svg)))
+        })
+        .collect();
     env.get_template("run.html")
-        .and_then(|t| t.render(context! { report => Value::from(minijinja::value::Serde(report)), verdict => verdict }))
+        .and_then(|t| {
+            t.render(context! {
+                report => Value::from(minijinja::value::Serde(report)),
+                verdict => verdict,
+                timelines => timelines,
+            })
+        })
         .unwrap_or_else(|e| unreachable!("the built-in template renders every report: {e}"))
 }

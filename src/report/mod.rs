@@ -7,6 +7,7 @@ pub mod junit;
 pub mod load;
 pub mod markdown;
 pub mod terminal;
+pub mod timeline;
 
 use crate::results::{CheckOutcome, VerdictKind};
 

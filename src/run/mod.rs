@@ -13,7 +13,7 @@ use wildmatch::WildMatch;
 mod ciba_steps;
 mod lanes;
 mod lifecycle_steps;
-mod outcome;
+pub mod outcome;
 mod preflight;
 mod token_steps;
 
@@ -354,6 +354,7 @@ impl Runner {
             duration: Default::default(),
             reason: None,
             steps: Vec::new(),
+            timeline: None,
         };
         if let Some(reason) = self.skip_reason(suite, case) {
             result.outcome = CaseOutcome::Skipped;
@@ -763,6 +764,7 @@ fn not_run(case: &Case) -> CaseResult {
         duration: Default::default(),
         reason: Some("not run: the run was interrupted (Ctrl-C)".into()),
         steps: Vec::new(),
+        timeline: None,
     }
 }
 

@@ -62,7 +62,7 @@ pub(super) fn precondition(reason: String) -> Box<CheckOutcome> {
     ))
 }
 
-pub(super) fn outcome_from(
+pub fn outcome_from(
     id: &str,
     severity: Severity,
     required_because: Option<String>,
@@ -95,7 +95,7 @@ pub(super) fn outcome_from(
     }
 }
 
-pub(super) fn outcome_of(steps: &[StepResult]) -> CaseOutcome {
+pub fn outcome_of(steps: &[StepResult]) -> CaseOutcome {
     let verdicts = || steps.iter().flat_map(|s| &s.checks).map(|c| c.verdict);
     if steps.iter().any(|s| s.error.is_some()) {
         CaseOutcome::Error

@@ -61,6 +61,18 @@ impl Reply {
         self.status
     }
 
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.as_str().eq_ignore_ascii_case(name)).and_then(|(_, v)| v.to_str().ok())
+    }
+
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay
+    }
+
     /// Sets a header, replacing one of the same name.
     pub fn insert_header(mut self, name: &str, value: &str) -> Self {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::assertion::{JwksCache, ReplayCache, SIGNING_ALGS, Verifier};
 use super::state::{IssuedToken, IssuedTokens};
-use super::{Defect, MockClients, RESOURCE_PATH, RESOURCE_SCOPE};
+use super::{Defect, FHIR_RESOURCE_PATH, MockClients, RESOURCE_PATH, RESOURCE_SCOPE};
 use crate::mock::defects::DefectSet;
 use crate::mock::signing::SigningKey;
 use crate::model::AuthMethod;
@@ -38,7 +38,10 @@ impl Handle for App {
             "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => self.discovery(),
             "/.well-known/smart-configuration" => self.smart_configuration(request),
             "/.well-known/openid-configuration/jwks" => json_ok(&self.key.jwks()),
-            RESOURCE_PATH => self.resource(request),
+            RESOURCE_PATH => self.resource(request, r#"Bearer realm="implant""#, |s| s == RESOURCE_SCOPE),
+            FHIR_RESOURCE_PATH => self.resource(request, r#"Bearer realm="fhir""#, |s| {
+                s.starts_with("system/Patient.") || s == "system/*.read"
+            }),
             _ => ResponseTemplate::new(404).set_body_json(json!({ "error": "not_found" })),
         }
     }
@@ -431,8 +434,8 @@ impl App {
         ResponseTemplate::new(200)
     }
 
-    fn resource(&self, request: &Request) -> ResponseTemplate {
-        let realm = r#"Bearer realm="implant""#;
+    /// A protected resource in `realm`, for tokens with a scope `wanted` accepts.
+    fn resource(&self, request: &Request, realm: &str, wanted: fn(&str) -> bool) -> ResponseTemplate {
         let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             if self.defects.on(Defect::ResourceAcceptsNoToken) {
@@ -451,7 +454,7 @@ impl App {
             };
             return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
         };
-        let has_scope = issued.scope.split(' ').any(|s| s == RESOURCE_SCOPE);
+        let has_scope = issued.scope.split(' ').any(wanted);
         if !has_scope && !self.defects.on(Defect::ResourceIgnoresScope) {
             let challenge = format!(r#"{realm}, error="insufficient_scope", scope="{RESOURCE_SCOPE}""#);
             return ResponseTemplate::new(403).insert_header("WWW-Authenticate", challenge.as_str());

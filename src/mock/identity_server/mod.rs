@@ -20,6 +20,8 @@ use crate::support::http_server::{self, Server};
 
 pub const NAME: &str = "identity-server";
 pub const RESOURCE_PATH: &str = "/api/implant";
+/// A FHIR resource for SMART Backend Services clients: any `system/Patient.*` scope reads it.
+pub const FHIR_RESOURCE_PATH: &str = "/fhir/Patient";
 /// The scope the resource demands.
 pub const RESOURCE_SCOPE: &str = "implant";
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
@@ -108,6 +110,15 @@ pub struct IdentityServerMock {
 impl IdentityServerMock {
     /// Starts on 127.0.0.1, on `port` or a free one.
     pub async fn start(config: Config, port: Option<u16>) -> std::io::Result<Self> {
+        Self::start_with(config, port, |app| app).await
+    }
+
+    /// Starts with the request handling wrapped by `wrap` (certify records what a client sends).
+    pub async fn start_with(
+        config: Config,
+        port: Option<u16>,
+        wrap: impl FnOnce(Arc<dyn http_server::Handle>) -> Arc<dyn http_server::Handle>,
+    ) -> std::io::Result<Self> {
         let listener = http_server::bind(port)?;
         let issuer = format!("http://{}", listener.local_addr()?);
         let app = handlers::App {
@@ -121,7 +132,7 @@ impl IdentityServerMock {
             jwks_cache: Arc::new(assertion::JwksCache::default()),
             token_requests: Arc::default(),
         };
-        let server = http_server::serve_on(listener, Arc::new(app), None)?;
+        let server = http_server::serve_on(listener, wrap(Arc::new(app)), None)?;
         Ok(Self { server, config })
     }
 

@@ -160,6 +160,19 @@ const PKI_SELF_SIGNED: &str = include_str!("../../../fixtures/pki/self-signed-cl
 const PKI_SELF_SIGNED_KEY: &str = include_str!("../../../fixtures/pki/self-signed-client.key");
 const PKJWT_PUBLIC: &str = include_str!("../../../fixtures/keys/backend-es384/public.pem");
 
+/// The test CA of the mock's TLS front, PEM.
+pub const CA_PEM: &str = PKI_CA;
+
+/// The certificate and key (PEM) of a registered certificate client, by name.
+pub fn client_identity_pem(name: &str) -> Option<(&'static str, &'static str)> {
+    match name {
+        "psc-client" => Some((PKI_CLIENT, PKI_CLIENT_KEY)),
+        "psc-client-b" => Some((PKI_CLIENT_B, PKI_CLIENT_B_KEY)),
+        "psc-self-signed" => Some((PKI_SELF_SIGNED, PKI_SELF_SIGNED_KEY)),
+        _ => None,
+    }
+}
+
 fn thumbprint_of(pem: &str) -> String {
     use base64::Engine;
     use rustls::pki_types::CertificateDer;
@@ -216,13 +229,22 @@ pub struct PscMock {
 
 impl PscMock {
     pub async fn start(config: Config, port: Option<u16>) -> std::io::Result<Self> {
+        Self::start_with(config, port, |app| app).await
+    }
+
+    /// Starts with the request handling wrapped by `wrap` (certify records what a client sends).
+    pub async fn start_with(
+        config: Config,
+        port: Option<u16>,
+        wrap: impl FnOnce(Arc<dyn http_server::Handle>) -> Arc<dyn http_server::Handle>,
+    ) -> std::io::Result<Self> {
         let pki = ServerPki { server_chain_pem: PKI_SERVER, server_key_pem: PKI_SERVER_KEY, client_ca_pem: PKI_CA };
         let acceptor = http_server::tls_acceptor(&pki).map_err(std::io::Error::other)?;
         // The issuer names the port, known once the listener is bound.
         let listener = http_server::bind(port)?;
         let issuer = format!("https://127.0.0.1:{}{REALM}", listener.local_addr()?.port());
         let app = handlers::App::new(issuer, config, registered_clients(), Arc::new(SigningKey::generate()));
-        let server = http_server::serve_on(listener, Arc::new(app), Some(acceptor))?;
+        let server = http_server::serve_on(listener, wrap(Arc::new(app)), Some(acceptor))?;
         Ok(Self { server })
     }
 
