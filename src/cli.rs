@@ -267,6 +267,10 @@ pub struct LoadArgs {
     /// Switch a defect on in the embedded mock (repeatable).
     #[arg(long = "mock-defect", value_name = "NAME")]
     pub mock_defects: Vec<String>,
+    /// Hold the embedded mock's token answers this much longer, e.g. 40ms: a slower release to try
+    /// `--baseline` on (not a defect: it breaks no rule).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "target")]
+    pub mock_latency: Option<Duration>,
     /// Concurrent users (overrides the profile).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub users: Option<u32>,

@@ -77,8 +77,17 @@ impl Embedded {
     }
 
     pub async fn start_with(defects: DefectSet<Defect>, psc_defects: DefectSet<psc::Defect>) -> std::io::Result<Self> {
+        Self::start_slowed(defects, psc_defects, None).await
+    }
+
+    /// With the Identity Server mock's token answers held `token_delay` longer.
+    pub async fn start_slowed(
+        defects: DefectSet<Defect>,
+        psc_defects: DefectSet<psc::Defect>,
+        token_delay: Option<std::time::Duration>,
+    ) -> std::io::Result<Self> {
         let jwks = Arc::new(JwksServer::start(None).await?);
-        let mut config = Config { defects, ..Config::default() };
+        let mut config = Config { defects, token_delay, ..Config::default() };
         // Clients registered "by URL": the harness serves their JWKS and the mock fetches it.
         for client in config.clients.clients.iter_mut().filter(|c| c.register_by_url) {
             if let Some(key) = client.key.as_deref().and_then(identity_server::builtin_key) {

@@ -231,7 +231,7 @@ fn a_baseline_p95_limit_catches_a_slower_release_and_holds_without_it() {
 
     let slow = dir.path().join("slow.json").display().to_string();
     let junit = dir.path().join("slow.xml").display().to_string();
-    let o = run(&["--baseline", &base, "--mock-defect", "slow-token-endpoint", "--report-junit", &junit], &slow);
+    let o = run(&["--baseline", &base, "--mock-latency", "40ms", "--report-junit", &junit], &slow);
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     assert!(
         stdout(&o).contains("FAIL  p95 +100% at most") && stdout(&o).contains("regression limit(s) crossed"),

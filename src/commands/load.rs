@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Output;
-use super::run::{read_target, start_embedded, write_file, write_markdown};
+use super::run::{read_target, start_embedded_slowed, write_file, write_markdown};
 use crate::cli::{LoadArgs, LoadCommand, MergeArgs};
 use crate::exit::{Failure, Outcome, Usage, WriteError};
 use crate::input::{self, InputError, InputErrors};
@@ -59,7 +59,7 @@ pub async fn load(args: LoadArgs, out: &Output) -> Result<Outcome, Failure> {
     let (target, _embedded) = match &args.target {
         Some(path) => (read_target(path, &args.mock_defects)?, None),
         None => {
-            let embedded = start_embedded(&args.mock_defects).await?;
+            let embedded = start_embedded_slowed(&args.mock_defects, args.mock_latency).await?;
             (embedded.target.clone(), Some(embedded))
         }
     };

@@ -173,8 +173,15 @@ pub(super) fn read_target(path: &Path, mock_defects: &[String]) -> Result<Target
 }
 
 pub(super) async fn start_embedded(defect_names: &[String]) -> Result<Embedded, Failure> {
+    start_embedded_slowed(defect_names, None).await
+}
+
+pub(super) async fn start_embedded_slowed(
+    defect_names: &[String],
+    token_delay: Option<std::time::Duration>,
+) -> Result<Embedded, Failure> {
     let (defects, psc_defects) = parse_defects(defect_names)?;
-    Embedded::start_with(defects, psc_defects)
+    Embedded::start_slowed(defects, psc_defects, token_delay)
         .await
         .map_err(|e| Failure::Start { what: "the embedded mocks", reason: e.to_string() })
 }

@@ -92,7 +92,6 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("resource-accepts-expired", &["rfc6750.3.1.expired-token"]),
     // A slower release breaks no rule: the conformance run stays green (the empty set), and
     // tests/distributed_load.rs shows a baseline's p95 limit catching it.
-    ("slow-token-endpoint", &[]),
     // A load defect: which cases draw the one-in-ten 500 depends on scheduling, so any failing
     // set will do as long as it is not empty (tests/load.rs measures its rate).
     ("token-server-error-10pct", &[]),

@@ -26,6 +26,7 @@ pub struct App {
     pub jwks_cache: Arc<JwksCache>,
     /// Token requests answered so far, for the one-in-ten server error defect.
     pub token_requests: Arc<std::sync::atomic::AtomicU64>,
+    pub token_delay: Option<std::time::Duration>,
 }
 
 impl Handle for App {
@@ -341,8 +342,8 @@ impl App {
         if !self.defects.on(Defect::NoCacheHeaders) {
             response = response.insert_header("Cache-Control", "no-store").insert_header("Pragma", "no-cache");
         }
-        if self.defects.on(Defect::SlowTokenEndpoint) {
-            response = response.set_delay(std::time::Duration::from_millis(40));
+        if let Some(delay) = self.token_delay {
+            response = response.set_delay(delay);
         }
         response
     }

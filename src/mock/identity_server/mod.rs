@@ -82,7 +82,6 @@ defects! {
         EvictLiveTokens => ("evict-live-tokens", "RFC 7662 §2.2, RFC 6750 §3.1: a bounded token store forgets live tokens after 1000 more are issued"),
         RevocationIgnored => ("revocation-ignored", "RFC 7009 §2: revocation answers 200 but the token stays valid"),
         ResourceAcceptsExpired => ("resource-accepts-expired", "RFC 6750 §3.1: the resource accepts a token past its expires_in"),
-        SlowTokenEndpoint => ("slow-token-endpoint", "no rule: token answers take 40 ms longer (a slower release, for load baselines)"),
         TokenServerError10Pct => ("token-server-error-10pct", "RFC 6749 §5.1: one token request in ten is answered 500 (an overloaded server; for load runs)"),
     }
 }
@@ -93,11 +92,19 @@ pub struct Config {
     pub clients: MockClients,
     pub token_ttl_secs: u64,
     pub defects: DefectSet<Defect>,
+    /// Token answers are held this long: a slower release, to try `load --baseline` on. Not a
+    /// defect — it breaks no rule, so no conformance check could catch it.
+    pub token_delay: Option<std::time::Duration>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { clients: clients::builtin(), token_ttl_secs: DEFAULT_TOKEN_TTL_SECS, defects: DefectSet::default() }
+        Self {
+            clients: clients::builtin(),
+            token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+            defects: DefectSet::default(),
+            token_delay: None,
+        }
     }
 }
 
@@ -131,6 +138,7 @@ impl IdentityServerMock {
             replay: Arc::new(assertion::ReplayCache::default()),
             jwks_cache: Arc::new(assertion::JwksCache::default()),
             token_requests: Arc::default(),
+            token_delay: config.token_delay,
         };
         let server = http_server::serve_on(listener, wrap(Arc::new(app)), None)?;
         Ok(Self { server, config })
