@@ -223,7 +223,7 @@ enum Auth {
     SecretBasic(String),
     SecretPost(String),
     PrivateKeyJwt(Box<Signer>),
-    TlsClientAuth,
+    Tls,
 }
 
 struct Signer {
@@ -255,7 +255,7 @@ impl Config {
                 Auth::PrivateKeyJwt(Box::new(load_signer(&path, optional("OAUTH_HARNESS_ALG").as_deref(), kid)?))
             }
             // RFC 8705 §2.1, §2.2: the same request either way; the certificate is the credential.
-            "tls_client_auth" | "self_signed_tls_client_auth" => Auth::TlsClientAuth,
+            "tls_client_auth" | "self_signed_tls_client_auth" => Auth::Tls,
             other => {
                 return Err(format!(
                     "OAUTH_HARNESS_AUTH_METHOD {other} is not client_secret_basic, client_secret_post, \
@@ -314,7 +314,7 @@ impl Auth {
     fn secret(&self) -> Option<&str> {
         match self {
             Auth::SecretBasic(secret) | Auth::SecretPost(secret) => Some(secret.as_str()),
-            Auth::PrivateKeyJwt(_) | Auth::TlsClientAuth => None,
+            Auth::PrivateKeyJwt(_) | Auth::Tls => None,
         }
     }
 }
@@ -588,7 +588,7 @@ fn client_auth(cfg: &Config) -> Result<ClientAuth, String> {
                 ("client_assertion", assertion(cfg, signer)?),
             ],
         },
-        Auth::TlsClientAuth => ClientAuth { basic: None, params: vec![client_id()] },
+        Auth::Tls => ClientAuth { basic: None, params: vec![client_id()] },
     })
 }
 

@@ -23,6 +23,9 @@ use crate::support::secret::Redactor;
 pub use child::SpawnError;
 pub use setup::SetupError;
 
+/// Told the client's configuration in `--listen` mode, to print it.
+pub type OnListen<'a> = dyn Fn(&[(String, String)]) + Sync + 'a;
+
 /// How the client is attached.
 #[derive(Debug, Clone)]
 pub enum Attach {
@@ -66,7 +69,7 @@ pub async fn certify(
     suite: &ClientSuite,
     attach: &Attach,
     redactor: &Redactor,
-    on_listen: &(dyn Fn(&[(String, String)]) + Sync),
+    on_listen: &OnListen<'_>,
 ) -> Result<RunReport, CertifyError> {
     let started_at = SystemTime::now();
     let started = Instant::now();
@@ -103,7 +106,7 @@ async fn run_case(
     case: &ClientCase,
     attach: &Attach,
     redactor: &Redactor,
-    on_listen: &(dyn Fn(&[(String, String)]) + Sync),
+    on_listen: &OnListen<'_>,
 ) -> Result<CaseResult, CertifyError> {
     let started = Instant::now();
     let port = match attach {

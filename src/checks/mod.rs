@@ -5,6 +5,7 @@
 //! `invalid_client` error) answers [`Verdict::NotApplicable`] with the reason: each server defect
 //! then fails exactly the rule it breaks, and the report says why the others did not apply.
 
+mod audience;
 pub mod ciba;
 pub mod client;
 mod discovery;
@@ -185,6 +186,11 @@ pub const BUNDLES: &[Bundle] = &[
         ],
     },
     Bundle {
+        name: "jwt-access-token",
+        summary: "a JWT access token as RFC 9068 profiles it (not applicable to opaque tokens)",
+        checks: &["rfc9068.2.1.typ", "rfc9068.2.2.claims"],
+    },
+    Bundle {
         name: "error-response",
         summary: "format of an error response from the token endpoint (RFC 6749 §5.2)",
         checks: token_errors::ERROR_RESPONSE,
@@ -201,6 +207,7 @@ pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
         .chain(discovery::CHECKS)
         .chain(introspection::CHECKS)
         .chain(ciba::CHECKS)
+        .chain(audience::CHECKS)
 }
 
 pub fn find(id: &str) -> Option<&'static CheckDef> {

@@ -22,6 +22,10 @@ const REGISTERED_ERRORS: &[&str] = &[
     "invalid_scope",
 ];
 
+/// Extension error codes (RFC 6749 §8.5, the OAuth Extensions Error Registry), each legitimate
+/// when the request used the parameter of its extension.
+const EXTENSION_ERRORS: &[(&str, &str)] = &[("invalid_target", "resource")];
+
 const SECTION_5_2: &str = "https://www.rfc-editor.org/rfc/rfc6749#section-5.2";
 
 pub const CHECKS: &[CheckDef] = &[
@@ -138,7 +142,7 @@ pub const CHECKS: &[CheckDef] = &[
         severity: Severity::Must,
         rule: "RFC 6749 §5.2",
         url: SECTION_5_2,
-        summary: "`error` is one of the codes RFC 6749 §5.2 defines",
+        summary: "`error` is one of RFC 6749 §5.2's codes, or a registered extension's for a parameter the request used (§8.5)",
         evaluate: error_code_registered,
     },
     CheckDef {
@@ -280,11 +284,14 @@ fn error_code_registered(x: &Exchange) -> Verdict {
     }
     match x.response.json_str("error") {
         None => Verdict::na("no readable error member"),
-        Some(code) => Verdict::from_bool(
-            REGISTERED_ERRORS.contains(&code),
-            format!("one of {}", REGISTERED_ERRORS.join(", ")),
-            || format!("error={code}"),
-        ),
+        Some(code) => {
+            let extension = EXTENSION_ERRORS.iter().any(|(c, p)| *c == code && super::wire::param(x, p).is_some());
+            Verdict::from_bool(
+                REGISTERED_ERRORS.contains(&code) || extension,
+                format!("one of {}", REGISTERED_ERRORS.join(", ")),
+                || format!("error={code}"),
+            )
+        }
     }
 }
 

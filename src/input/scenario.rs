@@ -465,6 +465,8 @@ struct TokenAction {
     /// Extra form parameters; one named like a parameter the request has replaces it.
     #[serde(default)]
     params: BTreeMap<String, Spanned<String>>,
+    /// RFC 8707 `resource`: `target` (the target's resource) or `unknown`.
+    resource: Option<crate::model::ResourceIndicator>,
     /// Deviations of the private_key_jwt client assertion.
     assertion: Option<AssertionAction>,
 }
@@ -828,6 +830,7 @@ fn token(v: &mut Validator<'_>, t: TokenAction) -> TokenSpec {
         client_id: t.client_id.as_ref().map(|c| v.text(c)),
         method: t.method,
         params: t.params.iter().map(|(k, val)| (k.clone(), v.text(val))).collect(),
+        resource: t.resource,
         assertion: t.assertion.map(assertion).unwrap_or_default(),
     }
 }

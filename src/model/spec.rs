@@ -86,7 +86,7 @@ impl ScopeRole {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct TokenSpec {
     pub client: Option<Named>,
     pub grant: Option<String>,
@@ -97,6 +97,8 @@ pub struct TokenSpec {
     pub client_id: Option<String>,
     pub method: Option<HttpMethod>,
     pub params: Vec<(String, String)>,
+    /// RFC 8707: the `resource` the token is asked for.
+    pub resource: Option<ResourceIndicator>,
     pub assertion: AssertionSpec,
 }
 
@@ -253,6 +255,19 @@ pub enum FormParam {
     ClientAssertion,
     ClientAssertionType,
 }
+
+/// Which `resource` (RFC 8707) a token request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceIndicator {
+    /// The target's protected resource.
+    Target,
+    /// A resource no server knows.
+    Unknown,
+}
+
+/// The resource indicator `resource: unknown` sends: a reserved name (RFC 2606), never a server.
+pub const UNKNOWN_RESOURCE: &str = "https://unknown-resource.oauth-harness.invalid/api";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

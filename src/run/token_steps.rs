@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
-use crate::model::Client;
 use crate::model::{
     AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, MintSpec, ResourceCertificate, ResourceSpec, ScopeSpec,
     Suite, TokenSpec,
 };
+use crate::model::{Client, ResourceIndicator};
 use crate::protocol::auth::assertion;
 use crate::protocol::exchange::AssertionFacts;
 use crate::protocol::flows;
@@ -30,6 +30,24 @@ impl Runner {
         let scope = match &spec.scope {
             Some(asked) => Some(self.target.resolve_scope(asked, Some(client))),
             None => client.scope.clone(),
+        };
+        // RFC 8707: the resource asked for is a form parameter like any other.
+        let with_resource;
+        let spec = match spec.resource {
+            None => spec,
+            Some(which) => {
+                let url = match which {
+                    ResourceIndicator::Unknown => crate::model::UNKNOWN_RESOURCE.to_string(),
+                    ResourceIndicator::Target => match &self.target.resource {
+                        Some(r) => r.url.to_string(),
+                        None => return Err(StepFailure::Skip("the target names no resource (`resource:`)".into())),
+                    },
+                };
+                let mut s = spec.clone();
+                s.params.push(("resource".into(), url));
+                with_resource = s;
+                &with_resource
+            }
         };
         let (request, mut context) =
             flows::token::build(&self.endpoints.token, client, spec, scope, assertion.as_ref());

@@ -41,6 +41,7 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
             "rfc7523.3.5.nbf",
             "rfc7523.3.9.signature",
             "rfc7591.2.unregistered-method",
+            "rfc8707.2.invalid-target",
             "rfc8725.3.1.alg-none",
             "rfc8725.3.1.hs256-confusion",
             "rfc8725.3.1.key-alg",
@@ -90,8 +91,11 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("evict-live-tokens", &["rfc6750.2.1.valid-token-accepted", "rfc7662.2.2.active"]),
     ("revocation-ignored", &["rfc7009.2.revoked-inactive", "rfc7009.2.revoked-refused"]),
     ("resource-accepts-expired", &["rfc6750.3.1.expired-token"]),
-    // A slower release breaks no rule: the conformance run stays green (the empty set), and
-    // tests/distributed_load.rs shows a baseline's p95 limit catching it.
+    ("ignore-resource-parameter", &["rfc8707.2.audience"]),
+    ("accept-unknown-resource", &["rfc8707.2.invalid-target"]),
+    ("access-token-typ-jwt", &["rfc9068.2.1.typ"]),
+    // Without aud, the token names no resource either.
+    ("access-token-no-aud", &["rfc9068.2.2.claims", "rfc8707.2.audience"]),
     // A load defect: which cases draw the one-in-ten 500 depends on scheduling, so any failing
     // set will do as long as it is not empty (tests/load.rs measures its rate).
     ("token-server-error-10pct", &[]),

@@ -228,6 +228,17 @@ impl App {
             requested.iter().map(|s| s.to_string()).collect()
         };
         let scope = granted.join(" ");
+        // RFC 8707: a token for one of this server's resources names it; an unknown one is refused.
+        let resources = [format!("{}{RESOURCE_PATH}", self.issuer), format!("{}{FHIR_RESOURCE_PATH}", self.issuer)];
+        let audience = match param("resource") {
+            Some(r) if resources.iter().any(|k| k == r) && !self.defects.on(Defect::IgnoreResourceParameter) => {
+                r.to_string()
+            }
+            Some(r) if !resources.iter().any(|k| k == r) && !self.defects.on(Defect::AcceptUnknownResource) => {
+                return Err(OAuthError::new("invalid_target", "the requested resource is unknown"));
+            }
+            _ => format!("{}/resources", self.issuer),
+        };
         let now = unix_now();
         let ttl = client.token_ttl_secs.unwrap_or(self.token_ttl_secs) as i64;
         let exp_offset = if self.defects.on(Defect::WrongExpiresIn) { ttl + 600 } else { ttl };
@@ -235,14 +246,16 @@ impl App {
         if self.defects.on(Defect::EvictLiveTokens) {
             self.tokens.store_bounded(&jti);
         }
-        let access_token = self.key.sign(
-            &json!({
-                "iss": self.issuer, "sub": client.client_id, "client_id": client.client_id,
-                "aud": format!("{}/resources", self.issuer), "scope": scope,
-                "iat": now, "nbf": now, "exp": now + exp_offset, "jti": jti,
-            }),
-            "at+jwt",
-        );
+        let mut claims = json!({
+            "iss": self.issuer, "sub": client.client_id, "client_id": client.client_id,
+            "aud": audience, "scope": scope,
+            "iat": now, "nbf": now, "exp": now + exp_offset, "jti": jti,
+        });
+        if self.defects.on(Defect::AccessTokenNoAud) {
+            claims.as_object_mut().map(|o| o.remove("aud"));
+        }
+        let typ = if self.defects.on(Defect::AccessTokenTypJwt) { "JWT" } else { "at+jwt" };
+        let access_token = self.key.sign(&claims, typ);
         let mut body =
             json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope });
         let obj = body.as_object_mut().unwrap_or_else(|| unreachable!());

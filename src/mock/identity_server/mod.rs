@@ -82,6 +82,10 @@ defects! {
         EvictLiveTokens => ("evict-live-tokens", "RFC 7662 §2.2, RFC 6750 §3.1: a bounded token store forgets live tokens after 1000 more are issued"),
         RevocationIgnored => ("revocation-ignored", "RFC 7009 §2: revocation answers 200 but the token stays valid"),
         ResourceAcceptsExpired => ("resource-accepts-expired", "RFC 6750 §3.1: the resource accepts a token past its expires_in"),
+        IgnoreResourceParameter => ("ignore-resource-parameter", "RFC 8707 §2: a token asked for a resource does not name it in aud"),
+        AcceptUnknownResource => ("accept-unknown-resource", "RFC 8707 §2: a resource the server does not know is accepted (no invalid_target)"),
+        AccessTokenTypJwt => ("access-token-typ-jwt", "RFC 9068 §2.1: JWT access tokens are typed `JWT`, not `at+jwt`"),
+        AccessTokenNoAud => ("access-token-no-aud", "RFC 9068 §2.2: JWT access tokens carry no aud claim"),
         TokenServerError10Pct => ("token-server-error-10pct", "RFC 6749 §5.1: one token request in ten is answered 500 (an overloaded server; for load runs)"),
     }
 }

@@ -1,0 +1,110 @@
+//! Audience-restricted and JWT access tokens: RFC 8707 resource indicators (RFC 9700 §2.3) and
+//! the RFC 9068 profile of JWT access tokens. An opaque token cannot be read: the JWT checks
+//! answer "not applicable" with that reason.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use super::token_errors::refused_with;
+use super::wire::{jwt_claims, param};
+use super::{CheckDef, Severity, Verdict};
+use crate::protocol::exchange::Exchange;
+
+const RFC8707: &str = "https://www.rfc-editor.org/rfc/rfc8707#section-2";
+const RFC9068_2_1: &str = "https://www.rfc-editor.org/rfc/rfc9068#section-2.1";
+const RFC9068_2_2: &str = "https://www.rfc-editor.org/rfc/rfc9068#section-2.2";
+
+/// The claims RFC 9068 §2.2 makes REQUIRED.
+const REQUIRED_CLAIMS: &[&str] = &["iss", "exp", "aud", "sub", "client_id", "iat", "jti"];
+
+pub const CHECKS: &[CheckDef] = &[
+    CheckDef {
+        id: "rfc8707.2.audience",
+        severity: Severity::Must,
+        rule: "RFC 8707 §2, RFC 9700 §2.3",
+        url: RFC8707,
+        summary: "a token asked for a `resource` names that resource in its aud",
+        evaluate: |x| {
+            let Some(resource) = param(x, "resource") else {
+                return Verdict::na("the request named no resource");
+            };
+            let claims = match jwt_access_token(x) {
+                Ok((_, claims)) => claims,
+                Err(na) => return na,
+            };
+            let ok = match claims.get("aud") {
+                Some(Value::String(a)) => *a == resource,
+                Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(resource.as_str())),
+                _ => false,
+            };
+            Verdict::from_bool(ok, format!("aud containing {resource}"), || {
+                format!("aud {}", claims.get("aud").map(Value::to_string).unwrap_or_else(|| "absent".into()))
+            })
+        },
+    },
+    CheckDef {
+        id: "rfc8707.2.invalid-target",
+        severity: Severity::Should,
+        rule: "RFC 8707 §2 (invalid_target)",
+        url: RFC8707,
+        summary: "a `resource` the server does not know is refused with invalid_target",
+        evaluate: |x| {
+            if param(x, "resource").is_none() {
+                return Verdict::na("the request named no resource");
+            }
+            refused_with(x, "invalid_target")
+        },
+    },
+    CheckDef {
+        id: "rfc9068.2.1.typ",
+        severity: Severity::Must,
+        rule: "RFC 9068 §2.1",
+        url: RFC9068_2_1,
+        summary: "a JWT access token's header says typ `at+jwt`",
+        evaluate: |x| match jwt_access_token(x) {
+            Err(na) => na,
+            Ok((header, _)) => {
+                let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
+                Verdict::from_bool(
+                    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"),
+                    "typ at+jwt",
+                    || if typ.is_empty() { "no typ".into() } else { format!("typ {typ}") },
+                )
+            }
+        },
+    },
+    CheckDef {
+        id: "rfc9068.2.2.claims",
+        severity: Severity::Must,
+        rule: "RFC 9068 §2.2",
+        url: RFC9068_2_2,
+        summary: "a JWT access token carries iss, exp, aud, sub, client_id, iat and jti",
+        evaluate: |x| match jwt_access_token(x) {
+            Err(na) => na,
+            Ok((_, claims)) => {
+                let missing: Vec<&str> = REQUIRED_CLAIMS.iter().copied().filter(|c| !claims.contains_key(*c)).collect();
+                Verdict::from_bool(missing.is_empty(), "every REQUIRED claim", || format!("no {}", missing.join(", ")))
+            }
+        },
+    },
+];
+
+/// The header and claims of a successful answer's access token, if it is a JWT.
+type Object = serde_json::Map<String, Value>;
+
+fn jwt_access_token(x: &Exchange) -> Result<(Object, Object), Verdict> {
+    if !x.response.is_success() {
+        return Err(Verdict::na(format!("not a success response (status {})", x.response.status)));
+    }
+    let token = x.response.json_str("access_token").ok_or_else(|| Verdict::na("no access_token"))?;
+    let claims = jwt_claims(token).ok_or_else(|| Verdict::na("the access token is opaque, not a JWT"))?;
+    let header = token
+        .split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+        .and_then(|h| h.as_object().cloned())
+        .unwrap_or_default();
+    Ok((header, claims))
+}
