@@ -10,6 +10,7 @@ pub mod ciba;
 pub mod client;
 mod discovery;
 mod introspection;
+mod jwt_introspection;
 mod private_key_jwt;
 mod resource;
 mod token_errors;
@@ -191,6 +192,11 @@ pub const BUNDLES: &[Bundle] = &[
         checks: &["rfc9068.2.1.typ", "rfc9068.2.2.claims"],
     },
     Bundle {
+        name: "jwt-introspection",
+        summary: "an introspection answer as a signed JWT (RFC 9701 §5)",
+        checks: &["rfc9701.5.content-type", "rfc9701.5.typ", "rfc9701.5.claims"],
+    },
+    Bundle {
         name: "error-response",
         summary: "format of an error response from the token endpoint (RFC 6749 §5.2)",
         checks: token_errors::ERROR_RESPONSE,
@@ -208,6 +214,7 @@ pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
         .chain(introspection::CHECKS)
         .chain(ciba::CHECKS)
         .chain(audience::CHECKS)
+        .chain(jwt_introspection::CHECKS)
 }
 
 pub fn find(id: &str) -> Option<&'static CheckDef> {

@@ -538,6 +538,15 @@ struct IntrospectAction {
     secret: Option<SecretMutation>,
     token: Option<TokenRef>,
     token_type_hint: Option<String>,
+    /// `jwt`: ask for the answer as a signed JWT (RFC 9701); JSON otherwise.
+    response: Option<IntrospectionResponse>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum IntrospectionResponse {
+    Json,
+    Jwt,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -775,6 +784,7 @@ fn action(v: &mut Validator<'_>, raw: RawAction) -> Action {
             wrong_secret: i.secret.is_some(),
             token: i.token.unwrap_or(TokenRef::Last),
             token_type_hint: i.token_type_hint,
+            jwt: i.response == Some(IntrospectionResponse::Jwt),
         }),
         RawAction::Revoke(r) => {
             Action::Revoke(RevokeSpec { token: r.token.unwrap_or(TokenRef::Last), token_type_hint: r.token_type_hint })

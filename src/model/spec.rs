@@ -185,7 +185,12 @@ pub struct IntrospectSpec {
     pub wrong_secret: bool,
     pub token: TokenRef,
     pub token_type_hint: Option<String>,
+    /// RFC 9701: ask for the answer as a signed JWT.
+    pub jwt: bool,
 }
+
+/// RFC 9701 §4: the media type of a JWT introspection answer, and what a caller asks for.
+pub const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
 
 #[derive(Debug)]
 pub struct RevokeSpec {

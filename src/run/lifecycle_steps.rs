@@ -43,8 +43,14 @@ impl Runner {
             secret: if spec.wrong_secret { wrong.as_ref() } else { None },
             assertion: assertion.as_ref(),
         };
-        let (request, mut context) =
-            flows::introspection::build(&endpoint, &flows_caller, &token, spec.token_type_hint.as_deref(), facts);
+        let (request, mut context) = flows::introspection::build(
+            &endpoint,
+            &flows_caller,
+            &token,
+            spec.token_type_hint.as_deref(),
+            facts,
+            spec.jwt,
+        );
         context.deviations.wrong_secret = spec.wrong_secret;
         context.certificate = Some(super::ciba_steps::certificate_facts(caller, true));
         Ok(PreparedToken { request, context, jku_path: None, via: Some(name.to_string()) })
@@ -70,7 +76,7 @@ impl Runner {
         let assertion = self.client_assertion(owner, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
         let caller = flows::introspection::Caller { client: owner, auth, secret: None, assertion: assertion.as_ref() };
         let (request, context) =
-            flows::introspection::build(&endpoint, &caller, &token, spec.token_type_hint.as_deref(), facts);
+            flows::introspection::build(&endpoint, &caller, &token, spec.token_type_hint.as_deref(), facts, false);
         Ok(PreparedToken { request, context, jku_path: None, via: None })
     }
 

@@ -96,6 +96,8 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("access-token-typ-jwt", &["rfc9068.2.1.typ"]),
     // Without aud, the token names no resource either.
     ("access-token-no-aud", &["rfc9068.2.2.claims", "rfc8707.2.audience"]),
+    ("introspection-jwt-ignored", &["rfc9701.5.content-type"]),
+    ("introspection-jwt-no-aud", &["rfc9701.5.claims"]),
     // A load defect: which cases draw the one-in-ten 500 depends on scheduling, so any failing
     // set will do as long as it is not empty (tests/load.rs measures its rate).
     ("token-server-error-10pct", &[]),

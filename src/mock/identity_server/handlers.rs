@@ -13,6 +13,7 @@ use super::{Defect, FHIR_RESOURCE_PATH, MockClients, RESOURCE_PATH, RESOURCE_SCO
 use crate::mock::defects::DefectSet;
 use crate::mock::signing::SigningKey;
 use crate::model::AuthMethod;
+use crate::model::INTROSPECTION_JWT;
 use crate::support::clock::unix_now;
 
 pub struct App {
@@ -388,7 +389,29 @@ impl App {
     }
 
     /// RFC 7662: POST `token`; 401 for a caller that is not an authenticated resource server.
+    /// RFC 7662 introspection; RFC 9701: a signed JWT answer for a caller that asks for one.
     fn introspect(&self, request: &Request) -> ResponseTemplate {
+        let answer = self.introspect_json(request);
+        let accept = request.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !accept.contains(INTROSPECTION_JWT)
+            || answer.status() != 200
+            || self.defects.on(Defect::IntrospectionJwtIgnored)
+        {
+            return answer;
+        }
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(answer.body()) else { return answer };
+        let form: Vec<(String, String)> = form_urlencoded::parse(&request.body).into_owned().collect();
+        let caller = self.caller(request, &form).map(|c| c.client_id.clone()).unwrap_or_default();
+        let mut claims = json!({ "iss": self.issuer, "aud": caller, "iat": unix_now(), "token_introspection": body });
+        if self.defects.on(Defect::IntrospectionJwtNoAud) {
+            claims.as_object_mut().map(|o| o.remove("aud"));
+        }
+        ResponseTemplate::new(200)
+            .set_body_raw(self.key.sign(&claims, "token-introspection+jwt"), INTROSPECTION_JWT)
+            .insert_header("Cache-Control", "no-store")
+    }
+
+    fn introspect_json(&self, request: &Request) -> ResponseTemplate {
         let form: Vec<(String, String)> = form_urlencoded::parse(&request.body).into_owned().collect();
         let caller_ok = self.caller(request, &form).is_some_and(|c| c.introspects);
         if request.method.as_str() != "POST" || (!caller_ok && !self.defects.on(Defect::IntrospectNoAuth)) {

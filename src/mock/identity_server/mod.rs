@@ -86,6 +86,8 @@ defects! {
         AcceptUnknownResource => ("accept-unknown-resource", "RFC 8707 §2: a resource the server does not know is accepted (no invalid_target)"),
         AccessTokenTypJwt => ("access-token-typ-jwt", "RFC 9068 §2.1: JWT access tokens are typed `JWT`, not `at+jwt`"),
         AccessTokenNoAud => ("access-token-no-aud", "RFC 9068 §2.2: JWT access tokens carry no aud claim"),
+        IntrospectionJwtIgnored => ("introspection-jwt-ignored", "RFC 9701 §4: a caller asking for a JWT introspection answer gets plain JSON"),
+        IntrospectionJwtNoAud => ("introspection-jwt-no-aud", "RFC 9701 §5: the JWT introspection answer does not name the caller in aud"),
         TokenServerError10Pct => ("token-server-error-10pct", "RFC 6749 §5.1: one token request in ten is answered 500 (an overloaded server; for load runs)"),
     }
 }

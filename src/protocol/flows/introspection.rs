@@ -26,12 +26,14 @@ pub fn build(
     token: &Secret,
     token_type_hint: Option<&str>,
     subject: Option<TokenFacts>,
+    jwt: bool,
 ) -> (Request, RequestContext) {
     let mut form = vec![("token".to_string(), Value::Secret(token.clone()))];
     if let Some(hint) = token_type_hint {
         form.push(("token_type_hint".into(), Value::Plain(hint.into())));
     }
-    let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
+    let accept = if jwt { crate::model::INTROSPECTION_JWT } else { "application/json" };
+    let mut headers = vec![("Accept".to_string(), Value::Plain(accept.into()))];
     let secret = caller.secret.or(caller.client.secret.as_ref());
     let creds = Credentials { client_id: &caller.client.client_id, secret, assertion: caller.assertion };
     let used = auth::apply(caller.auth, &creds, &mut headers, &mut form);
