@@ -9,6 +9,7 @@ mod audience;
 pub mod ciba;
 pub mod client;
 mod discovery;
+mod dpop;
 mod introspection;
 mod jwt_introspection;
 mod private_key_jwt;
@@ -215,6 +216,7 @@ pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
         .chain(ciba::CHECKS)
         .chain(audience::CHECKS)
         .chain(jwt_introspection::CHECKS)
+        .chain(dpop::CHECKS)
 }
 
 pub fn find(id: &str) -> Option<&'static CheckDef> {

@@ -285,7 +285,8 @@ fn error_code_registered(x: &Exchange) -> Verdict {
     match x.response.json_str("error") {
         None => Verdict::na("no readable error member"),
         Some(code) => {
-            let extension = EXTENSION_ERRORS.iter().any(|(c, p)| *c == code && super::wire::param(x, p).is_some());
+            let extension = EXTENSION_ERRORS.iter().any(|(c, p)| *c == code && super::wire::param(x, p).is_some())
+                || (code == "invalid_dpop_proof" && x.context.dpop.is_some());
             Verdict::from_bool(
                 REGISTERED_ERRORS.contains(&code) || extension,
                 format!("one of {}", REGISTERED_ERRORS.join(", ")),

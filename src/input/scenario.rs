@@ -467,6 +467,8 @@ struct TokenAction {
     params: BTreeMap<String, Spanned<String>>,
     /// RFC 8707 `resource`: `target` (the target's resource) or `unknown`.
     resource: Option<crate::model::ResourceIndicator>,
+    /// RFC 9449: a DPoP proof, good or one of the kinds a server must refuse.
+    dpop: Option<crate::model::DpopProof>,
     /// Deviations of the private_key_jwt client assertion.
     assertion: Option<AssertionAction>,
 }
@@ -841,6 +843,7 @@ fn token(v: &mut Validator<'_>, t: TokenAction) -> TokenSpec {
         method: t.method,
         params: t.params.iter().map(|(k, val)| (k.clone(), v.text(val))).collect(),
         resource: t.resource,
+        dpop: t.dpop,
         assertion: t.assertion.map(assertion).unwrap_or_default(),
     }
 }

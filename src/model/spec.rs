@@ -99,6 +99,8 @@ pub struct TokenSpec {
     pub params: Vec<(String, String)>,
     /// RFC 8707: the `resource` the token is asked for.
     pub resource: Option<ResourceIndicator>,
+    /// RFC 9449: the DPoP proof the request carries.
+    pub dpop: Option<DpopProof>,
     pub assertion: AssertionSpec,
 }
 
@@ -259,6 +261,43 @@ pub enum FormParam {
     Scope,
     ClientAssertion,
     ClientAssertionType,
+}
+
+/// The DPoP proof (RFC 9449 §4) a token request carries: the good one, or one a server must
+/// refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DpopProof {
+    Good,
+    /// No `typ: dpop+jwt` (§4.3 (4)).
+    NoTyp,
+    /// `alg: none`, no signature (§4.3 (5)).
+    AlgNone,
+    /// A private key member in `jwk` (§4.3 (7)).
+    PrivateJwk,
+    /// A signature that does not verify with `jwk` (§4.3 (6)).
+    BadSignature,
+    /// `htm` of another method (§4.3 (8)).
+    WrongHtm,
+    /// `htu` of another URL (§4.3 (9)).
+    WrongHtu,
+    /// `iat` ten minutes ago (§4.3 (11)).
+    StaleIat,
+}
+
+impl DpopProof {
+    pub fn label(self) -> &'static str {
+        match self {
+            DpopProof::Good => "good",
+            DpopProof::NoTyp => "no typ",
+            DpopProof::AlgNone => "alg none",
+            DpopProof::PrivateJwk => "a private key in jwk",
+            DpopProof::BadSignature => "a bad signature",
+            DpopProof::WrongHtm => "a wrong htm",
+            DpopProof::WrongHtu => "a wrong htu",
+            DpopProof::StaleIat => "a stale iat",
+        }
+    }
 }
 
 /// Which `resource` (RFC 8707) a token request names.

@@ -61,6 +61,15 @@ pub struct RequestContext {
     pub certificate: Option<CertificateFacts>,
     /// RFC 6749 §2.3.1's form-encoding changes the client id or the secret sent over Basic.
     pub credentials_need_encoding: bool,
+    /// RFC 9449: the DPoP proof the request carried.
+    pub dpop: Option<DpopFacts>,
+}
+
+/// The DPoP proof a request carried: its key's thumbprint, and how it was broken, if it was.
+#[derive(Debug, Clone, Serialize)]
+pub struct DpopFacts {
+    pub jkt: String,
+    pub broken: Option<&'static str>,
 }
 
 /// The deliberate deviations of a request, so a check that judges a refusal can tell that the

@@ -49,8 +49,18 @@ impl Runner {
                 &with_resource
             }
         };
-        let (request, mut context) =
+        let (mut request, mut context) =
             flows::token::build(&self.endpoints.token, client, spec, scope, assertion.as_ref());
+        // RFC 9449: a fresh proof key per request is allowed, and keeps cases independent.
+        if let Some(kind) = spec.dpop {
+            let key = KeyPair::generate(KeyAlg::Es384, 0, KidStyle::Rfc7638)
+                .map_err(|e| StepFailure::Precondition(super::outcome::precondition(format!("no DPoP key: {e}"))))?;
+            let (proof, jkt) =
+                crate::protocol::auth::dpop::proof(&key, request.method.as_str(), self.endpoints.token.as_str(), kind);
+            request.headers.push(("DPoP".into(), crate::protocol::http::Value::Plain(proof)));
+            let broken = (kind != crate::model::DpopProof::Good).then_some(kind.label());
+            context.dpop = Some(crate::protocol::exchange::DpopFacts { jkt, broken });
+        }
         context.certificate = Some(super::ciba_steps::certificate_facts(client, true));
         if let Some(jws) = &assertion {
             context.assertion = Some(AssertionFacts {

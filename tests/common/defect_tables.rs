@@ -98,6 +98,10 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("access-token-no-aud", &["rfc9068.2.2.claims", "rfc8707.2.audience"]),
     ("introspection-jwt-ignored", &["rfc9701.5.content-type"]),
     ("introspection-jwt-no-aud", &["rfc9701.5.claims"]),
+    ("dpop-ignored", &["rfc9449.5.token-type", "rfc9449.6.cnf-jkt"]),
+    ("dpop-signature-unchecked", &["rfc9449.4.3.invalid-proof"]),
+    ("dpop-htu-unchecked", &["rfc9449.4.3.invalid-proof"]),
+    ("dpop-iat-unchecked", &["rfc9449.4.3.invalid-proof"]),
     // A load defect: which cases draw the one-in-ten 500 depends on scheduling, so any failing
     // set will do as long as it is not empty (tests/load.rs measures its rate).
     ("token-server-error-10pct", &[]),

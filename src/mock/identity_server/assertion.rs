@@ -36,7 +36,7 @@ pub struct ReplayCache(Mutex<HashMap<(String, String), i64>>);
 
 impl ReplayCache {
     /// Records `jti`; false if it was already used and has not expired.
-    fn first_use(&self, iss: &str, jti: &str, exp: i64, now: i64) -> bool {
+    pub(super) fn first_use(&self, iss: &str, jti: &str, exp: i64, now: i64) -> bool {
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() > 100_000 {
             seen.retain(|_, e| *e > now);

@@ -108,6 +108,7 @@ impl App {
             "revocation_endpoint": format!("{}/connect/revocation", self.issuer),
             "jwks_uri": format!("{}/.well-known/openid-configuration/jwks", self.issuer),
             "grant_types_supported": ["client_credentials"],
+            "dpop_signing_alg_values_supported": super::dpop::ALGS,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
             "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
             "scopes_supported": [RESOURCE_SCOPE, "profile", "system/Patient.rs", "system/Observation.rs", "system/*.read"],
@@ -229,6 +230,19 @@ impl App {
             requested.iter().map(|s| s.to_string()).collect()
         };
         let scope = granted.join(" ");
+        // RFC 9449: a DPoP proof binds the token to its key; a bad one is refused.
+        let dpop = request.headers.get("dpop").and_then(|v| v.to_str().ok());
+        let jkt = match dpop {
+            Some(_) if self.defects.on(Defect::DpopIgnored) => None,
+            Some(proof) => {
+                let htu = self.token_endpoint();
+                match super::dpop::verify(proof, &htu, &self.replay, unix_now(), &self.defects) {
+                    Ok(jkt) => Some(jkt),
+                    Err(why) => return Err(OAuthError::new("invalid_dpop_proof", why)),
+                }
+            }
+            None => None,
+        };
         // RFC 8707: a token for one of this server's resources names it; an unknown one is refused.
         let resources = [format!("{}{RESOURCE_PATH}", self.issuer), format!("{}{FHIR_RESOURCE_PATH}", self.issuer)];
         let audience = match param("resource") {
@@ -252,13 +266,17 @@ impl App {
             "aud": audience, "scope": scope,
             "iat": now, "nbf": now, "exp": now + exp_offset, "jti": jti,
         });
+        if let (Some(jkt), Some(o)) = (&jkt, claims.as_object_mut()) {
+            o.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
         if self.defects.on(Defect::AccessTokenNoAud) {
             claims.as_object_mut().map(|o| o.remove("aud"));
         }
         let typ = if self.defects.on(Defect::AccessTokenTypJwt) { "JWT" } else { "at+jwt" };
         let access_token = self.key.sign(&claims, typ);
+        let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
         let mut body =
-            json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope });
+            json!({ "access_token": access_token, "token_type": token_type, "expires_in": ttl, "scope": scope });
         let obj = body.as_object_mut().unwrap_or_else(|| unreachable!());
         if self.defects.on(Defect::TokenTypeNotBearer) {
             obj.insert("token_type".into(), json!("Token"));

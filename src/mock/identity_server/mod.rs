@@ -4,6 +4,7 @@
 
 mod assertion;
 mod clients;
+mod dpop;
 mod handlers;
 mod state;
 
@@ -88,6 +89,10 @@ defects! {
         AccessTokenNoAud => ("access-token-no-aud", "RFC 9068 §2.2: JWT access tokens carry no aud claim"),
         IntrospectionJwtIgnored => ("introspection-jwt-ignored", "RFC 9701 §4: a caller asking for a JWT introspection answer gets plain JSON"),
         IntrospectionJwtNoAud => ("introspection-jwt-no-aud", "RFC 9701 §5: the JWT introspection answer does not name the caller in aud"),
+        DpopIgnored => ("dpop-ignored", "RFC 9449 §5: a token asked for with a DPoP proof is a plain Bearer token, bound to no key"),
+        DpopSignatureUnchecked => ("dpop-signature-unchecked", "RFC 9449 §4.3 (5), (6): a DPoP proof's alg and signature are not checked"),
+        DpopHtuUnchecked => ("dpop-htu-unchecked", "RFC 9449 §4.3 (8), (9): a DPoP proof for another method or URL is accepted"),
+        DpopIatUnchecked => ("dpop-iat-unchecked", "RFC 9449 §4.3 (11): a DPoP proof made ten minutes ago is accepted"),
         TokenServerError10Pct => ("token-server-error-10pct", "RFC 6749 §5.1: one token request in ten is answered 500 (an overloaded server; for load runs)"),
     }
 }

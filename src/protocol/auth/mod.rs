@@ -1,6 +1,7 @@
 //! Client authentication at the token endpoint (RFC 6749 §2.3): how credentials go on the wire.
 
 pub mod assertion;
+pub mod dpop;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
