@@ -21,7 +21,7 @@ fn run_identity_server_suite_passes_and_writes_reports() {
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.matches("<testcase ").count() >= 18, "{xml}");
-    assert_eq!(xml.matches("<testsuite ").count(), 3, "one testsuite per scenario suite");
+    assert_eq!(xml.matches("<testsuite ").count(), 5, "one testsuite per scenario suite");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["schema"], 1);
     assert_eq!(report["summary"]["failed"], 0);

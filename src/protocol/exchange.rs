@@ -302,7 +302,16 @@ pub fn redact_body(body: &[u8], json: Option<&serde_json::Value>) -> String {
             redact_json(&mut value);
             serde_json::to_string(&value).unwrap_or_default()
         }
-        None => String::from_utf8_lossy(body).into_owned(),
+        // A body that is one compact JWS (an RFC 9701 introspection answer) is shown as its
+        // fingerprint, like every token-shaped value.
+        None => {
+            let text = String::from_utf8_lossy(body).into_owned();
+            let trimmed = text.trim();
+            let jws = trimmed.split('.').count() == 3
+                && trimmed.len() > 40
+                && trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if jws { fingerprint(trimmed) } else { text }
+        }
     }
 }
 

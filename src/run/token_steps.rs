@@ -57,7 +57,8 @@ impl Runner {
                 .map_err(|e| StepFailure::Precondition(super::outcome::precondition(format!("no DPoP key: {e}"))))?;
             let (proof, jkt) =
                 crate::protocol::auth::dpop::proof(&key, request.method.as_str(), self.endpoints.token.as_str(), kind);
-            request.headers.push(("DPoP".into(), crate::protocol::http::Value::Plain(proof)));
+            // Recorded as a fingerprint, like every credential: a proof is replayable until it expires.
+            request.headers.push(("DPoP".into(), crate::protocol::http::Value::Secret(Secret::new(proof))));
             let broken = (kind != crate::model::DpopProof::Good).then_some(kind.label());
             context.dpop = Some(crate::protocol::exchange::DpopFacts { jkt, broken });
         }

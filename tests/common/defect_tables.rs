@@ -46,6 +46,7 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
             "rfc8725.3.1.hs256-confusion",
             "rfc8725.3.1.key-alg",
             "rfc8725.3.10.jku-refused",
+            "rfc9449.4.3.invalid-proof",
             "smart.324.signing-alg",
             "smart.330.jti-required",
             "smart.331.exp-max-5-min",
@@ -97,8 +98,10 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     // Without aud, the token names no resource either.
     ("access-token-no-aud", &["rfc9068.2.2.claims", "rfc8707.2.audience"]),
     ("introspection-jwt-ignored", &["rfc9701.5.content-type"]),
+    ("introspection-jwt-typ-jwt", &["rfc9701.5.typ"]),
     ("introspection-jwt-no-aud", &["rfc9701.5.claims"]),
-    ("dpop-ignored", &["rfc9449.5.token-type", "rfc9449.6.cnf-jkt"]),
+    // A server that ignores DPoP also takes every broken proof.
+    ("dpop-ignored", &["rfc9449.5.token-type", "rfc9449.6.cnf-jkt", "rfc9449.4.3.invalid-proof"]),
     ("dpop-signature-unchecked", &["rfc9449.4.3.invalid-proof"]),
     ("dpop-htu-unchecked", &["rfc9449.4.3.invalid-proof"]),
     ("dpop-iat-unchecked", &["rfc9449.4.3.invalid-proof"]),

@@ -264,7 +264,9 @@ impl App {
         let mut claims = json!({
             "iss": self.issuer, "sub": client.client_id, "client_id": client.client_id,
             "aud": audience, "scope": scope,
-            "iat": now, "nbf": now, "exp": now + exp_offset, "jti": jti,
+            // `iat` is the second the token was issued in; `exp` one second later than `iat + ttl`,
+            // so the token lives at least the `expires_in` the answer promises (RFC 6749 §5.1).
+            "iat": now, "nbf": now, "exp": now + exp_offset + 1, "jti": jti,
         });
         if let (Some(jkt), Some(o)) = (&jkt, claims.as_object_mut()) {
             o.insert("cnf".into(), json!({ "jkt": jkt }));
@@ -278,7 +280,7 @@ impl App {
         let mut body =
             json!({ "access_token": access_token, "token_type": token_type, "expires_in": ttl, "scope": scope });
         let obj = body.as_object_mut().unwrap_or_else(|| unreachable!());
-        if self.defects.on(Defect::TokenTypeNotBearer) {
+        if self.defects.on(Defect::TokenTypeNotBearer) && jkt.is_none() {
             obj.insert("token_type".into(), json!("Token"));
         }
         if self.defects.on(Defect::MissingExpiresIn) {
@@ -424,8 +426,9 @@ impl App {
         if self.defects.on(Defect::IntrospectionJwtNoAud) {
             claims.as_object_mut().map(|o| o.remove("aud"));
         }
+        let typ = if self.defects.on(Defect::IntrospectionJwtTypJwt) { "JWT" } else { "token-introspection+jwt" };
         ResponseTemplate::new(200)
-            .set_body_raw(self.key.sign(&claims, "token-introspection+jwt"), INTROSPECTION_JWT)
+            .set_body_raw(self.key.sign(&claims, typ), INTROSPECTION_JWT)
             .insert_header("Cache-Control", "no-store")
     }
 

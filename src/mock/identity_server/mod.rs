@@ -88,6 +88,7 @@ defects! {
         AccessTokenTypJwt => ("access-token-typ-jwt", "RFC 9068 §2.1: JWT access tokens are typed `JWT`, not `at+jwt`"),
         AccessTokenNoAud => ("access-token-no-aud", "RFC 9068 §2.2: JWT access tokens carry no aud claim"),
         IntrospectionJwtIgnored => ("introspection-jwt-ignored", "RFC 9701 §4: a caller asking for a JWT introspection answer gets plain JSON"),
+        IntrospectionJwtTypJwt => ("introspection-jwt-typ-jwt", "RFC 9701 §5: the JWT introspection answer is typed `JWT`, not token-introspection+jwt"),
         IntrospectionJwtNoAud => ("introspection-jwt-no-aud", "RFC 9701 §5: the JWT introspection answer does not name the caller in aud"),
         DpopIgnored => ("dpop-ignored", "RFC 9449 §5: a token asked for with a DPoP proof is a plain Bearer token, bound to no key"),
         DpopSignatureUnchecked => ("dpop-signature-unchecked", "RFC 9449 §4.3 (5), (6): a DPoP proof's alg and signature are not checked"),

@@ -69,7 +69,8 @@ impl IssuedTokens {
                 let client_id = text("client_id")?;
                 let iat = claims.get("iat").and_then(Value::as_i64)?;
                 let t = IssuedToken {
-                    exp: iat + lifetime(&client_id),
+                    // As the token's `exp`: at least `expires_in` after the answer (`iat` is rounded down).
+                    exp: iat + lifetime(&client_id) + 1,
                     client_id,
                     scope: text("scope").unwrap_or_default(),
                     iat,
