@@ -136,7 +136,8 @@ mod tests {
         let key = SigningKey::generate();
         let tokens = IssuedTokens::default();
         let t = tokens.get(&token(&key, "j1", 100), &key, |_| 60).unwrap();
-        assert_eq!((t.client_id.as_str(), t.iat, t.exp, t.revoked), ("c", 100, 160, false));
+        // Issued within second 100 with a 60 s lifetime: live until 161, at least its 60 s.
+        assert_eq!((t.client_id.as_str(), t.iat, t.exp, t.revoked), ("c", 100, 161, false));
         // Another key's token, or a forged one, is unknown.
         assert!(tokens.get(&token(&SigningKey::generate(), "j2", 100), &key, |_| 60).is_none());
         assert!(tokens.get("not.a.token", &key, |_| 60).is_none());
