@@ -107,6 +107,15 @@ fn var(name: &str, value: impl Into<String>) -> (String, String) {
     (format!("OAUTH_HARNESS_{name}"), value.into())
 }
 
+/// A private_key_jwt client's variables: the key written to the run's folder, its kid and alg.
+fn key_vars(files: &Files, key: &crate::support::keys::KeyPair) -> std::io::Result<[(String, String); 3]> {
+    Ok([
+        var("PRIVATE_KEY", files.write("private.pem", key.private_pem())?),
+        var("KEY_ID", key.kid.clone()),
+        var("ALG", key.alg.name()),
+    ])
+}
+
 async fn identity_server(
     suite: &ClientSuite,
     case: &ClientCase,
@@ -162,9 +171,7 @@ async fn identity_server(
     ];
     env.extend(secret.clone().map(|s| var("CLIENT_SECRET", s)));
     if let Some(key) = &key {
-        env.push(var("PRIVATE_KEY", files.write("private.pem", key.private_pem())?));
-        env.push(var("KEY_ID", key.kid.clone()));
-        env.push(var("ALG", key.alg.name()));
+        env.extend(key_vars(&files, key)?);
     }
     env.extend(jwks_listen.clone().map(|a| var("JWKS_LISTEN", a)));
     let registration = Registration {
@@ -254,9 +261,7 @@ async fn psc(
         }
         PscAuth::PrivateKeyJwt { .. } => {
             if let Some(key) = identity_server::builtin_key("backend-es384") {
-                env.push(var("PRIVATE_KEY", files.write("private.pem", key.private_pem())?));
-                env.push(var("KEY_ID", key.kid.clone()));
-                env.push(var("ALG", key.alg.name()));
+                env.extend(key_vars(&files, &key)?);
                 kids.push(key.kid.clone());
             }
         }

@@ -2,7 +2,7 @@
 //! report as `run` does (the same formats, exit codes and evidence bundle).
 
 use super::Output;
-use super::run::{outcome, write_file, write_markdown};
+use super::run::{ReportPaths, outcome, write_report_files};
 use crate::certify::{self, Attach};
 use crate::cli::CertifyArgs;
 use crate::evidence::{self, Bundle};
@@ -58,20 +58,13 @@ pub async fn certify(args: CertifyArgs, out: &Output) -> Result<Outcome, Failure
 }
 
 fn write_reports(args: &CertifyArgs, report: &RunReport, out: &Output) -> Result<(), Failure> {
-    let outputs = [
-        (&args.report_junit, report::junit::render as fn(&RunReport) -> String),
-        (&args.report_json, report::json::render),
-        (&args.report_html, report::html::render),
-    ];
-    for (path, render) in outputs {
-        if let Some(path) = path {
-            write_file(path, &out.redactor.scrub(&render(report)))?;
-        }
-    }
-    if let Some(path) = &args.report_md {
-        write_markdown(path, &out.redactor.scrub(&report::markdown::render(report)), out)?;
-    }
-    Ok(())
+    let paths = ReportPaths {
+        junit: args.report_junit.as_deref(),
+        json: args.report_json.as_deref(),
+        html: args.report_html.as_deref(),
+        markdown: args.report_md.as_deref(),
+    };
+    write_report_files(&paths, report, out)
 }
 
 /// What a third party needs: the report, the suite, which client (command, version) was certified.

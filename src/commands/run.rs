@@ -213,17 +213,36 @@ fn progress_bar(args: &RunArgs, out: &Output) -> Option<ProgressBar> {
 }
 
 fn write_reports(args: &RunArgs, report: &RunReport, out: &Output) -> Result<(), Failure> {
+    let paths = ReportPaths {
+        junit: args.report_junit.as_deref(),
+        json: args.report_json.as_deref(),
+        html: args.report_html.as_deref(),
+        markdown: args.report_md.as_deref(),
+    };
+    write_report_files(&paths, report, out)
+}
+
+/// Where `run` and `certify` write their report files.
+pub(super) struct ReportPaths<'a> {
+    pub junit: Option<&'a Path>,
+    pub json: Option<&'a Path>,
+    pub html: Option<&'a Path>,
+    pub markdown: Option<&'a Path>,
+}
+
+/// Each report format asked for, scrubbed of every secret the run has seen.
+pub(super) fn write_report_files(paths: &ReportPaths<'_>, report: &RunReport, out: &Output) -> Result<(), Failure> {
     let outputs = [
-        (&args.report_junit, report::junit::render as fn(&RunReport) -> String),
-        (&args.report_json, report::json::render),
-        (&args.report_html, report::html::render),
+        (paths.junit, report::junit::render as fn(&RunReport) -> String),
+        (paths.json, report::json::render),
+        (paths.html, report::html::render),
     ];
     for (path, render) in outputs {
         if let Some(path) = path {
             write_file(path, &out.redactor.scrub(&render(report)))?;
         }
     }
-    if let Some(path) = &args.report_md {
+    if let Some(path) = paths.markdown {
         write_markdown(path, &out.redactor.scrub(&report::markdown::render(report)), out)?;
     }
     Ok(())
