@@ -293,3 +293,23 @@ fn authlib_gets_the_verdicts_the_readme_records() {
         assert_eq!(failed(&report), BTreeSet::from(["client.assertion.exp".to_string()]), "{}", stdout(&o));
     });
 }
+
+#[test]
+fn ctrl_c_ends_every_client_and_exits_3() {
+    let marker = "86397.75";
+    let mut harness = common::bin().args(["certify", IS, "--", "sleep", marker]).spawn().unwrap();
+    let running = || {
+        let o = std::process::Command::new("pgrep").args(["-f", &format!("^sleep {marker}")]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    let started = std::time::Instant::now();
+    while running() < 5 && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(running(), 5, "one client per case");
+    // SIGINT to the harness alone, as a terminal's Ctrl-C (its clients lead groups of their own).
+    let status = std::process::Command::new("kill").args(["-INT", &harness.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(harness.wait().unwrap().code(), Some(3));
+    assert_eq!(running(), 0, "a client outlived the interrupted run");
+}

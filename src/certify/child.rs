@@ -71,6 +71,12 @@ impl Client {
     }
 
     async fn end(&mut self) {
+        self.kill_group();
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+    }
+
+    fn kill_group(&self) {
         #[cfg(unix)]
         if let Some(pid) = self.child.id().and_then(|p| libc::pid_t::try_from(p).ok()).filter(|p| *p > 1) {
             // The whole group (the child leads it: `process_group(0)`), so a wrapper script's
@@ -82,8 +88,14 @@ impl Client {
                 libc::killpg(pid, libc::SIGKILL);
             }
         }
-        let _ = self.child.kill().await;
-        let _ = self.child.wait().await;
+    }
+}
+
+/// A certify run stopped early (Ctrl-C drops the observation) still ends the client's group;
+/// `kill_on_drop` alone would end only the command itself.
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }
 

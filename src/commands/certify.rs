@@ -45,7 +45,14 @@ pub async fn certify(args: CertifyArgs, out: &Output) -> Result<Outcome, Failure
         }
         out.note(&text);
     };
-    let report = certify::certify(&suite, &attach, &out.redactor, &on_listen).await?;
+    // Ctrl-C stops the observation: every mock and client is dropped, and so ended.
+    let report = tokio::select! {
+        report = certify::certify(&suite, &attach, &out.redactor, &on_listen) => report?,
+        _ = tokio::signal::ctrl_c() => {
+            out.note("interrupted (Ctrl-C): the clients were ended; no verdict");
+            return Ok(Outcome::Incomplete);
+        }
+    };
     let detail = if args.verbose { Detail::Verbose } else { Detail::Normal };
     out.print(&report::terminal::render(&report, out.color, detail));
     write_reports(&args, &report, out)?;
