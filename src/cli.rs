@@ -45,8 +45,10 @@ Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\
     #[command(after_help = validate_help())]
     Validate(ValidateArgs),
     /// Print the check catalogue: id, severity, spec reference, what must hold.
-    #[command(after_help = "Example:\n  oauth-harness checks | grep rfc7662")]
-    Checks,
+    #[command(
+        after_help = "Examples:\n  oauth-harness checks | grep rfc7662\n  oauth-harness checks --markdown > docs/checks.md"
+    )]
+    Checks(ChecksArgs),
     /// Start a built-in mock server for your own client to talk to.
     #[command(subcommand)]
     Mock(MockCommand),
@@ -255,6 +257,13 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ChecksArgs {
+    /// Print the catalogue as a Markdown page (what docs/checks.md holds).
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct LoadArgs {
     #[command(subcommand)]
     pub command: Option<LoadCommand>,
@@ -404,6 +413,12 @@ pub struct PscMockArgs {
     /// servers do; CIBA allows it)
     #[arg(long)]
     pub one_pending_per_user: bool,
+    /// Offer TLS 1.3 only, as a server held to a TLS 1.3 floor
+    #[arg(long)]
+    pub tls13_only: bool,
+    /// Lifetime of the access tokens and id_tokens (PSC uses 120 s)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub token_lifetime: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,9 @@ pub fn targets_for_validation() -> Vec<(&'static str, Target)> {
     ]
 }
 
+/// Lifetime of the embedded PSC mock's tokens, seconds.
+pub const EMBEDDED_PSC_TOKEN_SECS: u64 = 3;
+
 impl Embedded {
     /// The target of a suite's system.
     pub fn target_for(&self, system: &str) -> &Target {
@@ -97,7 +100,13 @@ impl Embedded {
             }
         }
         let identity_server = IdentityServerMock::start(config, None).await?;
-        let psc = PscMock::start(psc::Config { defects: psc_defects, ..Default::default() }, None).await?;
+        // Tokens of seconds, not PSC's 120: the expired-subject-token exchange waits for one. The
+        // approving professional answers within the first interval, so approving cases take one
+        // poll (a poll before the answer is the `manual` user's case).
+        let mut psc_config =
+            psc::Config { defects: psc_defects, token_lifetime_secs: EMBEDDED_PSC_TOKEN_SECS, ..Default::default() };
+        psc_config.users.insert(psc::USER_APPROVES.into(), psc::UserBehaviour::ApprovesAfterMs(500));
+        let psc = PscMock::start(psc_config, None).await?;
         Ok(Self {
             target: identity_server.target(),
             psc: psc.target(),

@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::defect_tables::{EXPECTED, EXPECTED_PSC};
 use oauth_harness::checks::{self, Verdict};
 use oauth_harness::protocol::exchange::{
-    AssertionFacts, AuthUsed, CibaFacts, Exchange, RecordedRequest, RecordedResponse, RequestContext, TokenFacts,
+    AssertionFacts, AuthUsed, CibaFacts, Exchange, RecordedRequest, RecordedResponse, RequestContext, TlsFacts,
+    TokenFacts,
 };
 use serde_json::{Value, json};
 
@@ -119,6 +120,13 @@ fn unknown_client(x: Exchange) -> Exchange {
 }
 
 /// (check id, an answer that breaks the rule, an answer that keeps it).
+/// A TLS probe's answer: which versions were accepted, and whether the target requires 1.3.
+fn tls_probe(tls12: bool, tls13: bool, tls13_required: bool) -> Exchange {
+    let outcome = |ok: bool| if ok { Ok(()) } else { Err("received fatal alert: ProtocolVersion".to_string()) };
+    let tls = TlsFacts { tls12: outcome(tls12), tls13: outcome(tls13), tls13_required };
+    answer(405, &[], json!({}), RequestContext { tls: Some(tls), ..RequestContext::default() })
+}
+
 fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
     let now = oauth_harness::support::clock::unix_now();
     let good_claims = json!({ "iss": "https://as.example/realms/x", "aud": "client-a", "exp": now + 60, "iat": now,
@@ -257,6 +265,10 @@ fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
             with_assertion(refused(), json!({ "iss": "client-a", "nbf": now + 300 }), "s"),
         ),
         ("smart.337.unknown-client", unknown_client(issued()), unknown_client(refused())),
+        // A TLS 1.3-only server, where the target does not require 1.3 (tests/ciba.rs runs the
+        // floor against the mock with and without `--tls13-only`).
+        ("rfc9325.3.1.1.tls12", tls_probe(false, true, false), tls_probe(true, true, false)),
+        ("rfc9325.3.1.1.tls13-floor", tls_probe(true, true, true), tls_probe(false, true, true)),
         ("rfc7662.2.2.active", plain(200, json!({ "active": false })), plain(200, json!({ "active": true }))),
         (
             "rfc7662.2.2.client-id",

@@ -79,7 +79,8 @@ fn standalone_psc(args: &[&str]) -> (std::process::Child, u16) {
     use std::io::{BufRead, BufReader};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = common::bin()
-        .args(["mock", "psc", "--port", &port.to_string()])
+        // Tokens of seconds: the token-exchange suite waits for one to expire.
+        .args(["mock", "psc", "--port", &port.to_string(), "--token-lifetime", "3s"])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -216,4 +217,29 @@ async fn an_untrusted_server_certificate_is_a_tls_error_with_exit_3() {
         .unwrap();
     assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
     assert!(stderr(&o).contains("TLS with https://127.0.0.1:"), "{}", stderr(&o));
+}
+
+/// `tls.minimum: "1.3"` holds a server to a TLS 1.3 floor: a server offering 1.3 only passes the
+/// `tls-versions` case, one that still takes TLS 1.2 fails it (the floor check alone).
+#[test]
+fn a_tls13_floor_passes_a_13_only_server_and_fails_one_taking_12() {
+    for (mock_args, want_code, want) in
+        [(&["--tls13-only"][..], 0, "PASS  tls-versions"), (&[][..], 1, "✗ rfc9325.3.1.1.tls13-floor")]
+    {
+        let (child, port) = standalone_psc(mock_args);
+        let dir = tempfile::tempdir().unwrap();
+        let target_text = psc_local(port).replacen("tls:\n", "tls:\n  minimum: \"1.3\"\n", 1);
+        assert!(target_text.contains("minimum: \"1.3\""), "the fixture has no `tls:` section");
+        let target = dir.path().join("psc.yaml");
+        std::fs::write(&target, target_text).unwrap();
+        let o = common::bin()
+            .args(["run", "scenarios/psc-ciba/ciba-poll.yaml", "--filter", "tls-versions", "-v"])
+            .args(["--target", target.to_str().unwrap()])
+            .output()
+            .unwrap();
+        stop(child);
+        assert_eq!(code(&o), want_code, "{}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains(want), "{}", stdout(&o));
+        assert!(stdout(&o).contains("TLS 1.0 and 1.1 not probed"), "{}", stdout(&o));
+    }
 }

@@ -159,6 +159,31 @@ fn private_key_jwt_sends_a_fresh_assertion_every_time() {
 }
 
 #[test]
+fn dpop_sends_a_fresh_proof_every_time_and_wants_dpop_tokens() {
+    // The mock refuses a replayed proof: zero errors means every proof was fresh.
+    let (o, r) = load_with_json_report(&["scenarios/load/token-dpop.yaml", "--duration", "2s", "--users", "4"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let requests = r["total"]["requests"].as_u64().unwrap();
+    assert!(requests > 20);
+    assert_eq!(r["total"]["errors"], 0);
+    let pool = &r["assertion_pools"]["token (DPoP proofs)"];
+    assert!(pool["signed"].as_u64().unwrap() >= requests, "{pool}");
+    // A server that ignores the proof answers Bearer tokens: every request fails the path.
+    let (o, r) = load_with_json_report(&[
+        "scenarios/load/token-dpop.yaml",
+        "--duration",
+        "1s",
+        "--users",
+        "2",
+        "--mock-defect",
+        "dpop-ignored",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert_eq!(r["total"]["errors"], r["total"]["requests"]);
+    assert!(r["paths"][0]["failures"]["body: token_type is not DPoP"].as_u64().unwrap() > 0, "{}", r["paths"][0]);
+}
+
+#[test]
 fn mixed_profile_runs_every_path_in_its_weights() {
     let (o, r) = load_with_json_report(&["scenarios/load/mixed.yaml", "--duration", "3s", "--users", "4"]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
@@ -286,7 +311,7 @@ fn report_formats_snapshot() {
 fn validate_checks_load_profiles_too() {
     let o = run_bin(&["validate", "scenarios"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("4 load profile(s)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("5 load profile(s)"), "{}", stdout(&o));
     let dir = tempfile::tempdir().unwrap();
     profile(dir.path(), "bad", "load:\n  path: token\n  client: confidential\n  thresholds: { p95_ms: 0 }\n");
     profile(dir.path(), "client", "load:\n  path: token\n  client: nobody\n");

@@ -14,6 +14,7 @@ use crate::protocol::exchange::Exchange;
 const RFC8707: &str = "https://www.rfc-editor.org/rfc/rfc8707#section-2";
 const RFC9068_2_1: &str = "https://www.rfc-editor.org/rfc/rfc9068#section-2.1";
 const RFC9068_2_2: &str = "https://www.rfc-editor.org/rfc/rfc9068#section-2.2";
+const RFC9068_4: &str = "https://www.rfc-editor.org/rfc/rfc9068#section-4";
 
 /// The claims RFC 9068 §2.2 makes REQUIRED.
 const REQUIRED_CLAIMS: &[&str] = &["iss", "exp", "aud", "sub", "client_id", "iat", "jti"];
@@ -85,6 +86,27 @@ pub const CHECKS: &[CheckDef] = &[
             Ok((_, claims)) => {
                 let missing: Vec<&str> = REQUIRED_CLAIMS.iter().copied().filter(|c| !claims.contains_key(*c)).collect();
                 Verdict::from_bool(missing.is_empty(), "every REQUIRED claim", || format!("no {}", missing.join(", ")))
+            }
+        },
+    },
+    CheckDef {
+        id: super::ACCESS_TOKEN_SIGNATURE,
+        severity: Severity::Must,
+        rule: "RFC 9068 §2.1, §4",
+        url: RFC9068_4,
+        summary: "a JWT access token is signed with an asymmetric algorithm by a key in the server's JWKS",
+        evaluate: |x| match jwt_access_token(x) {
+            Err(na) => na,
+            Ok((header, _)) => {
+                let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+                if alg.is_empty() || alg.eq_ignore_ascii_case("none") || alg.starts_with("HS") {
+                    return Verdict::fail("an asymmetric alg (RFC 9068 §2.1)", format!("alg {alg:?}"));
+                }
+                match &x.context.access_token_signature {
+                    Some(Ok(())) => Verdict::Pass,
+                    Some(Err(why)) => Verdict::fail("a signature that verifies with a key at jwks_uri", why.clone()),
+                    None => Verdict::na("the signature was not checked"),
+                }
             }
         },
     },

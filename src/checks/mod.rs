@@ -12,9 +12,12 @@ mod discovery;
 mod dpop;
 mod introspection;
 mod jwt_introspection;
+mod key_rotation;
 mod private_key_jwt;
 mod resource;
+mod tls;
 mod token_errors;
+mod token_exchange;
 mod token_success;
 pub mod wire;
 
@@ -190,7 +193,7 @@ pub const BUNDLES: &[Bundle] = &[
     Bundle {
         name: "jwt-access-token",
         summary: "a JWT access token as RFC 9068 profiles it (not applicable to opaque tokens)",
-        checks: &["rfc9068.2.1.typ", "rfc9068.2.2.claims"],
+        checks: &["rfc9068.2.1.typ", "rfc9068.2.2.claims", ACCESS_TOKEN_SIGNATURE],
     },
     Bundle {
         name: "jwt-introspection",
@@ -198,11 +201,31 @@ pub const BUNDLES: &[Bundle] = &[
         checks: &["rfc9701.5.content-type", "rfc9701.5.typ", "rfc9701.5.claims"],
     },
     Bundle {
+        name: "token-exchange-response",
+        summary: "a token exchange answer: its members, its format, the certificate binding (RFC 8693 §2.2.1, RFC 8705 §3.1)",
+        checks: &[
+            "rfc8693.2.2.1.response",
+            "rfc6749.5.1.content-type",
+            "rfc6749.5.1.cache-control",
+            "rfc8693.2.2.1.certificate-bound",
+            "rfc7519.exp-matches-expires-in",
+        ],
+    },
+    Bundle {
+        name: "tls-floor",
+        summary: "the TLS versions the token endpoint accepts (RFC 9325 §3.1.1)",
+        checks: &["rfc9325.3.1.1.tls12", "rfc9325.3.1.1.tls13", "rfc9325.3.1.1.tls13-floor"],
+    },
+    Bundle {
         name: "error-response",
         summary: "format of an error response from the token endpoint (RFC 6749 §5.2)",
         checks: token_errors::ERROR_RESPONSE,
     },
 ];
+
+/// The check that reads a JWT access token's signature: the runner fetches the server's JWKS for
+/// the steps that expect it.
+pub const ACCESS_TOKEN_SIGNATURE: &str = "rfc9068.4.signature";
 
 /// Every check, in catalogue order.
 pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
@@ -217,6 +240,9 @@ pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
         .chain(audience::CHECKS)
         .chain(jwt_introspection::CHECKS)
         .chain(dpop::CHECKS)
+        .chain(token_exchange::CHECKS)
+        .chain(tls::CHECKS)
+        .chain(key_rotation::CHECKS)
 }
 
 pub fn find(id: &str) -> Option<&'static CheckDef> {

@@ -74,6 +74,19 @@ pub const CHECKS: &[CheckDef] = &[
         },
     },
     CheckDef {
+        id: "rfc9068.4.id-token-refused",
+        severity: Severity::Must,
+        rule: "RFC 9068 §4, RFC 8725 §2.8",
+        url: "https://www.rfc-editor.org/rfc/rfc9068#section-4",
+        summary: "the resource refuses an id_token presented as an access token (401 invalid_token)",
+        evaluate: |x| {
+            judges(x.context.deviations.id_token_as_access_token, "presents an id_token as the access token", || {
+                "presented an access token".into()
+            })
+            .unwrap_or_else(|| challenge_with(x, 401, "invalid_token"))
+        },
+    },
+    CheckDef {
         id: "rfc6750.3.1.insufficient-scope",
         severity: Severity::Must,
         rule: "RFC 6750 §3.1",

@@ -26,6 +26,7 @@ async fn psc_mock(args: PscMockArgs, out: &Output) -> Result<Outcome, Failure> {
     let mut config = psc::Config {
         defects: DefectSet::new(defects),
         one_pending_per_user: args.one_pending_per_user,
+        tls13_only: args.tls13_only,
         ..Default::default()
     };
     if let Some(i) = args.interval {
@@ -33,6 +34,9 @@ async fn psc_mock(args: PscMockArgs, out: &Output) -> Result<Outcome, Failure> {
     }
     if let Some(e) = args.expires_in {
         config.expires_in_secs = e.as_secs().max(1);
+    }
+    if let Some(t) = args.token_lifetime {
+        config.token_lifetime_secs = t.as_secs().max(1);
     }
     let mock = PscMock::start(config, args.common.port).await.map_err(|e| cannot_listen(args.common.port, e))?;
     let issuer = mock.issuer();

@@ -56,6 +56,8 @@ struct LoadDef {
     token_client: Option<Spanned<String>>,
     /// Introspection: how many tokens to mint and cycle through.
     tokens: Option<Spanned<i64>>,
+    /// Token: every request carries a fresh DPoP proof (RFC 9449), signed ahead in a pool.
+    dpop: Option<Spanned<bool>>,
     #[serde(default)]
     mix: Vec<MixEntry>,
     users: Option<Spanned<i64>>,
@@ -96,6 +98,7 @@ struct PathFields<'a> {
     auth: &'a Option<Spanned<AuthMethod>>,
     token_client: &'a Option<Spanned<String>>,
     tokens: &'a Option<Spanned<i64>>,
+    dpop: &'a Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +114,8 @@ struct MixEntry {
     token_client: Option<Spanned<String>>,
     /// Introspection: how many tokens to mint and cycle through.
     tokens: Option<Spanned<i64>>,
+    /// Token: every request carries a fresh DPoP proof (RFC 9449).
+    dpop: Option<Spanned<bool>>,
     weight: Option<Spanned<i64>>,
 }
 
@@ -140,7 +145,13 @@ pub fn parse_profile(source: &SourceFile) -> Result<Profile, InputErrors> {
 
 macro_rules! fields_of {
     ($def:expr) => {
-        PathFields { client: &$def.client, auth: &$def.auth, token_client: &$def.token_client, tokens: &$def.tokens }
+        PathFields {
+            client: &$def.client,
+            auth: &$def.auth,
+            token_client: &$def.token_client,
+            tokens: &$def.tokens,
+            dpop: &$def.dpop,
+        }
     };
 }
 
@@ -321,6 +332,9 @@ fn path(
     };
     let token_client = f.token_client.as_ref().map(|c| (c.value.clone(), at(c)));
     let mut tokens = DEFAULT_INTROSPECTION_TOKENS;
+    if let (PathKind::Introspection, Some(d)) = (kind, f.dpop) {
+        v.error(at(d), "`dpop` is for token paths (a DPoP proof goes with the token request)");
+    }
     match kind {
         PathKind::Token => {
             if let Some(c) = &f.token_client {
@@ -348,6 +362,7 @@ fn path(
         auth: f.auth.as_ref().map(|a| a.value),
         token_client,
         tokens,
+        dpop: f.dpop.as_ref().is_some_and(|d| d.value),
         weight,
     })
 }

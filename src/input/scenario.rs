@@ -20,8 +20,9 @@ use crate::model::{
 };
 use crate::model::{
     AlgPick, ApproveSpec, AssertionSpec, BearerChoice, CibaAudience, CibaSpec, DiscoveryDocument, DiscoverySpec,
-    Expectation, FormParam, HttpMethod, IntrospectSpec, MAX_MINT, MintSpec, Mutation, PollSpec, ResourceCertificate,
-    ResourceSpec, RevokeSpec, StatusSet, TokenRef, TokenSpec, WaitSpec,
+    Expectation, FormParam, HttpMethod, IntrospectSpec, KeySet, MAX_MINT, MAX_ROTATION_MAX_AGE, MintSpec, Mutation,
+    PollSpec, ResourceCertificate, ResourceSpec, RevokeSpec, RotateKeySpec, StatusSet, SubjectTokenType, TlsSpec,
+    TokenExchangeSpec, TokenRef, TokenSpec, WaitSpec,
 };
 use crate::support::diagnostics::{SourceFile, Span};
 
@@ -285,6 +286,9 @@ enum RawAction {
     Ciba(CibaAction),
     Poll(PollAction),
     Approve(ApproveAction),
+    TokenExchange(TokenExchangeAction),
+    Tls(TlsAction),
+    RotateKey(RotateKeyAction),
 }
 
 fn next_action<'de, A: MapAccess<'de>>(kind: ActionKind, map: &mut A) -> Result<RawAction, A::Error> {
@@ -299,6 +303,9 @@ fn next_action<'de, A: MapAccess<'de>>(kind: ActionKind, map: &mut A) -> Result<
         ActionKind::Ciba => RawAction::Ciba(map.next_value()?),
         ActionKind::Poll => RawAction::Poll(map.next_value()?),
         ActionKind::Approve => RawAction::Approve(map.next_value()?),
+        ActionKind::TokenExchange => RawAction::TokenExchange(map.next_value()?),
+        ActionKind::Tls => RawAction::Tls(map.next_value()?),
+        ActionKind::RotateKey => RawAction::RotateKey(map.next_value()?),
     })
 }
 
@@ -508,6 +515,8 @@ enum Replay {
 #[serde(rename_all = "snake_case")]
 enum SignWith {
     Unregistered,
+    /// The key a `rotate_key: { publish: new-only }` step took out of the client's JWKS.
+    Retired,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -606,6 +615,24 @@ enum ApproveChoice {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ApproveAction {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsAction {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateKeyAction {
+    publish: KeySet,
+    max_age: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenExchangeAction {
+    client: Option<Spanned<String>>,
+    subject_token_type: Option<SubjectTokenType>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -802,6 +829,19 @@ fn action(v: &mut Validator<'_>, raw: RawAction) -> Action {
             once: p.once,
         }),
         RawAction::Approve(ApproveAction {}) => Action::Approve(ApproveSpec {}),
+        RawAction::Tls(TlsAction {}) => Action::Tls(TlsSpec {}),
+        RawAction::RotateKey(r) => Action::RotateKey(RotateKeySpec {
+            publish: r.publish,
+            max_age: r
+                .max_age
+                .as_ref()
+                .and_then(|m| v.duration(m, "max_age", false, MAX_ROTATION_MAX_AGE))
+                .unwrap_or(Duration::from_secs(1)),
+        }),
+        RawAction::TokenExchange(t) => Action::TokenExchange(TokenExchangeSpec {
+            client: v.named(&t.client),
+            subject_token_type: t.subject_token_type.unwrap_or_default(),
+        }),
         RawAction::Mint(m) => Action::Mint(MintSpec {
             client: v.named(&m.client),
             count: v.number(&m.count, "count", 1, i64::from(MAX_MINT)).unwrap_or(1) as u32,
@@ -904,7 +944,8 @@ fn assertion(a: AssertionAction) -> AssertionSpec {
             _ => None,
         },
         replay: a.replay.is_some(),
-        unregistered_key: a.sign_with.is_some() || a.jku.is_some(),
+        unregistered_key: a.sign_with == Some(SignWith::Unregistered) || a.jku.is_some(),
+        retired_key: a.sign_with == Some(SignWith::Retired),
         serve_jku: a.jku.is_some(),
     }
 }

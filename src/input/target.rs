@@ -13,7 +13,9 @@ use url::Url;
 use super::validator::{Validator, at};
 use super::yaml::{self, Shapes};
 use super::{InputError, InputErrors, read_source};
-use crate::model::target::{CibaSettings, DEFAULT_CIBA_DISCOVERY, DEFAULT_TIMEOUT, Resource};
+use crate::model::target::{
+    CibaSettings, DEFAULT_CIBA_DISCOVERY, DEFAULT_TIMEOUT, Resource, TlsMinimum, TokenExchangeSettings,
+};
 use crate::model::{AuthMethod, Client, ScopeRole, Target};
 use crate::support::diagnostics::SourceFile;
 use crate::support::keys::{KeyAlg, KeyPair, KidStyle};
@@ -62,6 +64,15 @@ struct TargetFile {
     scopes: Option<ScopesDef>,
     /// Where the server publishes its metadata, when not at a standard place.
     metadata: Option<Spanned<String>>,
+    token_exchange: Option<TokenExchangeDef>,
+}
+
+/// Where RFC 8693 token exchanges go, and for which audience.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenExchangeDef {
+    endpoint: Option<Spanned<String>>,
+    audience: Option<Spanned<String>>,
 }
 
 /// The server's names for the scope roles suites ask for (see `ScopeRole`).
@@ -96,6 +107,8 @@ impl ScopesDef {
 struct TlsDef {
     /// PEM bundle of the CAs to trust (only these) for the target's server certificates.
     ca: Option<Spanned<String>>,
+    /// The lowest TLS version the server must accept: "1.2" (the default) or "1.3".
+    minimum: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +191,13 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
             })
         }
     };
+    let tls_minimum = match file.tls.as_ref().and_then(|t| t.minimum.as_ref()) {
+        None => TlsMinimum::default(),
+        Some(m) => match v.one_of(m, "tls.minimum", &["1.2", "1.3"]) {
+            Some("1.3") => TlsMinimum::Tls13,
+            _ => TlsMinimum::Tls12,
+        },
+    };
     if let Some(p) = &file.jwks_server_port {
         if p.value == 0 {
             v.error_help(at(p), "jwks_server_port must be a port from 1 to 65535", "leave it out for a free port");
@@ -213,6 +233,11 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
         ciba,
         scopes,
         metadata: file.metadata.as_ref().and_then(|u| v.url(u)),
+        tls_minimum,
+        token_exchange: TokenExchangeSettings {
+            endpoint: file.token_exchange.as_ref().and_then(|t| t.endpoint.as_ref()).and_then(|u| v.url(u)),
+            audience: file.token_exchange.as_ref().and_then(|t| t.audience.as_ref()).map(|a| v.text(a)),
+        },
     }
 }
 

@@ -23,7 +23,7 @@ use goose::metrics::GooseCoordinatedOmissionMitigation;
 use goose::prelude::{GooseAttack, Scenario, Transaction};
 
 use self::paths::{Bodies, PathRuntime, PreparedAuth};
-use self::pool::AssertionPool;
+use self::pool::SigningPool;
 use self::report::{LoadReport, PathSummary, Settings};
 use self::stats::{LiveCounters, PathRecorder, PathStats};
 use self::transport::Transport;
@@ -31,6 +31,7 @@ use crate::model::profile::{self, CoMitigation, PathKind, Profile, RunSettings};
 use crate::model::{AuthMethod, Target};
 use crate::protocol::flows::discovery::{DiscoveryError, Endpoints, discover_endpoints};
 use crate::protocol::http::{HttpClient, TlsSettings};
+use crate::support::keys::{KeyAlg, KeyPair, KidStyle};
 use crate::support::secret::Redactor;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -89,7 +90,7 @@ pub async fn run(
     hooks: Hooks,
 ) -> Result<LoadReport, LoadError> {
     target.register_secrets(redactor);
-    let tls = TlsSettings { ca: target.ca.clone(), identity: None };
+    let tls = TlsSettings { ca: target.ca.clone(), ..Default::default() };
     let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
     let endpoints = discover_endpoints(&http, target).await?;
 
@@ -250,7 +251,7 @@ pub fn profile_digest(profile: &Profile) -> String {
     sha2::Sha256::digest(profile.source.text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-type Pools = Vec<(String, Arc<AssertionPool>, usize)>;
+type Pools = Vec<(String, Arc<SigningPool>, usize)>;
 
 #[allow(clippy::too_many_arguments)]
 async fn prepare_path(
@@ -300,14 +301,8 @@ async fn prepare_path(
             Bodies::Fixed(params) => format!("{params}&"),
             Bodies::Cycle { .. } => String::new(),
         };
-        let pool = Arc::new(AssertionPool::start(
-            key,
-            &client.client_id,
-            endpoints.token.as_str(),
-            &prefix,
-            capacity,
-            workers,
-        ));
+        let pool =
+            Arc::new(SigningPool::start(key, &client.client_id, endpoints.token.as_str(), &prefix, capacity, workers));
         (hooks.on_status)(&format!(
             "path `{}`: signing up to {capacity} client assertions ahead of the run…",
             spec.name
@@ -325,6 +320,27 @@ async fn prepare_path(
         None
     };
     let auth = PreparedAuth::prepare(client, method, pool).map_err(path_error)?;
+    let dpop = if spec.dpop {
+        // One proof key per path, made for the run (RFC 9449 §4.2: the client's own key pair).
+        let key = KeyPair::generate(KeyAlg::Es384, 2048, KidStyle::Rfc7638).map_err(|e| path_error(e.to_string()))?;
+        // Proofs are fresh for DPOP_FRESH only: signing further ahead would be thrown away.
+        let fresh = settings.rate.unwrap_or(settings.users.saturating_mul(1000)) * pool::DPOP_FRESH.as_secs() as usize;
+        let capacity = pool_capacity(settings).min(fresh.max(256));
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+        let pool = Arc::new(SigningPool::start_dpop(Arc::new(key), url.as_str(), capacity, workers));
+        (hooks.on_status)(&format!("path `{}`: signing up to {capacity} DPoP proofs ahead of the run…", spec.name));
+        let signing = Instant::now();
+        let prefilled = pool.prefill(capacity, DERIVED_PREFILL_BUDGET).await;
+        notes.push(format!(
+            "path `{}`: {prefilled} DPoP proofs signed ahead of the run in {:.1}s (pool of {capacity}, {workers} signing threads)",
+            spec.name,
+            signing.elapsed().as_secs_f64()
+        ));
+        pools.push((format!("{} (DPoP proofs)", spec.name), pool.clone(), prefilled));
+        Some(pool)
+    } else {
+        None
+    };
     let mut path = PathRuntime::new(
         spec.name.clone(),
         spec.kind,
@@ -333,6 +349,7 @@ async fn prepare_path(
         bodies,
         PathRecorder::new(live.clone()),
     );
+    path.dpop = dpop;
     if profile_corrects(settings) {
         path.expected_interval_us = settings.rate.map(|rate| (settings.users as u64 * 1_000_000) / rate as u64);
     }
@@ -373,7 +390,11 @@ fn token_params(scope: Option<&str>) -> String {
 
 /// How `client`'s requests to `url` go on the wire (see `transport.rs`).
 fn transport_for(client: &crate::model::Client, target: &Target, url: url::Url) -> Result<Transport, LoadError> {
-    let tls = TlsSettings { ca: target.ca.clone(), identity: client.identity.as_ref().map(|i| i.identity.clone()) };
+    let tls = TlsSettings {
+        ca: target.ca.clone(),
+        identity: client.identity.as_ref().map(|i| i.identity.clone()),
+        ..Default::default()
+    };
     let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
     Ok(Transport::choose(url, http.reqwest_client().clone(), client.identity.is_some(), target.timeout))
 }
@@ -392,7 +413,7 @@ async fn mint_tokens(
         AuthMethod::PrivateKeyJwt => {
             let key = client.key.clone().ok_or_else(|| minting(format!("client `{name}` has no private_key")))?;
             let prefix = format!("{}&", token_params(client.scope.as_deref()));
-            Some(Arc::new(AssertionPool::start(key, &client.client_id, endpoints.token.as_str(), &prefix, 4, 1)))
+            Some(Arc::new(SigningPool::start(key, &client.client_id, endpoints.token.as_str(), &prefix, 4, 1)))
         }
         _ => None,
     };

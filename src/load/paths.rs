@@ -12,7 +12,7 @@ use goose::prelude::{GooseUser, TransactionResult};
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
-use super::pool::AssertionPool;
+use super::pool::SigningPool;
 use super::stats::{Failure, PathRecorder};
 use super::transport::Transport;
 use crate::model::profile::PathKind;
@@ -27,12 +27,12 @@ pub enum PreparedAuth {
     /// Credentials (or just `client_id` for mTLS) appended to every body.
     InBody(String),
     /// A fresh signed assertion per request, from the pool.
-    Assertion(Arc<AssertionPool>),
+    Assertion(Arc<SigningPool>),
 }
 
 impl PreparedAuth {
     /// The prepared credentials of `client` authenticating as `method`.
-    pub fn prepare(client: &Client, method: AuthMethod, pool: Option<Arc<AssertionPool>>) -> Result<Self, String> {
+    pub fn prepare(client: &Client, method: AuthMethod, pool: Option<Arc<SigningPool>>) -> Result<Self, String> {
         let secret = || client.secret.as_ref().map(Secret::expose).unwrap_or_default();
         let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         Ok(match method {
@@ -77,6 +77,15 @@ pub struct PathRuntime {
     /// Whether goose keeps per-request metrics in this run (see `goose_metrics` in `mod.rs`);
     /// when it does not, recording one would build a metric for goose to throw away.
     pub goose_metrics: bool,
+    /// A fresh DPoP proof per token request (RFC 9449), and a DPoP-bound token expected back.
+    pub dpop: Option<Arc<SigningPool>>,
+}
+
+/// One request as it goes out: the body, and the prepared headers it carries.
+struct Outgoing<'a> {
+    body: Bytes,
+    authorization: Option<&'a HeaderValue>,
+    dpop: Option<HeaderValue>,
 }
 
 impl PathRuntime {
@@ -107,6 +116,7 @@ impl PathRuntime {
             recorder,
             expected_interval_us: None,
             goose_metrics: true,
+            dpop: None,
         }
     }
 
@@ -118,8 +128,22 @@ impl PathRuntime {
         }
     }
 
-    /// The next request's body and `Authorization` value; `Err` when no assertion could be had.
-    async fn request(&self) -> Result<(Bytes, Option<&HeaderValue>), Failure> {
+    /// The next request; `Err` when no assertion or proof could be had.
+    async fn request(&self) -> Result<Outgoing<'_>, Failure> {
+        let (body, authorization) = self.body_and_authorization().await?;
+        let dpop = match &self.dpop {
+            None => None,
+            Some(pool) => {
+                let proof = pool.take().await.ok_or(Failure::NoDpopProof)?;
+                // base64url and dots: always a valid header value.
+                Some(HeaderValue::from_maybe_shared(proof).map_err(|_| Failure::NoDpopProof)?)
+            }
+        };
+        Ok(Outgoing { body, authorization, dpop })
+    }
+
+    /// The next request's body and `Authorization` value.
+    async fn body_and_authorization(&self) -> Result<(Bytes, Option<&HeaderValue>), Failure> {
         let i = self.index();
         Ok(match &self.auth {
             PreparedAuth::Basic(value) => (self.prepared[i].clone(), Some(value)),
@@ -146,7 +170,7 @@ impl PathRuntime {
         wait_for_throttle(user).await;
         let started = Instant::now();
         let (status, failure) = match self.request().await {
-            Ok((body, authorization)) => self.send(body, authorization).await,
+            Ok(outgoing) => self.send(outgoing).await,
             Err(failure) => (None, Some(failure)),
         };
         let elapsed = started.elapsed();
@@ -159,8 +183,8 @@ impl PathRuntime {
             .await
     }
 
-    async fn send(&self, body: Bytes, authorization: Option<&HeaderValue>) -> (Option<u16>, Option<Failure>) {
-        let answer = match self.transport.post(body, authorization).await {
+    async fn send(&self, outgoing: Outgoing<'_>) -> (Option<u16>, Option<Failure>) {
+        let answer = match self.transport.post(outgoing.body, outgoing.authorization, outgoing.dpop).await {
             Ok(a) => a,
             Err(kind) => return (None, Some(Failure::Transport(kind))),
         };
@@ -168,7 +192,7 @@ impl PathRuntime {
             Some(Failure::Status(answer.status))
         } else {
             match self.kind {
-                PathKind::Token => check_token_body(&answer.body),
+                PathKind::Token => check_token_body(&answer.body, self.token_type()),
                 PathKind::Introspection => check_introspection_body(&answer.body),
             }
             .err()
@@ -180,18 +204,24 @@ impl PathRuntime {
     /// One request before the run, unrecorded: fails only when the endpoint cannot be reached at
     /// all (answers, good or bad, are the run's business).
     pub async fn probe(&self) -> Result<(), &'static str> {
-        let (body, authorization) = self.request().await.map_err(|_| "no client assertion")?;
-        self.transport.post(body, authorization).await.map(|_| ())
+        let o = self.request().await.map_err(|_| "no client assertion or DPoP proof")?;
+        self.transport.post(o.body, o.authorization, o.dpop).await.map(|_| ())
+    }
+
+    /// The `token_type` a token answer of this path must have.
+    fn token_type(&self) -> &'static str {
+        if self.dpop.is_some() { "DPoP" } else { "Bearer" }
     }
 
     /// A token request sent once, outside the run: for minting the tokens introspection cycles.
     pub async fn mint_token(&self) -> Result<Secret, String> {
-        let (body, authorization) = self.request().await.map_err(|f| f.label())?;
-        let answer = self.transport.post(body, authorization).await.map_err(|kind| format!("transport: {kind}"))?;
+        let o = self.request().await.map_err(|f| f.label())?;
+        let answer =
+            self.transport.post(o.body, o.authorization, o.dpop).await.map_err(|kind| format!("transport: {kind}"))?;
         if answer.status != 200 {
             return Err(format!("status {}", answer.status));
         }
-        check_token_body(&answer.body).map_err(|e| format!("body: {e}"))?;
+        check_token_body(&answer.body, self.token_type()).map_err(|e| format!("body: {e}"))?;
         let token: TokenShape<'_> = serde_json::from_slice(&answer.body).map_err(|_| "body: not JSON".to_string())?;
         Ok(Secret::new(token.access_token.unwrap_or_default().into_owned()))
     }
@@ -216,16 +246,17 @@ struct TokenShape<'a> {
     expires_in: Option<serde_json::Value>,
 }
 
-/// RFC 6749 §5.1 in its essentials: a JSON object with an access_token, token_type Bearer, and
-/// expires_in (when present) a positive number.
-pub fn check_token_body(body: &[u8]) -> Result<(), &'static str> {
+/// RFC 6749 §5.1 in its essentials: a JSON object with an access_token, the `token_type` asked
+/// for (Bearer; DPoP for a request with a proof, RFC 9449 §5), and expires_in (when present) a
+/// positive number.
+pub fn check_token_body(body: &[u8], token_type: &str) -> Result<(), &'static str> {
     let token: TokenShape<'_> = serde_json::from_slice(body).map_err(|_| "not a JSON object")?;
     match token.access_token.as_deref() {
         None | Some("") => return Err("no access_token"),
         Some(_) => {}
     }
-    if !token.token_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
-        return Err("token_type is not Bearer");
+    if !token.token_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(token_type)) {
+        return Err(if token_type == "DPoP" { "token_type is not DPoP" } else { "token_type is not Bearer" });
     }
     match token.expires_in {
         None => Ok(()),
@@ -253,17 +284,33 @@ pub fn check_introspection_body(body: &[u8]) -> Result<(), &'static str> {
 mod tests {
     use super::*;
 
+    fn check_token_body_bearer(body: &[u8]) -> Result<(), &'static str> {
+        check_token_body(body, "Bearer")
+    }
+
+    #[test]
+    fn a_dpop_path_wants_a_dpop_token() {
+        assert_eq!(check_token_body(br#"{"access_token":"x","token_type":"DPoP"}"#, "DPoP"), Ok(()));
+        assert_eq!(
+            check_token_body(br#"{"access_token":"x","token_type":"Bearer"}"#, "DPoP"),
+            Err("token_type is not DPoP")
+        );
+    }
+
     #[test]
     fn token_bodies_are_checked_for_shape() {
-        assert_eq!(check_token_body(br#"{"access_token":"x","token_type":"Bearer","expires_in":3600}"#), Ok(()));
-        assert_eq!(check_token_body(br#"{"access_token":"x","token_type":"bearer"}"#), Ok(()));
-        assert_eq!(check_token_body(br#"{"token_type":"Bearer"}"#), Err("no access_token"));
-        assert_eq!(check_token_body(br#"{"access_token":"x","token_type":"mac"}"#), Err("token_type is not Bearer"));
+        assert_eq!(check_token_body_bearer(br#"{"access_token":"x","token_type":"Bearer","expires_in":3600}"#), Ok(()));
+        assert_eq!(check_token_body_bearer(br#"{"access_token":"x","token_type":"bearer"}"#), Ok(()));
+        assert_eq!(check_token_body_bearer(br#"{"token_type":"Bearer"}"#), Err("no access_token"));
         assert_eq!(
-            check_token_body(br#"{"access_token":"x","token_type":"Bearer","expires_in":"soon"}"#),
+            check_token_body_bearer(br#"{"access_token":"x","token_type":"mac"}"#),
+            Err("token_type is not Bearer")
+        );
+        assert_eq!(
+            check_token_body_bearer(br#"{"access_token":"x","token_type":"Bearer","expires_in":"soon"}"#),
             Err("expires_in is not a positive integer")
         );
-        assert_eq!(check_token_body(b"<html>"), Err("not a JSON object"));
+        assert_eq!(check_token_body_bearer(b"<html>"), Err("not a JSON object"));
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! The client-assertion pool of the private_key_jwt path: signing happens off the hot path, on
-//! worker threads that keep a bounded queue full; users take a fresh assertion (unique `jti`) per
-//! request. Assertions close to their `exp` are thrown away, and every wait on an empty pool is
-//! counted as starvation so the report can say when signing, not the server, set the pace.
+//! The signing pools of the load paths — client assertions (private_key_jwt) and DPoP proofs
+//! (RFC 9449): signing happens off the hot path, on worker threads that keep a bounded queue
+//! full; users take a fresh one (unique `jti`) per request. Entries close to the end of their
+//! life are thrown away, and every wait on an empty pool is counted as starvation so the report
+//! can say when signing, not the server, set the pace.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::model::DpopProof;
 use crate::protocol::auth::assertion::{self, Claims, LIFETIME_SECS, Mutation};
+use crate::protocol::auth::dpop;
 use crate::support::keys::KeyPair;
 use bytes::Bytes;
 
@@ -16,6 +19,9 @@ use bytes::Bytes;
 const MIN_REMAINING: Duration = Duration::from_secs(60);
 /// How long a user waits on an empty pool before the request counts as failed.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A DPoP proof is handed out for this long after it was signed: servers take a proof whose
+/// `iat` is recent (RFC 9449 §11.1 leaves the window to them; a minute is common).
+pub const DPOP_FRESH: Duration = Duration::from_secs(30);
 
 struct Signed {
     /// The request body, ready to send: the path's parameters and the assertion.
@@ -24,7 +30,7 @@ struct Signed {
     use_before: Instant,
 }
 
-pub struct AssertionPool {
+pub struct SigningPool {
     rx: flume::Receiver<Signed>,
     stop: Arc<AtomicBool>,
     /// Set once the pre-signing is done: from then on the workers only top the pool up when it
@@ -48,7 +54,7 @@ pub struct PoolReport {
     pub discarded_stale: u64,
 }
 
-impl AssertionPool {
+impl SigningPool {
     /// Starts `workers` signing threads for `client_id` at `audience` (the token endpoint). Each
     /// entry is a whole body, `{body_prefix}client_assertion_type=…&client_assertion=…`, so the
     /// hot path does not even format.
@@ -60,6 +66,18 @@ impl AssertionPool {
         capacity: usize,
         workers: usize,
     ) -> Self {
+        let signs =
+            Signs::Assertion { client_id: client_id.into(), audience: audience.into(), prefix: body_prefix.into() };
+        Self::start_signing(key, signs, capacity, workers)
+    }
+
+    /// Starts `workers` threads signing DPoP proofs for `POST htu` with `key`; each entry is a
+    /// proof, the value of the `DPoP` header.
+    pub fn start_dpop(key: Arc<KeyPair>, htu: &str, capacity: usize, workers: usize) -> Self {
+        Self::start_signing(key, Signs::DpopProof { htu: htu.into() }, capacity, workers)
+    }
+
+    fn start_signing(key: Arc<KeyPair>, signs: Signs, capacity: usize, workers: usize) -> Self {
         let (tx, rx) = flume::bounded(capacity.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let topping_up = Arc::new(AtomicBool::new(false));
@@ -68,10 +86,8 @@ impl AssertionPool {
         let low_water = (capacity / 20).max(64);
         for _ in 0..workers.max(1) {
             let flags = Flags { stop: stop.clone(), topping_up: topping_up.clone(), low_water };
-            let (tx, produced, key) = (tx.clone(), produced.clone(), key.clone());
-            let who =
-                Who { client_id: client_id.to_string(), audience: audience.to_string(), prefix: body_prefix.into() };
-            std::thread::spawn(move || sign_until_stopped(&key, &who, &tx, &flags, &produced));
+            let (tx, produced, key, signs) = (tx.clone(), produced.clone(), key.clone(), signs.clone());
+            std::thread::spawn(move || sign_until_stopped(&key, &signs, &tx, &flags, &produced));
         }
         Self { rx, stop, topping_up, capacity, starved: AtomicU64::new(0), discarded: AtomicU64::new(0), produced }
     }
@@ -121,7 +137,7 @@ impl AssertionPool {
     }
 }
 
-impl Drop for AssertionPool {
+impl Drop for SigningPool {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -133,14 +149,20 @@ struct Flags {
     low_water: usize,
 }
 
-struct Who {
-    client_id: String,
-    audience: String,
-    prefix: String,
+/// What a pool signs.
+#[derive(Clone)]
+enum Signs {
+    /// Token request bodies with a client assertion of `client_id` for `audience`.
+    Assertion { client_id: String, audience: String, prefix: String },
+    /// DPoP proofs for `POST htu`.
+    DpopProof { htu: String },
 }
 
-fn sign_until_stopped(key: &KeyPair, who: &Who, tx: &flume::Sender<Signed>, flags: &Flags, produced: &AtomicU64) {
-    let lifetime = Duration::from_secs(LIFETIME_SECS as u64);
+fn sign_until_stopped(key: &KeyPair, signs: &Signs, tx: &flume::Sender<Signed>, flags: &Flags, produced: &AtomicU64) {
+    let usable = match signs {
+        Signs::Assertion { .. } => Duration::from_secs(LIFETIME_SECS as u64) - MIN_REMAINING,
+        Signs::DpopProof { .. } => DPOP_FRESH,
+    };
     let stop = &flags.stop;
     while !stop.load(Ordering::Relaxed) {
         if flags.topping_up.load(Ordering::Relaxed) && tx.len() > flags.low_water {
@@ -148,8 +170,8 @@ fn sign_until_stopped(key: &KeyPair, who: &Who, tx: &flume::Sender<Signed>, flag
             continue;
         }
         let made = Instant::now();
-        let use_before = made + lifetime - MIN_REMAINING;
-        let batch = sign_batch(key, who);
+        let use_before = made + usable;
+        let batch = sign_batch(key, signs);
         // Counted as signed before it is handed over, so a report never counts fewer than taken.
         produced.fetch_add(batch.len() as u64, Ordering::Relaxed);
         for body in batch {
@@ -171,19 +193,27 @@ fn sign_until_stopped(key: &KeyPair, who: &Who, tx: &flume::Sender<Signed>, flag
 /// a fifth of their rate, measured).
 const BATCH: usize = 64;
 
-fn sign_batch(key: &KeyPair, who: &Who) -> Vec<Bytes> {
+fn sign_batch(key: &KeyPair, signs: &Signs) -> Vec<Bytes> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default();
     let mut buffer = String::with_capacity(BATCH * 1024);
     let mut ends = Vec::with_capacity(BATCH);
     for _ in 0..BATCH {
-        let claims = Claims { client_id: &who.client_id, audience: &who.audience, now, jti: assertion::new_jti() };
-        let jwt = assertion::build(key, &claims, &Mutation::default());
-        // The assertion is base64url and dots: nothing to escape.
-        buffer.push_str(&who.prefix);
-        buffer.push_str("client_assertion_type=");
-        buffer.push_str(encoded_assertion_type());
-        buffer.push_str("&client_assertion=");
-        buffer.push_str(&jwt);
+        match signs {
+            Signs::Assertion { client_id, audience, prefix } => {
+                let claims = Claims { client_id, audience, now, jti: assertion::new_jti() };
+                let jwt = assertion::build(key, &claims, &Mutation::default());
+                // The assertion is base64url and dots: nothing to escape.
+                buffer.push_str(prefix);
+                buffer.push_str("client_assertion_type=");
+                buffer.push_str(encoded_assertion_type());
+                buffer.push_str("&client_assertion=");
+                buffer.push_str(&jwt);
+            }
+            Signs::DpopProof { htu } => {
+                let (proof, _) = dpop::proof(key, "POST", htu, DpopProof::Good);
+                buffer.push_str(&proof);
+            }
+        }
         ends.push(buffer.len());
     }
     let shared = Bytes::from(buffer);
@@ -212,7 +242,7 @@ mod tests {
     async fn hands_out_unique_fresh_assertions_and_counts_starvation() {
         let key = Arc::new(KeyPair::generate(KeyAlg::Es384, 2048, KidStyle::Rfc7638).unwrap());
         let pool =
-            AssertionPool::start(key, "client", "https://as.example/token", "grant_type=client_credentials&", 8, 1);
+            SigningPool::start(key, "client", "https://as.example/token", "grant_type=client_credentials&", 8, 1);
         let held = pool.prefill(8, Duration::from_secs(10)).await;
         assert_eq!(held, 8);
         // Taken in a tight loop first (a signature takes far longer than a take), checked after:

@@ -26,6 +26,8 @@ pub enum Failure {
     Transport(&'static str),
     /// No client assertion could be had in time (the pool was empty and stayed empty).
     NoAssertion,
+    /// No DPoP proof could be had in time.
+    NoDpopProof,
 }
 
 impl Failure {
@@ -35,6 +37,7 @@ impl Failure {
             Failure::Body(what) => format!("body: {what}"),
             Failure::Transport(what) => format!("transport: {what}"),
             Failure::NoAssertion => "no client assertion".to_string(),
+            Failure::NoDpopProof => "no DPoP proof".to_string(),
         }
     }
 }

@@ -16,6 +16,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 /// Answers larger than this are cut (and counted as a failed read): a load run keeps no bodies.
 const BODY_CAP: usize = 1 << 20;
 const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
+const DPOP: reqwest::header::HeaderName = reqwest::header::HeaderName::from_static("dpop");
 const AGENT: HeaderValue = HeaderValue::from_static(concat!("oauth-harness/", env!("CARGO_PKG_VERSION")));
 
 pub enum Transport {
@@ -68,13 +69,22 @@ impl Transport {
         }
     }
 
-    /// POSTs a form body; `Err` names the transport failure.
-    pub async fn post(&self, body: Bytes, authorization: Option<&HeaderValue>) -> Result<Answer, &'static str> {
+    /// POSTs a form body, with an `Authorization` and a `DPoP` header when given; `Err` names
+    /// the transport failure.
+    pub async fn post(
+        &self,
+        body: Bytes,
+        authorization: Option<&HeaderValue>,
+        dpop: Option<HeaderValue>,
+    ) -> Result<Answer, &'static str> {
         match self {
             Transport::Reqwest { client, url } => {
                 let mut request = client.post(url.clone()).header(CONTENT_TYPE, FORM).body(body);
                 if let Some(value) = authorization {
                     request = request.header(AUTHORIZATION, value.clone());
+                }
+                if let Some(proof) = dpop {
+                    request = request.header(DPOP, proof);
                 }
                 let response = request.send().await.map_err(reqwest_kind)?;
                 let status = response.status().as_u16();
@@ -90,6 +100,9 @@ impl Transport {
                     .map_err(|_| "request")?;
                 if let Some(value) = authorization {
                     request.headers_mut().insert(AUTHORIZATION, value.clone());
+                }
+                if let Some(proof) = dpop {
+                    request.headers_mut().insert(DPOP, proof);
                 }
                 let exchange = async {
                     let response = client

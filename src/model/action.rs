@@ -3,8 +3,8 @@
 //! layer reads the names here), the help texts of `run` and `validate`, and the docs' index.
 
 use super::spec::{
-    ApproveSpec, CibaSpec, DiscoverySpec, IntrospectSpec, MintSpec, PollSpec, ResourceSpec, RevokeSpec, TokenSpec,
-    WaitSpec,
+    ApproveSpec, CibaSpec, DiscoverySpec, IntrospectSpec, MintSpec, PollSpec, ResourceSpec, RevokeSpec, RotateKeySpec,
+    TlsSpec, TokenExchangeSpec, TokenSpec, WaitSpec,
 };
 
 /// One row of the table, as help texts and docs show it.
@@ -44,11 +44,14 @@ actions! {
     Discovery(DiscoverySpec) = "discovery": "fetch a metadata document (openid-configuration, smart-configuration, the CIBA one)";
     Introspect(IntrospectSpec) = "introspect": "ask the introspection endpoint about a token (RFC 7662)";
     Revoke(RevokeSpec) = "revoke": "revoke the case's token as the client it was issued to (RFC 7009)";
-    Wait(WaitSpec) = "wait": "sleep until the case's token has expired (bounded by `max`)";
+    Wait(WaitSpec) = "wait": "sleep until the case's tokens have expired (bounded by `max`)";
     Mint(MintSpec) = "mint": "issue many more tokens (not judged), so later steps see the case's token outlive them";
     Ciba(CibaSpec) = "ciba": "a CIBA backchannel authentication request (CIBA §7.1)";
     Poll(PollSpec) = "poll": "poll the token endpoint for the case's CIBA request (CIBA §10.1, §11)";
     Approve(ApproveSpec) = "approve": "play the professional: approve the case's CIBA request through the target's hook";
+    RotateKey(RotateKeySpec) = "rotate_key": "change the client's JWKS the harness serves (a new key beside the old, then alone) and wait out its max-age";
+    Tls(TlsSpec) = "tls": "probe the TLS versions the token endpoint accepts: 1.2 and 1.3 (RFC 9325; 1.0 and 1.1 cannot be offered)";
+    TokenExchange(TokenExchangeSpec) = "token_exchange": "exchange the case's access token at the target's token-exchange endpoint (RFC 8693)";
 }
 
 impl ActionKind {

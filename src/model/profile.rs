@@ -77,6 +77,8 @@ pub struct PathSpec {
     pub auth: Option<AuthMethod>,
     pub token_client: Option<(String, Span)>,
     pub tokens: usize,
+    /// Every token request carries a fresh DPoP proof (RFC 9449 §4).
+    pub dpop: bool,
     pub weight: usize,
 }
 

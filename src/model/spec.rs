@@ -154,6 +154,8 @@ pub struct AssertionSpec {
     pub unregistered_key: bool,
     /// Put a harness-served JWKS URL (with the unregistered key) in `jku`.
     pub serve_jku: bool,
+    /// Sign with the key an earlier `rotate_key` step took out of the client's JWKS.
+    pub retired_key: bool,
 }
 
 #[derive(Debug, Default)]
@@ -231,6 +233,55 @@ pub enum CibaAudience {
     Issuer,
     TokenEndpoint,
     BackchannelEndpoint,
+}
+
+/// A change to the JWKS the harness serves for the case's client (key rotation by JWKS URL, as
+/// SMART asymmetric client authentication has it), then a wait of `max_age` (plus a second) so
+/// the server's cached copy is stale.
+#[derive(Debug)]
+pub struct RotateKeySpec {
+    pub publish: KeySet,
+    /// The `Cache-Control: max-age` the JWKS is served with from now on.
+    pub max_age: Duration,
+}
+
+/// What the served JWKS holds after a `rotate_key` step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySet {
+    /// The client's key alone (served again with the step's max-age).
+    Current,
+    /// A new key beside the old one; assertions are signed with the new key from now on.
+    Both,
+    /// The new key alone: the old one is retired.
+    NewOnly,
+}
+
+/// A `rotate_key` step's max-age is at most this (each step waits it out).
+pub const MAX_ROTATION_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// A probe of the TLS versions the token endpoint accepts (RFC 9325 §3.1.1).
+#[derive(Debug, Default)]
+pub struct TlsSpec {}
+
+/// A token exchange (RFC 8693 §2.1) of the case's access token, over the exchanging client's TLS
+/// certificate (the ANS profile for APIs protected by Pro Santé Connect).
+#[derive(Debug, Default)]
+pub struct TokenExchangeSpec {
+    /// Who exchanges: the client the token was issued to by default.
+    pub client: Option<Named>,
+    pub subject_token_type: SubjectTokenType,
+}
+
+/// The `subject_token_type` a token exchange names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubjectTokenType {
+    /// `urn:ietf:params:oauth:token-type:access_token`: what the subject token is.
+    #[default]
+    AccessToken,
+    /// A registered type the token is not (SAML 2.0): a server must refuse it (RFC 8693 §2.2.2).
+    Wrong,
 }
 
 #[derive(Debug)]
@@ -336,6 +387,8 @@ pub enum BearerChoice {
     None,
     /// A well-formed but never-issued token.
     Garbage,
+    /// The id_token a poll of the case got, presented as if it were an access token.
+    IdToken,
 }
 
 /// Which token an introspection or revocation is about.

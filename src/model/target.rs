@@ -40,6 +40,28 @@ pub struct Target {
     pub scopes: BTreeMap<ScopeRole, String>,
     /// Where the server publishes its metadata when not at a standard place.
     pub metadata: Option<Url>,
+    pub token_exchange: TokenExchangeSettings,
+    /// The lowest TLS version the target's endpoints must accept (`tls.minimum`).
+    pub tls_minimum: TlsMinimum,
+}
+
+/// The TLS floor a target is held to: BCP 195's (1.2), or 1.3 where the deployment requires it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsMinimum {
+    #[default]
+    Tls12,
+    Tls13,
+}
+
+/// Where a token exchange (RFC 8693) happens: the authorization server of the protected API,
+/// which may not be the one that issued the subject token.
+#[derive(Debug, Clone, Default)]
+pub struct TokenExchangeSettings {
+    /// The exchange endpoint; the CIBA token endpoint when not named (Keycloak, and the PSC mock,
+    /// take the grant there).
+    pub endpoint: Option<Url>,
+    /// The `audience` asked for (RFC 8693 §2.1): the API the new token is for.
+    pub audience: Option<String>,
 }
 
 /// CIBA settings of a target.

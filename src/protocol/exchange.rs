@@ -47,6 +47,8 @@ pub struct RequestContext {
     pub tried: Vec<String>,
     /// For a `jku` assertion: how often the server fetched the harness-served URL.
     pub jku_fetches: Option<usize>,
+    /// For an assertion after a `rotate_key` step: which key signed it, and the JWKS fetches.
+    pub key_rotation: Option<KeyRotationFacts>,
     /// For introspection, revocation and resource calls: what is known about the token sent.
     pub subject: Option<TokenFacts>,
     /// For CIBA polls: the sequence of polls and what the answer must match.
@@ -63,6 +65,79 @@ pub struct RequestContext {
     pub credentials_need_encoding: bool,
     /// RFC 9449: the DPoP proof the request carried.
     pub dpop: Option<DpopFacts>,
+    /// RFC 8693: what the exchanged subject token is, and who exchanges it.
+    pub token_exchange: Option<TokenExchangeFacts>,
+    /// RFC 9068 §4: the JWT access token's signature against the server's `jwks_uri`, when a
+    /// check of the step reads it.
+    pub access_token_signature: Option<Result<(), String>>,
+    /// RFC 9325: which TLS versions the endpoint accepted.
+    pub tls: Option<TlsFacts>,
+}
+
+/// What a TLS probe found: each version offered alone, accepted (`Ok`) or refused at the
+/// handshake (what the TLS library said), and the floor the target is held to.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsFacts {
+    pub tls12: Result<(), String>,
+    pub tls13: Result<(), String>,
+    /// The target requires TLS 1.3 (`tls.minimum: "1.3"`).
+    pub tls13_required: bool,
+}
+
+/// A token exchange as the checks judge it: the subject token's state, and the exchanging
+/// client against the one the token was issued to.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenExchangeFacts {
+    /// The target client names of who got the subject token, and who exchanges it.
+    pub issued_to: String,
+    pub exchanged_by: String,
+    /// The subject token had expired when it was sent (by `expires_in`, else its `exp`).
+    pub subject_expired: bool,
+    /// `subject_token_type` named a type the token is not.
+    pub wrong_type: bool,
+    /// base64url SHA-256 of the certificate the exchanging client presented.
+    pub thumbprint: Option<String>,
+    /// The subject token's `sub`, when it is a JWT.
+    pub subject: Option<String>,
+}
+
+impl TokenExchangeFacts {
+    /// What the request got wrong on purpose, if anything (a server must refuse it).
+    pub fn deviation(&self) -> Option<&'static str> {
+        if self.subject_expired {
+            Some("the subject token had expired")
+        } else if self.wrong_type {
+            Some("subject_token_type named a type the token is not")
+        } else if self.issued_to != self.exchanged_by {
+            Some("another client exchanged the subject token")
+        } else {
+            None
+        }
+    }
+}
+
+/// An assertion of a case whose client's JWKS was rotated (SMART key rotation).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRotationFacts {
+    pub signed_with: RotatedKey,
+    /// Requests of the case signed with a key the JWKS never held, this one included.
+    pub unknown_kid_requests: usize,
+    /// The server's fetches of the client's JWKS during those requests.
+    pub unknown_kid_fetches: usize,
+}
+
+/// Which key signed an assertion after a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RotatedKey {
+    /// The client's own key, before a new one was added.
+    Current,
+    /// The key the rotation added (the only one once the old is retired).
+    New,
+    /// The key the rotation took out of the set.
+    Retired,
+    /// A key the set never held (an unknown `kid`).
+    Unknown,
 }
 
 /// The DPoP proof a request carried: its key's thumbprint, and how it was broken, if it was.
@@ -90,6 +165,8 @@ pub struct Deviations {
     pub unregistered_method: bool,
     /// A CIBA request for the target's unknown user (`ciba.users.unknown`).
     pub unknown_user: bool,
+    /// An id_token presented to the resource as an access token.
+    pub id_token_as_access_token: bool,
 }
 
 /// A client assertion as it was sent.

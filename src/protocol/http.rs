@@ -150,6 +150,8 @@ impl TransportError {
 pub struct TlsSettings {
     pub ca: Vec<reqwest::Certificate>,
     pub identity: Option<reqwest::Identity>,
+    /// Offer this TLS version only (a probe of what the server accepts); both 1.2 and 1.3 else.
+    pub only: Option<reqwest::tls::Version>,
 }
 
 #[derive(Clone)]
@@ -171,6 +173,9 @@ impl HttpClient {
         }
         if let Some(identity) = &tls.identity {
             builder = builder.identity(identity.clone());
+        }
+        if let Some(version) = tls.only {
+            builder = builder.min_tls_version(version).max_tls_version(version);
         }
         let inner = builder
             .timeout(timeout)
@@ -228,7 +233,10 @@ impl HttpClient {
         let detail = error_chain(e);
         if e.is_timeout() {
             TransportError::Timeout { url: url.to_string(), timeout: self.timeout }
-        } else if ["certificate", "Certificate", "handshake", "TLS", "tls"].iter().any(|w| detail.contains(w)) {
+        } else if ["certificate", "Certificate", "handshake", "TLS", "tls", "fatal alert"]
+            .iter()
+            .any(|w| detail.contains(w))
+        {
             TransportError::Tls { url: url.to_string(), detail }
         } else if e.is_connect() {
             TransportError::Unreachable { url: url.to_string(), detail }

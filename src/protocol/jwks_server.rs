@@ -9,9 +9,12 @@ use crate::support::http_server::{self, Handle, Reply, Request, Server};
 use serde_json::Value;
 use url::Url;
 
+/// How long a server may cache what the harness serves, unless a path says otherwise.
+const DEFAULT_MAX_AGE_SECS: u64 = 300;
+
 #[derive(Default)]
 struct Documents {
-    by_path: Mutex<HashMap<String, Value>>,
+    by_path: Mutex<HashMap<String, (Value, u64)>>,
     fetches: Mutex<HashMap<String, usize>>,
 }
 
@@ -22,7 +25,9 @@ impl Handle for Responder {
         let path = request.url.path().to_string();
         *self.0.fetches.lock().unwrap_or_else(|e| e.into_inner()).entry(path.clone()).or_default() += 1;
         match self.0.by_path.lock().unwrap_or_else(|e| e.into_inner()).get(&path) {
-            Some(doc) => Reply::new(200).insert_header("Cache-Control", "public, max-age=300").set_body_json(doc),
+            Some((doc, max_age)) => {
+                Reply::new(200).insert_header("Cache-Control", &format!("public, max-age={max_age}")).set_body_json(doc)
+            }
             None => Reply::new(404),
         }
     }
@@ -43,7 +48,12 @@ impl JwksServer {
 
     /// Publishes `jwks` at `path` and returns its URL.
     pub fn publish(&self, path: &str, jwks: Value) -> Url {
-        self.docs.by_path.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_string(), jwks);
+        self.publish_with_max_age(path, jwks, DEFAULT_MAX_AGE_SECS)
+    }
+
+    /// Publishes `jwks` at `path`, cacheable for `max_age_secs` (`Cache-Control: max-age`).
+    pub fn publish_with_max_age(&self, path: &str, jwks: Value, max_age_secs: u64) -> Url {
+        self.docs.by_path.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_string(), (jwks, max_age_secs));
         self.url(path)
     }
 

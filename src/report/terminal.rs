@@ -93,6 +93,10 @@ pub fn render(report: &RunReport, color: bool, detail: Detail) -> String {
                 }
             }
             if detail == Detail::Verbose {
+                // What a step noted (a wait, the polls, what a probe could not try).
+                for note in case.steps.iter().filter_map(|s| s.note.as_deref()) {
+                    let _ = writeln!(out, "        {}", paint(&format!("· {note}"), Style::new().dimmed(), color));
+                }
                 for x in case.steps.iter().flat_map(|s| s.setup.iter().chain(s.exchange.iter())) {
                     let _ = writeln!(out, "        > {} {}", x.request.method, x.request.url);
                     for (k, v) in &x.request.headers {

@@ -77,7 +77,7 @@ fn seconds(body: &serde_json::Map<String, Value>, member: &str) -> Option<Durati
 
 impl Runner {
     /// A client assertion for a CIBA request (`None` unless the client uses private_key_jwt).
-    fn ciba_assertion(
+    pub(super) fn ciba_assertion(
         &self,
         client: &Client,
         aud: &str,
@@ -93,7 +93,7 @@ impl Runner {
         }
     }
 
-    fn ciba_endpoints(&self) -> Result<&CibaEndpoints, Box<crate::results::CheckOutcome>> {
+    pub(super) fn ciba_endpoints(&self) -> Result<&CibaEndpoints, Box<crate::results::CheckOutcome>> {
         self.ciba.as_ref().ok_or_else(|| {
             precondition(format!(
                 "the target publishes no CIBA metadata at {}{} (set `ciba.discovery` in the target)",
@@ -330,8 +330,12 @@ impl Runner {
             if let Some(r) = state.ciba.as_mut() {
                 r.exchanged = true;
             }
-            // The tokens serve the case's later steps (a resource call, an introspection).
-            self.remember(state, &poller, client, &exchange);
+            // The tokens serve the case's later steps (a resource call, an introspection, an
+            // exchange).
+            state.id_token = exchange.response.json_str("id_token").map(Secret::new);
+            if let Some(token) = self.remember(state, &poller, client, &exchange) {
+                state.ciba_token = Some((token, state.last_facts.clone(), poller.clone()));
+            }
         }
         result.note = exchange.context.ciba.as_ref().map(|c| format!("{} poll(s)", c.polls.len()));
         result.checks = self.evaluate(suite, expect, &exchange);
@@ -339,33 +343,9 @@ impl Runner {
         result
     }
 
-    /// The id_token's signature against the keys at the server's `jwks_uri` (jsonwebtoken).
+    /// The id_token's signature against the keys at the server's `jwks_uri`.
     async fn verify_id_token(&self, endpoints: &CibaEndpoints, token: &str) -> Result<(), String> {
         let jwks_uri = endpoints.jwks_uri.clone().ok_or("the metadata has no jwks_uri")?;
-        let exchange = self
-            .exchange(Request::new(reqwest::Method::GET, jwks_uri.clone()), Default::default())
-            .await
-            .map_err(|e| format!("cannot fetch {jwks_uri}: {e}"))?;
-        let keys = exchange
-            .response
-            .json_object()
-            .and_then(|o| o.get("keys"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("unreadable header: {e}"))?;
-        let key = keys
-            .iter()
-            .find(|k| header.kid.is_none() || k.get("kid").and_then(Value::as_str) == header.kid.as_deref())
-            .ok_or_else(|| format!("no key with kid {:?} at {jwks_uri}", header.kid))?;
-        let jwk: jsonwebtoken::jwk::Jwk =
-            serde_json::from_value(key.clone()).map_err(|e| format!("unusable JWK: {e}"))?;
-        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable JWK: {e}"))?;
-        let mut validation = jsonwebtoken::Validation::new(header.alg);
-        // Claims are separate checks; here only the signature.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        jsonwebtoken::decode::<Value>(token, &decoding, &validation).map(|_| ()).map_err(|e| format!("signature: {e}"))
+        self.verify_with_jwks(&jwks_uri, token).await
     }
 }

@@ -1,9 +1,12 @@
 //! Which cases may run side by side. A server may keep one pending CIBA request per client and
 //! user and supersede the older one (CIBA Core does not forbid it), so cases whose CIBA requests
-//! share a (client, login hint) pair run one after another, whatever `--jobs` says: no verdict
-//! then depends on scheduling. Every other case is a lane of its own — except a case that issues
-//! thousands of tokens (`mint`): a server with a bounded token store would forget the tokens of
-//! cases running beside it, so such cases run alone, after all the others.
+//! share a (client, login hint) pair share a lane, whatever `--jobs` says: in a lane, a case's
+//! CIBA requests start once the previous case has polled its last (the runner overlaps what
+//! comes after), so no verdict depends on scheduling. Cases that wait after their CIBA requests
+//! (a `wait` step) go first in their lane, so the wait overlaps the others. Every other case is
+//! a lane of its own — except a case that issues thousands of tokens (`mint`): a server with a
+//! bounded token store would forget the tokens of cases running beside it, so such cases run
+//! alone, after all the others.
 
 use std::collections::HashMap;
 
@@ -58,8 +61,17 @@ pub fn lanes<'a>(planned: Vec<Planned<'a>>, target: &Target) -> Vec<Vec<Planned<
         }
     }
     let mut lanes: Vec<Vec<Planned<'a>>> = by_root.into_iter().map(|(_, lane)| lane).collect();
+    for lane in &mut lanes {
+        lane.sort_by_key(|p| !p.2.steps.iter().any(|s| matches!(s.action, Action::Wait(_))));
+    }
     lanes.sort_by_key(|lane| std::cmp::Reverse(lane.len()));
     lanes
+}
+
+/// A step that makes or uses a pending CIBA request (the lane holds its pair until the case's
+/// last such step is done).
+pub fn uses_ciba_request(action: &Action) -> bool {
+    matches!(action, Action::Ciba(_) | Action::Poll(_) | Action::Approve(_))
 }
 
 /// The (client_id, login hint) pairs a case's CIBA requests use.
@@ -114,5 +126,20 @@ mod tests {
             ids,
             vec![vec!["a-approves-1", "a-approves-2", "a-alias"], vec!["token"], vec!["b-approves"], vec!["a-denies"]]
         );
+    }
+
+    #[test]
+    fn a_case_that_waits_after_its_ciba_requests_goes_first_in_its_lane() {
+        let text = "suite: s\nclient: a\ncases:\n\
+            - { id: first, ciba: { user: approves }, expect: { checks: [ciba-auth-response] } }\n\
+            - { id: waits, steps: [ { ciba: { user: approves } }, { poll: {}, expect: { checks: [ciba-token-response] } }, { wait: { until: expiry } } ] }\n";
+        let suite =
+            parse_suite(&SourceFile::new(std::path::Path::new("s.yaml"), text.to_string())).expect("valid suite");
+        let mut target = crate::mock::psc::describe("https://127.0.0.1:1/realms/x");
+        target.clients.insert("a".into(), target.clients["psc-client"].clone());
+        let planned: Vec<Planned<'_>> = suite.cases.iter().enumerate().map(|(i, c)| (0, &suite, c, i)).collect();
+        let ids: Vec<Vec<&str>> =
+            lanes(planned, &target).iter().map(|l| l.iter().map(|(_, _, c, _)| c.id.as_str()).collect()).collect();
+        assert_eq!(ids, vec![vec!["waits", "first"]]);
     }
 }

@@ -83,7 +83,11 @@ impl Runner {
     /// Sleeps until the case's last token has expired (plus skew), unless that is longer than the
     /// step allows: then the case is skipped with the reason.
     pub(super) async fn wait_for_expiry(&self, spec: &WaitSpec, state: &mut CaseState) -> Result<String, StepFailure> {
-        let expires_at = state.last_facts.as_ref().and_then(TokenFacts::expires_at).ok_or_else(|| {
+        // Every token of the case (a poll's, and what replaced it), so an exchange after the wait
+        // trades an expired one.
+        let ciba = state.ciba_token.as_ref().and_then(|(_, facts, _)| facts.as_ref()).and_then(TokenFacts::expires_at);
+        let last = state.last_facts.as_ref().and_then(TokenFacts::expires_at);
+        let expires_at = last.max(ciba).ok_or_else(|| {
             StepFailure::Precondition(precondition(
                 "the case's token has neither exp nor expires_in to wait for".into(),
             ))

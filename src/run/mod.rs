@@ -11,10 +11,14 @@ use miette::Diagnostic;
 use wildmatch::WildMatch;
 
 mod ciba_steps;
+mod key_rotation_steps;
 mod lanes;
 mod lifecycle_steps;
 pub mod outcome;
 mod preflight;
+mod signatures;
+mod tls_steps;
+mod token_exchange_steps;
 mod token_steps;
 
 use outcome::{StepFailure, no_token, outcome_from, outcome_of, precondition, token_facts};
@@ -23,7 +27,7 @@ pub use preflight::preflight;
 use crate::checks::{CheckDef, Severity, Verdict};
 use crate::model::target::{Client, Target};
 use crate::model::{Action, Case, Expectation, Named, Step, Suite};
-use crate::protocol::exchange::{Exchange, RequestContext, TokenFacts, redact_body};
+use crate::protocol::exchange::{Exchange, RequestContext, RotatedKey, TokenFacts, redact_body};
 use crate::protocol::flows;
 use crate::protocol::flows::discovery::{DiscoveryError, Endpoints, discover_endpoints};
 use crate::protocol::flows::token_cache::TokenCache;
@@ -152,6 +156,13 @@ struct CaseState {
     last_assertion: Option<Secret>,
     /// The case's CIBA request, once the backchannel accepted it.
     ciba: Option<ciba_steps::CibaRequest>,
+    /// The access token a poll of the case got, what is known of it, and who got it: what a
+    /// token exchange trades (later steps may replace `last_token`).
+    ciba_token: Option<(Secret, Option<TokenFacts>, String)>,
+    /// The id_token a poll of the case got.
+    id_token: Option<Secret>,
+    /// The client key a `rotate_key` step changed, and what the unknown-kid requests cost.
+    rotation: Option<key_rotation_steps::Rotation>,
     /// Set when a step decides the case cannot run here (e.g. a token too long-lived to wait for).
     skip: Option<String>,
 }
@@ -175,13 +186,16 @@ impl Runner {
         options: RunOptions,
     ) -> Result<Self, RunError> {
         target.register_secrets(&redactor);
-        let tls = crate::protocol::http::TlsSettings { ca: target.ca.clone(), identity: None };
+        let tls = crate::protocol::http::TlsSettings { ca: target.ca.clone(), ..Default::default() };
         let http = HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Client)?;
         let mut http_by_client = HashMap::new();
         for (name, client) in &target.clients {
             if let Some(id) = &client.identity {
-                let tls =
-                    crate::protocol::http::TlsSettings { ca: target.ca.clone(), identity: Some(id.identity.clone()) };
+                let tls = crate::protocol::http::TlsSettings {
+                    ca: target.ca.clone(),
+                    identity: Some(id.identity.clone()),
+                    ..Default::default()
+                };
                 http_by_client
                     .insert(name.clone(), HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Client)?);
             }
@@ -334,18 +348,32 @@ impl Runner {
         Ok((!found).then_some(tried))
     }
 
-    /// Runs a lane's cases one after another, keeping each result as it finishes.
+    /// Runs a lane's cases in order, each one's CIBA requests after the previous one's are over:
+    /// a case starts once the one before it has polled its last (what follows — an exchange, a
+    /// wait — overlaps the next case). Keeps each result as it finishes.
     async fn run_lane(&self, lane: Vec<lanes::Planned<'_>>, finished: &Mutex<Vec<(usize, usize, CaseResult)>>) {
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        let mut previous: Option<tokio::sync::oneshot::Receiver<()>> = None;
         for (i, suite, case, order) in lane {
-            let result = self.run_case(suite, case).await;
-            if let Some(progress) = &self.options.progress {
-                (progress.case_done)(&result);
-            }
-            finished.lock().unwrap_or_else(|p| p.into_inner()).push((order, i, result));
+            let (release, released) = tokio::sync::oneshot::channel();
+            let after = previous.replace(released);
+            running.push(async move {
+                if let Some(after) = after {
+                    // A dropped sender (the case ended) releases as well.
+                    let _ = after.await;
+                }
+                let result = self.run_case(suite, case, release).await;
+                if let Some(progress) = &self.options.progress {
+                    (progress.case_done)(&result);
+                }
+                finished.lock().unwrap_or_else(|p| p.into_inner()).push((order, i, result));
+            });
         }
+        while running.next().await.is_some() {}
     }
 
-    async fn run_case(&self, suite: &Suite, case: &Case) -> CaseResult {
+    /// Runs one case; `release` fires once its last CIBA step (ciba, poll, approve) is done.
+    async fn run_case(&self, suite: &Suite, case: &Case, release: tokio::sync::oneshot::Sender<()>) -> CaseResult {
         let started = Instant::now();
         let mut result = CaseResult {
             id: case.id.clone(),
@@ -362,7 +390,12 @@ impl Runner {
             return result;
         }
         let mut state = CaseState::default();
-        for step in &case.steps {
+        let ciba_phase = case.steps.iter().rposition(|s| lanes::uses_ciba_request(&s.action)).map_or(0, |i| i + 1);
+        let mut release = Some(release);
+        for (n, step) in case.steps.iter().enumerate() {
+            if n >= ciba_phase {
+                release.take().map(|r| r.send(()));
+            }
             let step_result = self.run_step(suite, case, step, &mut state).await;
             let stop = step_result.error.is_some() || state.skip.is_some();
             result.steps.push(step_result);
@@ -416,6 +449,7 @@ impl Runner {
                     ),
                     Action::Ciba(c) => (c.client.as_ref().map(|n| n.name.as_str()).or(case_client), None),
                     Action::Poll(p) => (p.client.as_ref().map(|n| n.name.as_str()).or(case_client), None),
+                    Action::TokenExchange(t) => (t.client.as_ref().map(|n| n.name.as_str()).or(case_client), None),
                     _ => return None,
                 };
                 let name = named?;
@@ -555,6 +589,14 @@ impl Runner {
             }
             Action::Poll(spec) => return self.run_poll(suite, &step.expect, spec, state, result).await,
             Action::Approve(_) => return self.run_approve(state, result).await,
+            Action::TokenExchange(spec) => {
+                return self.run_token_exchange(suite, &step.expect, spec, state, result).await;
+            }
+            Action::Tls(_) => return self.run_tls_probe(suite, &step.expect, state, result).await,
+            Action::RotateKey(spec) => {
+                let (name, client) = self.client_for(suite, case, None);
+                return self.run_rotate_key(name, client, spec, state, result).await;
+            }
             Action::Mint(spec) => {
                 let (_, client) = self.client_for(suite, case, spec.client.as_ref());
                 return self.run_mint(client, spec, result).await;
@@ -581,15 +623,30 @@ impl Runner {
             }
         };
         let http = prepared.via.as_deref().map(|n| self.http_for(n)).unwrap_or(&self.http);
+        // The client's JWKS fetches an unknown-kid request costs (after a rotation).
+        let unknown_kid = prepared.context.key_rotation.as_ref().is_some_and(|k| k.signed_with == RotatedKey::Unknown);
+        let fetched_before = state.rotation.as_ref().map(|r| self.jwks.fetches(&r.path));
         match self.exchange_with(http, prepared.request, prepared.context).await {
             Err(e) => result.error = Some(self.redactor.scrub(&e.to_string())),
             Ok(mut exchange) => {
                 if let Action::Token(spec) = &step.action {
                     let (name, client) = self.client_for(suite, case, spec.client.as_ref());
                     self.remember(state, name, client, &exchange);
+                    // The JWKS is fetched only for a step whose checks read the signature.
+                    if resolve_expected(&step.expect).iter().any(|c| c.id == crate::checks::ACCESS_TOKEN_SIGNATURE) {
+                        exchange.context.access_token_signature = self.access_token_signature(&exchange).await;
+                    }
                 }
                 if let Some(path) = &prepared.jku_path {
                     exchange.context.jku_fetches = Some(self.jwks.fetches(path));
+                }
+                if let (true, Some(r), Some(before)) = (unknown_kid, state.rotation.as_mut(), fetched_before) {
+                    r.unknown_kid_requests += 1;
+                    r.unknown_kid_fetches += self.jwks.fetches(&r.path).saturating_sub(before);
+                    if let Some(facts) = exchange.context.key_rotation.as_mut() {
+                        facts.unknown_kid_requests = r.unknown_kid_requests;
+                        facts.unknown_kid_fetches = r.unknown_kid_fetches;
+                    }
                 }
                 // An introspection that names the token's binding tells later steps (RFC 8705 §3.2).
                 if matches!(step.action, Action::Introspect(_)) {

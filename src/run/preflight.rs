@@ -88,6 +88,9 @@ pub fn preflight<'a>(
                 Action::Discovery(_) | Action::Revoke(_) | Action::Wait(_) => (suite_client, false),
                 Action::Ciba(c) => (c.client.as_ref().or(suite_client), true),
                 Action::Poll(p) => (p.client.as_ref().or(suite_client), false),
+                Action::TokenExchange(t) => (t.client.as_ref().or(suite_client), false),
+                Action::Tls(_) => (None, false),
+                Action::RotateKey(_) => (suite_client, false),
                 Action::Approve(_) => (None, false),
                 Action::Mint(m) => (m.client.as_ref().or(suite_client), false),
             };

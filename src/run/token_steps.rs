@@ -75,6 +75,20 @@ impl Runner {
             context.deviations.replayed_assertion = spec.assertion.replay;
             context.deviations.unregistered_key = spec.assertion.unregistered_key;
             context.deviations.bad_signature = spec.assertion.mutation.bad_signature;
+            if let Some(r) = state.rotation.as_ref().filter(|r| r.client_id == client.client_id) {
+                use crate::protocol::exchange::{KeyRotationFacts, RotatedKey};
+                let signed_with = match (spec.assertion.unregistered_key, spec.assertion.retired_key) {
+                    (true, _) => RotatedKey::Unknown,
+                    (false, true) => RotatedKey::Retired,
+                    (false, false) if r.signs_with_new => RotatedKey::New,
+                    (false, false) => RotatedKey::Current,
+                };
+                context.key_rotation = Some(KeyRotationFacts {
+                    signed_with,
+                    unknown_kid_requests: r.unknown_kid_requests,
+                    unknown_kid_fetches: r.unknown_kid_fetches,
+                });
+            }
         }
         Ok(PreparedToken { request, context, jku_path: jku_path.flatten(), via: None })
     }
@@ -103,7 +117,20 @@ impl Runner {
         let key = client.key.clone().ok_or_else(|| {
             StepFailure::Precondition(precondition("the client has no private key for private_key_jwt".into()))
         })?;
-        let signer = if spec.unregistered_key { self.unregistered_key(key.alg) } else { key };
+        // After a `rotate_key` step the case's key is the new one; `sign_with: retired` the old.
+        let rotated = state.rotation.as_ref().filter(|r| r.client_id == client.client_id);
+        let signer = match (spec.unregistered_key, spec.retired_key, rotated) {
+            (true, _, _) => self.unregistered_key(key.alg),
+            (false, true, Some(r)) => r.old.clone(),
+            (false, true, None) => {
+                return Err(StepFailure::Precondition(precondition(
+                    "no earlier rotate_key step of this case retired a key to sign with".into(),
+                )));
+            }
+            (false, false, Some(r)) if r.signs_with_new => r.new.clone(),
+            (false, false, Some(r)) => r.old.clone(),
+            (false, false, None) => key,
+        };
         let mut mutation = spec.mutation.clone();
         if let Some(pick) = spec.pick_alg {
             mutation.alg = Some(self.pick_alg(pick, &signer)?);
@@ -188,6 +215,9 @@ impl Runner {
         let bearer = match spec.bearer.unwrap_or(default) {
             BearerChoice::None => None,
             BearerChoice::Garbage => Some(Secret::new(flows::resource::GARBAGE_TOKEN)),
+            BearerChoice::IdToken => Some(state.id_token.clone().ok_or_else(|| {
+                StepFailure::Precondition(precondition("no earlier poll of this case got an id_token".into()))
+            })?),
             BearerChoice::Last => Some(state.last_token.clone().ok_or_else(|| {
                 StepFailure::Precondition(precondition("no earlier step of this case obtained a token".into()))
             })?),
@@ -232,6 +262,7 @@ impl Runner {
             }
         };
         let (request, mut context) = flows::resource::build(&url, bearer.as_ref());
+        context.deviations.id_token_as_access_token = spec.bearer == Some(BearerChoice::IdToken);
         // What is known of the token presented, for checks about its life (expired, revoked).
         if matches!(
             spec.bearer.unwrap_or(default),

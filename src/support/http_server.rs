@@ -234,6 +234,29 @@ pub struct ServerPki<'a> {
     pub server_chain_pem: &'a str,
     pub server_key_pem: &'a str,
     pub client_ca_pem: &'a str,
+    pub versions: TlsVersions,
+}
+
+/// The TLS versions a server offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsVersions {
+    /// TLS 1.2 and 1.3 (rustls's safe defaults).
+    #[default]
+    Both,
+    Tls12Only,
+    Tls13Only,
+}
+
+impl TlsVersions {
+    fn rustls(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static TLS12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+        static TLS13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+        match self {
+            TlsVersions::Both => rustls::DEFAULT_VERSIONS,
+            TlsVersions::Tls12Only => &TLS12,
+            TlsVersions::Tls13Only => &TLS13,
+        }
+    }
 }
 
 /// A TLS acceptor that asks for a client certificate — optional at the TLS layer, so the handler
@@ -256,7 +279,7 @@ pub fn tls_acceptor(pki: &ServerPki<'_>) -> Result<TlsAcceptor, String> {
         .map_err(|e| format!("client verifier: {e}"))?;
     let verifier = Arc::new(ChainedOrSelfSigned { chained });
     let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(pki.versions.rustls())
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)

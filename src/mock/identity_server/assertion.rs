@@ -51,33 +51,86 @@ impl ReplayCache {
     }
 }
 
-/// JWKS fetched by URL, kept for a minute.
+/// JWKS fetched by URL, each kept as long as its `Cache-Control: max-age` says (a minute when it
+/// says nothing, at most five), and fetched again early for a `kid` it does not hold — at most
+/// once per cooldown, so unknown kids cannot make the mock hammer the client's server.
 #[derive(Default)]
-pub struct JwksCache(Mutex<HashMap<String, (Instant, Value)>>);
+pub struct JwksCache(Mutex<HashMap<String, CachedJwks>>);
+
+struct CachedJwks {
+    fetched: Instant,
+    max_age: Duration,
+    jwks: Value,
+}
+
+/// Without a `max-age`, how long a fetched JWKS is kept; and the longest it is kept whatever it says.
+const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(60);
+const LONGEST_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+/// After a fetch, an unknown kid does not cause another for this long.
+const UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(5);
 
 impl JwksCache {
-    fn get(&self, url: &str) -> Option<Value> {
-        if let Some((at, v)) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(url) {
-            if at.elapsed() < Duration::from_secs(60) {
-                return Some(v.clone());
+    /// The JWKS at `url`, for an assertion naming `kid` (if it names one).
+    fn get(&self, url: &str, kid: Option<&str>, defects: &DefectSet<Defect>) -> Option<Value> {
+        let forever = defects.on(Defect::JwksCachedForever);
+        let cached = {
+            let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            cache.get(url).map(|c| (c.fetched.elapsed(), c.max_age, c.jwks.clone()))
+        };
+        if let Some((age, max_age, jwks)) = cached {
+            let max_age = if forever { DEFAULT_JWKS_MAX_AGE } else { max_age };
+            let holds =
+                kid.is_none_or(|k| jwk_list(&jwks).iter().any(|j| j.get("kid").and_then(Value::as_str) == Some(k)));
+            let refetch_for_kid =
+                !holds && !forever && (age >= UNKNOWN_KID_COOLDOWN || defects.on(Defect::JwksRefetchStorm));
+            if age < max_age && !refetch_for_kid {
+                return Some(jwks);
             }
         }
-        let fetched = fetch_json(url)?;
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(url.to_string(), (Instant::now(), fetched.clone()));
+        let (mut fetched, max_age) = fetch_jwks(url)?;
+        if defects.on(Defect::JwksRetiredKeyKept) {
+            // Keys once seen are never forgotten.
+            if let Some(old) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(url) {
+                let mut keys = jwk_list(&fetched);
+                let forgotten: Vec<Value> = jwk_list(&old.jwks).into_iter().filter(|k| !keys.contains(k)).collect();
+                keys.extend(forgotten);
+                fetched = serde_json::json!({ "keys": keys });
+            }
+        }
+        let entry = CachedJwks { fetched: Instant::now(), max_age, jwks: fetched.clone() };
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(url.to_string(), entry);
         Some(fetched)
     }
 }
 
+/// `max-age` of a `Cache-Control` value.
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control
+        .split(',')
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 /// A blocking GET from inside a request handler (which is synchronous): on its own thread with
 /// its own runtime, so it works whatever runtime the mock runs on. Bounded by a 3 s timeout.
-fn fetch_json(url: &str) -> Option<Value> {
+/// The JWKS and how long it may be kept.
+fn fetch_jwks(url: &str) -> Option<(Value, Duration)> {
     let url = url.to_string();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
         rt.block_on(async {
             let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().ok()?;
-            let body = client.get(&url).send().await.ok()?.bytes().await.ok()?;
-            serde_json::from_slice(&body).ok()
+            let response = client.get(&url).send().await.ok()?;
+            let kept = response
+                .headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok())
+                .and_then(max_age)
+                .unwrap_or(DEFAULT_JWKS_MAX_AGE)
+                .min(LONGEST_JWKS_MAX_AGE);
+            let body = response.bytes().await.ok()?;
+            Some((serde_json::from_slice(&body).ok()?, kept))
         })
     })
     .join()
@@ -144,7 +197,8 @@ impl Verifier<'_> {
         client: &ClientConfig,
     ) -> Result<(), Refusal> {
         let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
-        let registered = self.registered_keys(client);
+        let kid = header.get("kid").and_then(Value::as_str);
+        let registered = self.registered_keys(client, kid);
         let jws = format!("{h}.{p}.{s}");
         match alg {
             "none" if self.on(Defect::AcceptAlgNone) => return Ok(()),
@@ -175,7 +229,7 @@ impl Verifier<'_> {
                 return Err("jku is not a registered JWKS URL for this client");
             }
             if !allowed {
-                keys = self.jwks.get(jku).map(|v| jwk_list(&v)).unwrap_or_default();
+                keys = self.jwks.get(jku, kid, self.defects).map(|v| jwk_list(&v)).unwrap_or_default();
             }
         }
 
@@ -250,10 +304,10 @@ impl Verifier<'_> {
     }
 
     /// The client's registered public keys: by value, or fetched from its JWKS URL.
-    fn registered_keys(&self, client: &ClientConfig) -> Vec<Value> {
+    fn registered_keys(&self, client: &ClientConfig, kid: Option<&str>) -> Vec<Value> {
         match (&client.jwks, &client.jwks_uri) {
             (Some(jwks), _) => jwk_list(jwks),
-            (None, Some(url)) => self.jwks.get(url).map(|v| jwk_list(&v)).unwrap_or_default(),
+            (None, Some(url)) => self.jwks.get(url, kid, self.defects).map(|v| jwk_list(&v)).unwrap_or_default(),
             (None, None) => Vec::new(),
         }
     }

@@ -21,7 +21,10 @@ pub struct App {
     pub clients: MockClients,
     pub token_ttl_secs: u64,
     pub defects: DefectSet<Defect>,
+    /// Signs the metadata's JWT answers; published at `jwks_uri`.
     pub key: Arc<SigningKey>,
+    /// Signs (and reads back) access tokens: `key`, unless a defect says otherwise.
+    pub token_key: Arc<SigningKey>,
     pub tokens: Arc<IssuedTokens>,
     pub replay: Arc<ReplayCache>,
     pub jwks_cache: Arc<JwksCache>,
@@ -84,7 +87,7 @@ impl App {
             let client = self.clients.by_id(client_id);
             client.and_then(|c| c.token_ttl_secs).unwrap_or(self.token_ttl_secs) as i64
         };
-        let issued = self.tokens.get(token, &self.key, lifetime)?;
+        let issued = self.tokens.get(token, &self.token_key, lifetime)?;
         if self.defects.on(Defect::EvictLiveTokens) && !self.tokens.bounded_holds(&issued.jti) {
             return None;
         }
@@ -275,7 +278,7 @@ impl App {
             claims.as_object_mut().map(|o| o.remove("aud"));
         }
         let typ = if self.defects.on(Defect::AccessTokenTypJwt) { "JWT" } else { "at+jwt" };
-        let access_token = self.key.sign(&claims, typ);
+        let access_token = self.token_key.sign(&claims, typ);
         let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
         let mut body =
             json!({ "access_token": access_token, "token_type": token_type, "expires_in": ttl, "scope": scope });

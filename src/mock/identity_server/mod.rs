@@ -94,6 +94,10 @@ defects! {
         DpopSignatureUnchecked => ("dpop-signature-unchecked", "RFC 9449 §4.3 (5), (6): a DPoP proof's alg and signature are not checked"),
         DpopHtuUnchecked => ("dpop-htu-unchecked", "RFC 9449 §4.3 (8), (9): a DPoP proof for another method or URL is accepted"),
         DpopIatUnchecked => ("dpop-iat-unchecked", "RFC 9449 §4.3 (11): a DPoP proof made ten minutes ago is accepted"),
+        JwksCachedForever => ("jwks-cached-forever", "SMART asymmetric client auth: a client's JWKS is kept a minute whatever its max-age, never refetched for an unknown kid"),
+        JwksRetiredKeyKept => ("jwks-retired-key-kept", "SMART asymmetric client auth: a key taken out of a client's JWKS is still accepted"),
+        JwksRefetchStorm => ("jwks-refetch-storm", "SMART asymmetric client auth: every assertion with an unknown kid fetches the client's JWKS again"),
+        AccessTokenUnpublishedKey => ("access-token-unpublished-key", "RFC 9068 §4: JWT access tokens are signed by a key the server's JWKS does not hold"),
         TokenServerError10Pct => ("token-server-error-10pct", "RFC 6749 §5.1: one token request in ten is answered 500 (an overloaded server; for load runs)"),
     }
 }
@@ -140,12 +144,18 @@ impl IdentityServerMock {
     ) -> std::io::Result<Self> {
         let listener = http_server::bind(port)?;
         let issuer = format!("http://{}", listener.local_addr()?);
+        let key = Arc::new(SigningKey::generate());
         let app = handlers::App {
             issuer,
             clients: config.clients.clone(),
             token_ttl_secs: config.token_ttl_secs,
             defects: config.defects.clone(),
-            key: Arc::new(SigningKey::generate()),
+            token_key: if config.defects.on(Defect::AccessTokenUnpublishedKey) {
+                Arc::new(SigningKey::generate())
+            } else {
+                key.clone()
+            },
+            key,
             tokens: Arc::new(state::IssuedTokens::default()),
             replay: Arc::new(assertion::ReplayCache::default()),
             jwks_cache: Arc::new(assertion::JwksCache::default()),
@@ -215,6 +225,8 @@ pub fn describe(config: &Config, issuer: url::Url) -> Target {
             ciba: crate::model::target::CibaSettings::default(),
             scopes: std::collections::BTreeMap::new(),
             metadata: None,
+            token_exchange: Default::default(),
+            tls_minimum: Default::default(),
         }
     }
 }

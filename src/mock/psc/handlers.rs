@@ -15,6 +15,10 @@ use crate::support::clock::unix_now;
 use crate::support::http_server::{SELF_SIGNED_HEADER, SUBJECT_HEADER, THUMBPRINT_HEADER};
 
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+const EXCHANGE_GRANT: &str = crate::protocol::flows::token_exchange::GRANT_TYPE;
+const ACCESS_TOKEN_TYPE: &str = crate::protocol::flows::token_exchange::ACCESS_TOKEN_TYPE;
+/// The audience of exchanged tokens when the request names none.
+const EXCHANGE_AUDIENCE: &str = "psc-protected-api";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
@@ -186,7 +190,7 @@ impl App {
             "backchannel_token_delivery_modes_supported": modes,
             "backchannel_user_code_parameter_supported": false,
             "introspection_endpoint": format!("{}/protocol/openid-connect/token/introspect", self.issuer),
-            "grant_types_supported": [CIBA_GRANT, "refresh_token"],
+            "grant_types_supported": [CIBA_GRANT, EXCHANGE_GRANT, "refresh_token"],
             "token_endpoint_auth_methods_supported": [
                 "tls_client_auth", "self_signed_tls_client_auth", "client_secret_basic", "client_secret_post", "private_key_jwt",
             ],
@@ -277,8 +281,15 @@ impl App {
         let param = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let who = self.client(request, form)?;
         let (client_id, thumbprint) = (who.client_id.clone(), who.thumbprint.clone());
+        if param("grant_type") == Some(EXCHANGE_GRANT) {
+            return self.token_exchange(&who, form);
+        }
         if param("grant_type") != Some(CIBA_GRANT) {
-            return Err(Refusal(400, "unsupported_grant_type", "only the CIBA grant is supported here"));
+            return Err(Refusal(
+                400,
+                "unsupported_grant_type",
+                "only the CIBA and token exchange grants are supported here",
+            ));
         }
         let id = param("auth_req_id").unwrap_or("");
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
@@ -316,9 +327,10 @@ impl App {
         let (login_hint, scope) = (p.login_hint.clone(), p.scope.clone());
         drop(requests);
         let iat = unix_now();
+        let lifetime = self.config.token_lifetime_secs as i64;
         let mut access = json!({
             "iss": self.issuer, "sub": login_hint, "azp": client_id, "aud": "account", "scope": scope,
-            "iat": iat, "exp": iat + if self.on(Defect::CibaWrongExpiresIn) { 3600 } else { 120 },
+            "iat": iat, "exp": iat + if self.on(Defect::CibaWrongExpiresIn) { 3600 } else { lifetime },
             "acr": "eidas1", "typ": "Bearer",
         });
         if let (Some(t), false) = (thumbprint, self.on(Defect::CnfMissing)) {
@@ -326,19 +338,66 @@ impl App {
         }
         let aud = if self.on(Defect::IdTokenWrongAud) { "someone-else".to_string() } else { client_id.clone() };
         let id_token = json!({
-            "iss": self.issuer, "sub": login_hint, "aud": aud, "azp": client_id, "iat": iat, "exp": iat + 120,
-            "auth_time": iat, "acr": "eidas1", "urn:openid:params:jwt:claim:auth_req_id": id,
+            "iss": self.issuer, "sub": login_hint, "aud": aud, "azp": client_id, "iat": iat, "exp": iat + lifetime,
+            "auth_time": iat, "acr": "eidas1", "urn:openid:params:jwt:claim:auth_req_id": id, "typ": "ID",
         });
         Ok(json!({
             "access_token": self.key.sign(&access, "JWT"),
             "token_type": "Bearer",
-            "expires_in": 120,
+            "expires_in": lifetime,
             "id_token": self.key.sign(&id_token, "JWT"),
             "refresh_token": URL_SAFE_NO_PAD.encode(format!("refresh-{id}")),
             "refresh_expires_in": 1800,
             "session_state": URL_SAFE_NO_PAD.encode(format!("session-{id}")),
             "scope": scope,
         }))
+    }
+
+    /// RFC 8693 token exchange, as the ANS profiles it for APIs protected by PSC: a live access
+    /// token of this mock, presented by the client it is bound to, becomes a token for the API
+    /// bound to the certificate of this request. Every refusal is invalid_request (§2.2.2).
+    fn token_exchange(&self, who: &Authenticated, form: &[(String, String)]) -> Result<serde_json::Value, Refusal> {
+        let param = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let invalid = |why| Err(Refusal(400, "invalid_request", why));
+        if param("subject_token_type") != Some(ACCESS_TOKEN_TYPE) && !self.on(Defect::ExchangeAnyTokenType) {
+            return invalid("subject_token_type must be urn:ietf:params:oauth:token-type:access_token");
+        }
+        let Some(claims) = param("subject_token").and_then(|t| self.key.verify(t)) else {
+            return invalid("the subject token is not an access token of this server");
+        };
+        let exp = claims.get("exp").and_then(serde_json::Value::as_i64).unwrap_or(0);
+        if exp <= unix_now() && !self.on(Defect::ExchangeAcceptsExpired) {
+            return invalid("the subject token has expired");
+        }
+        // The token's holder proves itself: the certificate it is bound to, else its client id.
+        let bound = claims.get("cnf").and_then(|c| c.get("x5t#S256")).and_then(|t| t.as_str());
+        let holder = match bound {
+            Some(t) => who.thumbprint.as_deref() == Some(t),
+            None => claims.get("azp").and_then(|a| a.as_str()) == Some(who.client_id.as_str()),
+        };
+        if !holder && !self.on(Defect::ExchangeOtherClient) {
+            return invalid("the subject token was issued to another client");
+        }
+        let iat = unix_now();
+        let lifetime = self.config.token_lifetime_secs as i64;
+        let mut access = json!({
+            "iss": self.issuer, "sub": claims.get("sub"), "azp": who.client_id,
+            "aud": param("audience").unwrap_or(EXCHANGE_AUDIENCE), "scope": claims.get("scope"),
+            "iat": iat, "exp": iat + lifetime, "acr": claims.get("acr"), "typ": "Bearer",
+        });
+        if let (Some(t), false) = (&who.thumbprint, self.on(Defect::ExchangeUnbound)) {
+            access["cnf"] = json!({ "x5t#S256": t });
+        }
+        let mut body = json!({
+            "access_token": self.key.sign(&access, "JWT"),
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+        });
+        if self.on(Defect::ExchangeNoIssuedTokenType) {
+            body.as_object_mut().map(|o| o.remove("issued_token_type"));
+        }
+        Ok(body)
     }
 
     /// A stand-in for the API the tokens are for: it accepts a valid access token of this mock,
@@ -351,7 +410,15 @@ impl App {
         let Some(token) = header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned)) else {
             return ResponseTemplate::new(401).insert_header("WWW-Authenticate", "Bearer");
         };
-        let Some(claims) = self.live_access_token(&token) else { return challenge("invalid_token") };
+        // The defect: any live token this mock signed, whatever it is (an id_token, too).
+        let any_token = || {
+            let claims = self.key.verify(&token)?;
+            (claims.get("exp").and_then(|e| e.as_i64())? > unix_now()).then_some(claims)
+        };
+        let claims = self
+            .live_access_token(&token)
+            .or_else(|| self.on(Defect::ResourceAcceptsIdToken).then(any_token).flatten());
+        let Some(claims) = claims else { return challenge("invalid_token") };
         let bound = claims.get("cnf").and_then(|c| c.get("x5t#S256")).and_then(|t| t.as_str()).map(str::to_owned);
         if let Some(bound) = bound {
             if header(THUMBPRINT_HEADER).as_deref() != Some(bound.as_str()) && !self.on(Defect::ResourceIgnoresBinding)

@@ -11,7 +11,7 @@ use super::defects::{DefectSet, defects};
 use super::signing::SigningKey;
 use crate::model::target::CibaSettings;
 use crate::model::{AuthMethod, Client, Target};
-use crate::support::http_server::{self, Server, ServerPki};
+use crate::support::http_server::{self, Server, ServerPki, TlsVersions};
 
 pub const NAME: &str = "psc";
 /// Keycloak realm path of the issuer.
@@ -39,9 +39,16 @@ defects! {
         AssertionAudTokenEndpointOnly => ("assertion-aud-token-endpoint-only", "CIBA §7.1: a client assertion whose aud is the issuer or the backchannel endpoint is refused"),
         UnknownUserAccepted => ("unknown-user-accepted", "CIBA §13: a login_hint nobody has is accepted (never unknown_user_id)"),
         CibaIgnoreScope => ("ciba-ignore-scope-restriction", "CIBA §13, RFC 6749 §5.2: a scope the client may not have is granted (no invalid_scope)"),
-        CibaWrongExpiresIn => ("ciba-wrong-expires-in", "RFC 7519 §4.1.4: the access token's exp says an hour while expires_in says 120 s"),
+        CibaWrongExpiresIn => ("ciba-wrong-expires-in", "RFC 7519 §4.1.4: the access token's exp says an hour while expires_in says its lifetime"),
         ResourceIgnoresBinding => ("resource-ignores-binding", "RFC 8705 §3: the resource accepts a certificate-bound token without its certificate"),
         IntrospectionNoCnf => ("introspection-no-cnf", "RFC 8705 §3.2: introspection does not say which certificate a token is bound to"),
+        ResourceAcceptsIdToken => ("resource-accepts-id-token", "RFC 9068 §4: the resource accepts an id_token presented as an access token"),
+        Tls12Only => ("tls12-only", "RFC 9325 §3.1.1: the TLS front offers TLS 1.2 only (SHOULD support TLS 1.3)"),
+        ExchangeNoIssuedTokenType => ("exchange-no-issued-token-type", "RFC 8693 §2.2.1: a token exchange answer lacks the REQUIRED issued_token_type"),
+        ExchangeUnbound => ("exchange-unbound", "RFC 8705 §3.1: an exchanged token is not bound to the exchanging client's certificate"),
+        ExchangeAcceptsExpired => ("exchange-accepts-expired", "RFC 8693 §2.2.2: an expired subject token is exchanged"),
+        ExchangeAnyTokenType => ("exchange-any-token-type", "RFC 8693 §2.2.2: a subject_token_type the token is not is accepted"),
+        ExchangeOtherClient => ("exchange-other-client", "RFC 8693 §2.2.2: a token bound to another client's certificate is exchanged"),
     }
 }
 
@@ -116,10 +123,14 @@ pub struct Config {
     pub interval_secs: u64,
     /// `expires_in` of backchannel answers, seconds.
     pub expires_in_secs: u64,
+    /// Lifetime of the access tokens and id_tokens issued (and exchanged), seconds.
+    pub token_lifetime_secs: u64,
     pub users: BTreeMap<String, UserBehaviour>,
     /// Keep one pending request per client and user: a new one supersedes the older, whose
     /// `auth_req_id` is then unknown. Legitimate (CIBA Core does not forbid it), not a defect.
     pub one_pending_per_user: bool,
+    /// Offer TLS 1.3 only (a server held to a 1.3 floor; legitimate, not a defect).
+    pub tls13_only: bool,
 }
 
 pub const USER_APPROVES: &str = "500000001815646/CPAT00045";
@@ -141,8 +152,10 @@ impl Default for Config {
             defects: DefectSet::default(),
             interval_secs: 1,
             expires_in_secs: 20,
+            token_lifetime_secs: 120,
             users,
             one_pending_per_user: false,
+            tls13_only: false,
         }
     }
 }
@@ -238,7 +251,15 @@ impl PscMock {
         port: Option<u16>,
         wrap: impl FnOnce(Arc<dyn http_server::Handle>) -> Arc<dyn http_server::Handle>,
     ) -> std::io::Result<Self> {
-        let pki = ServerPki { server_chain_pem: PKI_SERVER, server_key_pem: PKI_SERVER_KEY, client_ca_pem: PKI_CA };
+        let versions = if config.defects.on(Defect::Tls12Only) {
+            TlsVersions::Tls12Only
+        } else if config.tls13_only {
+            TlsVersions::Tls13Only
+        } else {
+            TlsVersions::Both
+        };
+        let pki =
+            ServerPki { server_chain_pem: PKI_SERVER, server_key_pem: PKI_SERVER_KEY, client_ca_pem: PKI_CA, versions };
         let acceptor = http_server::tls_acceptor(&pki).map_err(std::io::Error::other)?;
         // The issuer names the port, known once the listener is bound.
         let listener = http_server::bind(port)?;
@@ -348,6 +369,8 @@ pub fn describe(issuer: &str) -> Target {
             },
             scopes: BTreeMap::new(),
             metadata: None,
+            token_exchange: Default::default(),
+            tls_minimum: Default::default(),
         }
     }
 }

@@ -6,3 +6,4 @@ pub mod introspection;
 pub mod resource;
 pub mod token;
 pub mod token_cache;
+pub mod token_exchange;
