@@ -1,9 +1,11 @@
 //! References for `benches/load-vs-oha.sh`, measured in the same run as the harness:
 //!
-//! - `serve PORT`: a fast token endpoint on 127.0.0.1 (hyper, fixed answer, reads the body) —
-//!   the server side must not be the bottleneck of what is compared;
-//! - `bare URL CONNECTIONS SECONDS`: the simplest reqwest load loop, one task per connection,
-//!   each request checked for status 200 — what the harness is measured against.
+//! - `serve PORT [--tls PKI_DIR]`: a fast token endpoint on 127.0.0.1 (hyper, fixed answer, reads
+//!   the body) — the server side must not be the bottleneck of what is compared; with `--tls`,
+//!   over TLS with `PKI_DIR/server.pem` and `server.key`, asking for (not requiring) a client
+//!   certificate from `PKI_DIR/ca.pem`'s CA, as an mTLS token endpoint does;
+//! - `bare URL CONNECTIONS SECONDS [--cacert CA]`: the simplest reqwest load loop, one task per
+//!   connection, each request checked for status 200 — what the harness is measured against.
 //!
 //! Both stop by themselves: `serve` after `--for` seconds (default 600), `bare` after SECONDS.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
@@ -18,6 +20,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
 const TOKEN: &str = r#"{"access_token":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJl","token_type":"Bearer","expires_in":3600,"scope":"implant"}"#;
+/// The answer to a request with a DPoP proof (RFC 9449 §5); the proof is not verified: this
+/// endpoint measures the client side only.
+const DPOP_TOKEN: &str = r#"{"access_token":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJl","token_type":"DPoP","expires_in":3600,"scope":"implant"}"#;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -27,49 +32,87 @@ fn main() {
             let port: u16 = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(18080);
             let limit: u64 =
                 args.iter().position(|a| a == "--for").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(600);
-            runtime.block_on(serve(port, Duration::from_secs(limit)));
+            let tls = option(&args, "--tls").map(|dir| tls_acceptor(&dir));
+            runtime.block_on(serve(port, Duration::from_secs(limit), tls));
         }
         Some("bare") => {
             let url = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:18080/connect/token".into());
             let connections: usize = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(32);
             let seconds: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
-            let (requests, errors, elapsed) = runtime.block_on(bare(url, connections, Duration::from_secs(seconds)));
+            let ca = option(&args, "--cacert");
+            let (requests, errors, elapsed) =
+                runtime.block_on(bare(url, connections, Duration::from_secs(seconds), ca.as_deref()));
             println!(
                 "{{\"requests\":{requests},\"errors\":{errors},\"seconds\":{elapsed:.3},\"rps\":{:.1}}}",
                 requests as f64 / elapsed
             );
         }
-        _ => eprintln!("usage: load_reference serve PORT [--for SECONDS] | bare URL CONNECTIONS SECONDS"),
+        _ => eprintln!(
+            "usage: load_reference serve PORT [--for SECONDS] [--tls PKI_DIR] | bare URL CONNECTIONS SECONDS [--cacert CA]"
+        ),
     }
 }
 
-async fn serve(port: u16, limit: Duration) {
+fn option(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// The harness's own TLS front (the PSC mock's): client certificates asked for, not required.
+fn tls_acceptor(dir: &str) -> tokio_rustls::TlsAcceptor {
+    let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).expect("a PKI file");
+    let (chain, key, ca) = (read("server.pem"), read("server.key"), read("ca.pem"));
+    let pki = oauth_harness::support::http_server::ServerPki {
+        server_chain_pem: &chain,
+        server_key_pem: &key,
+        client_ca_pem: &ca,
+        versions: Default::default(),
+    };
+    oauth_harness::support::http_server::tls_acceptor(&pki).expect("a TLS configuration")
+}
+
+async fn serve(port: u16, limit: Duration, tls: Option<tokio_rustls::TlsAcceptor>) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
     let accept = async {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { continue };
             let _ = tcp.set_nodelay(true);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let token = if req.headers().contains_key("dpop") { DPOP_TOKEN } else { TOKEN };
                     // Read the body as a real endpoint would before answering.
                     let _ = req.into_body().collect().await;
                     Ok::<_, std::convert::Infallible>(
                         hyper::Response::builder()
                             .header("content-type", "application/json")
                             .header("cache-control", "no-store")
-                            .body(Full::new(Bytes::from_static(TOKEN.as_bytes())))
+                            .body(Full::new(Bytes::from_static(token.as_bytes())))
                             .expect("static response"),
                     )
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(tcp).await else { return };
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
             });
         }
     };
     let _ = tokio::time::timeout(limit, accept).await;
 }
 
-async fn bare(url: String, connections: usize, duration: Duration) -> (u64, u64, f64) {
-    let client = reqwest::Client::builder().build().expect("client");
+async fn bare(url: String, connections: usize, duration: Duration, ca: Option<&str>) -> (u64, u64, f64) {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).expect("a CA file");
+        builder = builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).expect("PEM certificates"));
+    }
+    let client = builder.build().expect("client");
     let body = "grant_type=client_credentials&scope=implant";
     let requests = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
