@@ -282,7 +282,7 @@ fn metadata(x: &Exchange, ok: impl Fn(&serde_json::Map<String, Value>) -> bool, 
     }
 }
 
-fn success_body(x: &Exchange) -> Result<&serde_json::Map<String, Value>, Verdict> {
+pub(super) fn success_body(x: &Exchange) -> Result<&serde_json::Map<String, Value>, Verdict> {
     match x.response.json_object() {
         Some(b) if x.response.is_success() => Ok(b),
         _ => Err(Verdict::fail("a successful JSON answer", x.response.summary())),

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::ciba::success_body;
 use super::token_errors::refused_with;
 use super::wire::jwt_claims;
 use super::{CheckDef, Severity, Verdict};
@@ -115,12 +116,5 @@ fn good_exchange(x: &Exchange) -> Result<&TokenExchangeFacts, Verdict> {
     match f.deviation() {
         Some(why) => Err(Verdict::na(format!("the exchange was meant to be refused: {why}"))),
         None => Ok(f),
-    }
-}
-
-fn success_body(x: &Exchange) -> Result<&serde_json::Map<String, Value>, Verdict> {
-    match x.response.json_object() {
-        Some(b) if x.response.is_success() => Ok(b),
-        _ => Err(Verdict::fail("a successful JSON answer", x.response.summary())),
     }
 }

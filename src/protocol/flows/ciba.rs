@@ -172,16 +172,11 @@ pub fn token_request(
     choice: AuthChoice,
     creds: &Credentials<'_>,
 ) -> (Request, RequestContext) {
-    let mut form = vec![
+    let form = vec![
         ("grant_type".to_string(), Value::Plain(GRANT_TYPE.into())),
         ("auth_req_id".to_string(), Value::Secret(auth_req_id.clone())),
     ];
-    let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
-    let used = auth::apply(choice, creds, &mut headers, &mut form);
-    let mut request = Request::new(Method::POST, endpoint.clone()).form(form);
-    request.headers = headers;
-    let context = RequestContext { auth: Some(used), grant_type: Some(GRANT_TYPE.into()), ..RequestContext::default() };
-    (request, context)
+    super::grant_request(endpoint, form, GRANT_TYPE, choice, creds)
 }
 
 #[cfg(test)]

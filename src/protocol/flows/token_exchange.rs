@@ -2,11 +2,10 @@
 //! authenticated as the client is registered (the certificate goes with the TLS connection the
 //! caller picks).
 
-use reqwest::Method;
 use url::Url;
 
 use crate::model::{AuthChoice, SubjectTokenType};
-use crate::protocol::auth::{self, Credentials};
+use crate::protocol::auth::Credentials;
 use crate::protocol::exchange::RequestContext;
 use crate::protocol::http::{Request, Value};
 use crate::support::secret::Secret;
@@ -45,12 +44,7 @@ pub fn build(
     if let Some(audience) = audience {
         form.push(("audience".to_string(), Value::Plain(audience.into())));
     }
-    let mut headers = vec![("Accept".to_string(), Value::Plain("application/json".into()))];
-    let used = auth::apply(choice, creds, &mut headers, &mut form);
-    let mut request = Request::new(Method::POST, endpoint.clone()).form(form);
-    request.headers = headers;
-    let context = RequestContext { auth: Some(used), grant_type: Some(GRANT_TYPE.into()), ..RequestContext::default() };
-    (request, context)
+    super::grant_request(endpoint, form, GRANT_TYPE, choice, creds)
 }
 
 #[cfg(test)]
