@@ -90,6 +90,43 @@ pub const CHECKS: &[CheckDef] = &[
         },
     },
     CheckDef {
+        id: "rfc9068.4.other-audience-refused",
+        severity: Severity::Must,
+        rule: "RFC 9068 §4, RFC 9700 §2.3",
+        url: RFC9068_4,
+        summary: "the resource refuses a token issued for another resource (401)",
+        evaluate: |x| {
+            if !x.context.subject.as_ref().is_some_and(|s| s.for_other_resource) {
+                return Verdict::na("the token presented was not asked for another resource");
+            }
+            Verdict::from_bool(x.response.status == 401, "status 401", || x.response.summary())
+        },
+    },
+    CheckDef {
+        id: "rfc9068.2.2.sub-client",
+        severity: Severity::Should,
+        rule: "RFC 9068 §2.2 (sub)",
+        url: RFC9068_2_2,
+        summary: "a client_credentials JWT access token's sub names the client (its client_id)",
+        evaluate: |x| {
+            if x.context.grant_type.as_deref() != Some("client_credentials") {
+                return Verdict::na("not a client_credentials token (a resource owner may be the sub)");
+            }
+            match jwt_access_token(x) {
+                Err(na) => na,
+                Ok((_, claims)) => {
+                    let text = |k: &str| claims.get(k).and_then(Value::as_str);
+                    let client = x.context.client_id.as_deref().or(text("client_id"));
+                    let Some(client) = client else { return Verdict::na("the client's id is not known") };
+                    Verdict::from_bool(text("sub") == Some(client), format!("sub {client}"), || match text("sub") {
+                        Some(sub) => format!("sub {sub}"),
+                        None => "no sub".into(),
+                    })
+                }
+            }
+        },
+    },
+    CheckDef {
         id: super::ACCESS_TOKEN_SIGNATURE,
         severity: Severity::Must,
         rule: "RFC 9068 §2.1, §4",

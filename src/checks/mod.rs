@@ -9,7 +9,7 @@ mod audience;
 pub mod ciba;
 pub mod client;
 mod discovery;
-mod dpop;
+pub mod dpop;
 mod introspection;
 mod jwt_introspection;
 mod key_rotation;
@@ -193,7 +193,7 @@ pub const BUNDLES: &[Bundle] = &[
     Bundle {
         name: "jwt-access-token",
         summary: "a JWT access token as RFC 9068 profiles it (not applicable to opaque tokens)",
-        checks: &["rfc9068.2.1.typ", "rfc9068.2.2.claims", ACCESS_TOKEN_SIGNATURE],
+        checks: &["rfc9068.2.1.typ", "rfc9068.2.2.claims", "rfc9068.2.2.sub-client", ACCESS_TOKEN_SIGNATURE],
     },
     Bundle {
         name: "jwt-introspection",

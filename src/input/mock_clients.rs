@@ -66,6 +66,8 @@ struct ClientDef {
     token_ttl_secs: Option<Spanned<i64>>,
     #[serde(default)]
     introspects: bool,
+    #[serde(default)]
+    dpop_nonce: bool,
 }
 
 fn client(
@@ -129,5 +131,6 @@ fn client(
         default_scope: c.default_scope.map(|d| d.value),
         token_ttl_secs: ttl,
         introspects: c.introspects,
+        dpop_nonce: c.dpop_nonce,
     }
 }

@@ -539,6 +539,8 @@ struct ResourceAction {
     bearer: Option<BearerChoice>,
     /// `none` or `other`: the certificate the call presents (the token's client's by default).
     certificate: Option<ResourceCertificate>,
+    /// RFC 9449 §7: `good`, `no-ath`, `other-key` or `as-bearer` for a DPoP-bound token.
+    dpop: Option<crate::model::ResourceDpop>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -962,7 +964,7 @@ fn resource(v: &mut Validator<'_>, r: ResourceAction) -> ResourceSpec {
         }
         text
     });
-    ResourceSpec { path, bearer: r.bearer, certificate: r.certificate }
+    ResourceSpec { path, bearer: r.bearer, certificate: r.certificate, dpop: r.dpop }
 }
 
 fn expect(v: &mut Validator<'_>, e: Option<Expect>) -> Expectation {

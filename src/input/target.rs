@@ -139,6 +139,8 @@ struct ResourceDef {
     url: Spanned<String>,
     /// A scope the client may get but the resource does not accept (for the 403 check).
     insufficient_scope: Option<String>,
+    /// Another resource indicator the server knows (for the other-audience check).
+    other_audience: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,7 +178,11 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
     let introspection_endpoint = file.introspection_endpoint.as_ref().and_then(|u| v.url(u));
     let revocation_endpoint = file.revocation_endpoint.as_ref().and_then(|u| v.url(u));
     let resource = file.resource.as_ref().and_then(|def| {
-        v.url(&def.url).map(|url| Resource { url, insufficient_scope: def.insufficient_scope.clone() })
+        v.url(&def.url).map(|url| Resource {
+            url,
+            insufficient_scope: def.insufficient_scope.clone(),
+            other_audience: def.other_audience.as_ref().and_then(|o| v.url(o)),
+        })
     });
     let timeout =
         file.timeout.as_ref().and_then(|t| v.duration(t, "timeout", false, MAX_TIMEOUT)).unwrap_or(DEFAULT_TIMEOUT);

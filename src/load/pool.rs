@@ -210,7 +210,7 @@ fn sign_batch(key: &KeyPair, signs: &Signs) -> Vec<Bytes> {
                 buffer.push_str(&jwt);
             }
             Signs::DpopProof { htu } => {
-                let (proof, _) = dpop::proof(key, "POST", htu, DpopProof::Good);
+                let (proof, _) = dpop::proof(key, "POST", htu, DpopProof::Good, dpop::Bind::default());
                 buffer.push_str(&proof);
             }
         }

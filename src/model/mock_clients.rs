@@ -35,6 +35,9 @@ pub struct ClientConfig {
     pub token_ttl_secs: Option<u64>,
     /// A resource server: may call the introspection endpoint.
     pub introspects: bool,
+    /// RFC 9449 §8: the client's DPoP proofs at the token endpoint must carry a nonce the mock
+    /// handed out (a per-client setting, as Authlete and oidc-provider allow).
+    pub dpop_nonce: bool,
 }
 
 impl MockClients {

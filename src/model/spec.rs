@@ -164,6 +164,34 @@ pub struct ResourceSpec {
     pub bearer: Option<BearerChoice>,
     /// The TLS client certificate the call carries: the token's client's by default.
     pub certificate: Option<ResourceCertificate>,
+    /// RFC 9449 §7: how a DPoP-bound token is presented (as a Bearer token when absent).
+    pub dpop: Option<ResourceDpop>,
+}
+
+/// How a resource call presents a DPoP-bound token (RFC 9449 §7): the good way, or one the
+/// resource must refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceDpop {
+    /// `Authorization: DPoP` and a proof by the bound key with `ath`.
+    Good,
+    /// A proof without `ath` (§4.3 (12), §7.1).
+    NoAth,
+    /// A proof signed by a key the token is not bound to (§4.3 (12)).
+    OtherKey,
+    /// The bound token as `Authorization: Bearer`, no proof (§7.2).
+    AsBearer,
+}
+
+impl ResourceDpop {
+    pub fn label(self) -> &'static str {
+        match self {
+            ResourceDpop::Good => "good",
+            ResourceDpop::NoAth => "a proof without ath",
+            ResourceDpop::OtherKey => "a proof by another key",
+            ResourceDpop::AsBearer => "the DPoP-bound token as a Bearer token",
+        }
+    }
 }
 
 /// Which certificate a resource call presents instead of the token's client's (RFC 8705 §3).
@@ -334,6 +362,10 @@ pub enum DpopProof {
     WrongHtu,
     /// `iat` ten minutes ago (§4.3 (11)).
     StaleIat,
+    /// Signed with a symmetric algorithm (HS256) instead of the key in `jwk` (§4.3 (5)).
+    SymmetricAlg,
+    /// The proof of the case's previous DPoP step again, same `jti` (§4.3 (12), §11.1).
+    Replayed,
 }
 
 impl DpopProof {
@@ -347,6 +379,8 @@ impl DpopProof {
             DpopProof::WrongHtm => "a wrong htm",
             DpopProof::WrongHtu => "a wrong htu",
             DpopProof::StaleIat => "a stale iat",
+            DpopProof::SymmetricAlg => "a symmetric alg",
+            DpopProof::Replayed => "a replayed jti",
         }
     }
 }
@@ -357,6 +391,8 @@ impl DpopProof {
 pub enum ResourceIndicator {
     /// The target's protected resource.
     Target,
+    /// Another resource the server knows (the target's `resource.other_audience`).
+    Other,
     /// A resource no server knows.
     Unknown,
 }

@@ -92,6 +92,9 @@ impl Default for CibaSettings {
 pub struct Resource {
     pub url: Url,
     pub insufficient_scope: Option<String>,
+    /// Another resource the server issues tokens for (RFC 8707): a token for it is one this
+    /// resource must refuse (RFC 9068 §4).
+    pub other_audience: Option<Url>,
 }
 
 #[derive(Debug, Clone)]

@@ -23,6 +23,8 @@ pub enum AuthUsed {
     TlsClientAuth,
     None,
     Bearer,
+    /// RFC 9449 §7.1: `Authorization: DPoP` with a proof.
+    Dpop,
 }
 
 impl AuthUsed {
@@ -72,6 +74,8 @@ pub struct RequestContext {
     pub access_token_signature: Option<Result<(), String>>,
     /// RFC 9325: which TLS versions the endpoint accepted.
     pub tls: Option<TlsFacts>,
+    /// RFC 8707: the token was asked for another resource than the target's.
+    pub for_other_resource: bool,
 }
 
 /// What a TLS probe found: each version offered alone, accepted (`Ok`) or refused at the
@@ -141,10 +145,23 @@ pub enum RotatedKey {
 }
 
 /// The DPoP proof a request carried: its key's thumbprint, and how it was broken, if it was.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DpopFacts {
     pub jkt: String,
     pub broken: Option<&'static str>,
+    /// The proof of an earlier request, sent again (same `jti`).
+    pub replayed: bool,
+    /// At a resource: how the DPoP-bound token was presented (RFC 9449 §7).
+    pub presented: Option<crate::model::ResourceDpop>,
+    /// The server asked for a nonce first (§8, §9): whether its answer carried `DPoP-Nonce`.
+    pub nonce_asked: Option<NonceAsked>,
+}
+
+/// A `use_dpop_nonce` answer the harness got before this exchange.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NonceAsked {
+    /// The answer carried a `DPoP-Nonce` header, and the proof of this exchange used it.
+    pub header: bool,
 }
 
 /// The deliberate deviations of a request, so a check that judges a refusal can tell that the
@@ -244,6 +261,11 @@ pub struct TokenFacts {
     pub issued_with_cert: Option<String>,
     /// The certificate the token is bound to (`cnf.x5t#S256`), from the JWT or from introspection.
     pub cnf: Option<String>,
+    /// RFC 9449: the thumbprint of the proof key the token was asked with, when the server
+    /// answered token_type DPoP.
+    pub dpop_jkt: Option<String>,
+    /// Asked for another resource than the target's (RFC 8707): the target's must refuse it.
+    pub for_other_resource: bool,
 }
 
 impl TokenFacts {

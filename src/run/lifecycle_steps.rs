@@ -53,7 +53,7 @@ impl Runner {
         );
         context.deviations.wrong_secret = spec.wrong_secret;
         context.certificate = Some(super::ciba_steps::certificate_facts(caller, true));
-        Ok(PreparedToken { request, context, jku_path: None, via: Some(name.to_string()) })
+        Ok(PreparedToken { request, context, jku_path: None, via: Some(name.to_string()), dpop: None })
     }
 
     /// Revokes the case's last token as the client it was issued to (RFC 7009 §2.1).
@@ -77,7 +77,7 @@ impl Runner {
         let caller = flows::introspection::Caller { client: owner, auth, secret: None, assertion: assertion.as_ref() };
         let (request, context) =
             flows::introspection::build(&endpoint, &caller, &token, spec.token_type_hint.as_deref(), facts, false);
-        Ok(PreparedToken { request, context, jku_path: None, via: None })
+        Ok(PreparedToken { request, context, jku_path: None, via: None, dpop: None })
     }
 
     /// Sleeps until the case's last token has expired (plus skew), unless that is longer than the

@@ -163,6 +163,9 @@ struct CaseState {
     id_token: Option<Secret>,
     /// The client key a `rotate_key` step changed, and what the unknown-kid requests cost.
     rotation: Option<key_rotation_steps::Rotation>,
+    /// The key of the case's last good DPoP token request, and its proof (what `replayed`
+    /// resends and what a resource call proves possession of).
+    dpop: Option<(Arc<KeyPair>, Secret)>,
     /// Set when a step decides the case cannot run here (e.g. a token too long-lived to wait for).
     skip: Option<String>,
 }
@@ -175,6 +178,19 @@ struct PreparedToken {
     jku_path: Option<String>,
     /// The client whose TLS identity the request goes with (RFC 8705), if any.
     via: Option<String>,
+    /// How to sign the proof again when the server asks for a nonce (RFC 9449 §8, §9).
+    dpop: Option<DpopRetry>,
+}
+
+/// A DPoP proof's making, kept to redo it with the nonce a server hands out.
+struct DpopRetry {
+    key: Arc<KeyPair>,
+    kind: crate::model::DpopProof,
+    method: String,
+    /// The proof's `htu`.
+    url: String,
+    /// At a resource: the access token the proof's `ath` hashes.
+    token: Option<Secret>,
 }
 
 impl Runner {
@@ -580,7 +596,7 @@ impl Runner {
                     request.headers.push(("Accept".into(), crate::protocol::http::Value::Plain(accept.clone())));
                 }
                 context.expected_issuer = Some(self.target.issuer.to_string());
-                Ok(PreparedToken { request, context, jku_path: None, via: None })
+                Ok(PreparedToken { request, context, jku_path: None, via: None, dpop: None })
             }
             Action::Resource(spec) => self.prepare_resource_call(suite, case, spec, state, &mut result).await,
             Action::Ciba(spec) => {
@@ -626,7 +642,21 @@ impl Runner {
         // The client's JWKS fetches an unknown-kid request costs (after a rotation).
         let unknown_kid = prepared.context.key_rotation.as_ref().is_some_and(|k| k.signed_with == RotatedKey::Unknown);
         let fetched_before = state.rotation.as_ref().map(|r| self.jwks.fetches(&r.path));
-        match self.exchange_with(http, prepared.request, prepared.context).await {
+        let sent = match prepared.dpop {
+            None => self.exchange_with(http, prepared.request, prepared.context).await,
+            Some(retry) => {
+                self.exchange_following_nonce(
+                    http,
+                    prepared.request,
+                    prepared.context,
+                    retry,
+                    &mut result,
+                    &mut state.skip,
+                )
+                .await
+            }
+        };
+        match sent {
             Err(e) => result.error = Some(self.redactor.scrub(&e.to_string())),
             Ok(mut exchange) => {
                 if let Action::Token(spec) = &step.action {
@@ -695,6 +725,50 @@ impl Runner {
     ) -> Result<Exchange, TransportError> {
         let response = http.send(&request).await?;
         Ok(Exchange { request: request.record(), response, context })
+    }
+
+    /// Sends a request with a DPoP proof; when the server asks for a nonce (RFC 9449 §8, §9), signs
+    /// the proof again with it and sends once more. The first answer goes in the step's setup.
+    async fn exchange_following_nonce(
+        &self,
+        http: &HttpClient,
+        request: Request,
+        context: RequestContext,
+        retry: DpopRetry,
+        result: &mut StepResult,
+        skip: &mut Option<String>,
+    ) -> Result<Exchange, TransportError> {
+        let mut again = request.clone();
+        let mut first = self.exchange_with(http, request, context).await?;
+        if !crate::checks::dpop::asks_nonce(&first.response) {
+            return Ok(first);
+        }
+        let nonce = first.response.header("dpop-nonce").map(str::to_owned);
+        let asked = |header| Some(crate::protocol::exchange::NonceAsked { header });
+        let Some(nonce) = nonce else {
+            if let Some(d) = first.context.dpop.as_mut() {
+                d.nonce_asked = asked(false);
+            }
+            return Ok(first);
+        };
+        // A client assertion is single-use: the request cannot simply go again with it.
+        if first.context.assertion.is_some() {
+            *skip = Some("the server asks for a DPoP nonce, and the harness does not yet resend a private_key_jwt request with a new assertion".into());
+            return Ok(first);
+        }
+        result.setup.push(self.view(&first));
+        let bind = crate::protocol::auth::dpop::Bind {
+            access_token: retry.token.as_ref().map(Secret::expose),
+            nonce: Some(&nonce),
+        };
+        let (proof, _) = crate::protocol::auth::dpop::proof(&retry.key, &retry.method, &retry.url, retry.kind, bind);
+        again.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("DPoP"));
+        again.headers.push(("DPoP".into(), crate::protocol::http::Value::Secret(Secret::new(proof))));
+        let mut context = first.context;
+        if let Some(d) = context.dpop.as_mut() {
+            d.nonce_asked = asked(true);
+        }
+        self.exchange_with(http, again, context).await
     }
 
     /// Registers every credential in a success answer with the redactor; returns the access token.

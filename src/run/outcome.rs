@@ -46,6 +46,14 @@ pub(super) fn token_facts(client: &Client, exchange: &Exchange) -> Option<TokenF
             .and_then(|c| c.get("x5t#S256"))
             .and_then(|t| t.as_str())
             .map(str::to_owned),
+        dpop_jkt: exchange
+            .context
+            .dpop
+            .as_ref()
+            .filter(|d| d.broken.is_none())
+            .filter(|_| body.get("token_type").and_then(|t| t.as_str()).is_some_and(|t| t.eq_ignore_ascii_case("DPoP")))
+            .map(|d| d.jkt.clone()),
+        for_other_resource: exchange.context.for_other_resource,
     })
 }
 

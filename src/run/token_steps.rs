@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use super::{CaseState, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
+use super::{CaseState, DpopRetry, PreparedToken, Runner, StepFailure, UNREGISTERED_KEYS, no_token, precondition};
 use crate::model::{
-    AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, MintSpec, ResourceCertificate, ResourceSpec, ScopeSpec,
-    Suite, TokenSpec,
+    AlgPick, AssertionSpec, AuthChoice, BearerChoice, Case, MintSpec, ResourceCertificate, ResourceDpop, ResourceSpec,
+    ScopeSpec, Suite, TokenSpec,
 };
 use crate::model::{Client, ResourceIndicator};
 use crate::protocol::auth::assertion;
+use crate::protocol::auth::dpop as dpop_proof;
 use crate::protocol::exchange::AssertionFacts;
 use crate::protocol::flows;
 use crate::results::StepResult;
@@ -42,6 +43,16 @@ impl Runner {
                         Some(r) => r.url.to_string(),
                         None => return Err(StepFailure::Skip("the target names no resource (`resource:`)".into())),
                     },
+                    ResourceIndicator::Other => {
+                        match self.target.resource.as_ref().and_then(|r| r.other_audience.as_ref()) {
+                            Some(u) => u.to_string(),
+                            None => {
+                                return Err(StepFailure::Skip(
+                                    "the target names no other resource (`resource.other_audience`)".into(),
+                                ));
+                            }
+                        }
+                    }
                 };
                 let mut s = spec.clone();
                 s.params.push(("resource".into(), url));
@@ -51,16 +62,43 @@ impl Runner {
         };
         let (mut request, mut context) =
             flows::token::build(&self.endpoints.token, client, spec, scope, assertion.as_ref());
+        context.for_other_resource = spec.resource == Some(ResourceIndicator::Other);
         // RFC 9449: a fresh proof key per request is allowed, and keeps cases independent.
+        let mut dpop = None;
         if let Some(kind) = spec.dpop {
-            let key = KeyPair::generate(KeyAlg::Es384, 0, KidStyle::Rfc7638)
-                .map_err(|e| StepFailure::Precondition(super::outcome::precondition(format!("no DPoP key: {e}"))))?;
-            let (proof, jkt) =
-                crate::protocol::auth::dpop::proof(&key, request.method.as_str(), self.endpoints.token.as_str(), kind);
+            let url = self.endpoints.token.as_str();
+            let (proof, jkt) = if kind == crate::model::DpopProof::Replayed {
+                let (key, proof) = state.dpop.clone().ok_or_else(|| {
+                    StepFailure::Precondition(precondition("no earlier step of this case sent a DPoP proof".into()))
+                })?;
+                (proof, crate::support::keys::thumbprint_of(&key))
+            } else {
+                let key = Arc::new(KeyPair::generate(KeyAlg::Es384, 0, KidStyle::Rfc7638).map_err(|e| {
+                    StepFailure::Precondition(super::outcome::precondition(format!("no DPoP key: {e}")))
+                })?);
+                let (proof, jkt) =
+                    dpop_proof::proof(&key, request.method.as_str(), url, kind, dpop_proof::Bind::default());
+                let proof = Secret::new(proof);
+                if kind == crate::model::DpopProof::Good {
+                    state.dpop = Some((key.clone(), proof.clone()));
+                }
+                // A nonce would make a stale proof fresh (§4.3 (11)): that one is judged as answered.
+                if kind != crate::model::DpopProof::StaleIat {
+                    dpop = Some(DpopRetry {
+                        key,
+                        kind,
+                        method: request.method.to_string(),
+                        url: url.to_string(),
+                        token: None,
+                    });
+                }
+                (proof, jkt)
+            };
             // Recorded as a fingerprint, like every credential: a proof is replayable until it expires.
-            request.headers.push(("DPoP".into(), crate::protocol::http::Value::Secret(Secret::new(proof))));
-            let broken = (kind != crate::model::DpopProof::Good).then_some(kind.label());
-            context.dpop = Some(crate::protocol::exchange::DpopFacts { jkt, broken });
+            request.headers.push(("DPoP".into(), crate::protocol::http::Value::Secret(proof)));
+            let replayed = kind == crate::model::DpopProof::Replayed;
+            let broken = (kind != crate::model::DpopProof::Good && !replayed).then_some(kind.label());
+            context.dpop = Some(crate::protocol::exchange::DpopFacts { jkt, broken, replayed, ..Default::default() });
         }
         context.certificate = Some(super::ciba_steps::certificate_facts(client, true));
         if let Some(jws) = &assertion {
@@ -90,7 +128,7 @@ impl Runner {
                 });
             }
         }
-        Ok(PreparedToken { request, context, jku_path: jku_path.flatten(), via: None })
+        Ok(PreparedToken { request, context, jku_path: jku_path.flatten(), via: None, dpop })
     }
 
     /// The client assertion for a private_key_jwt request (none for other methods), and the
@@ -261,7 +299,49 @@ impl Runner {
                 Some(token)
             }
         };
-        let (request, mut context) = flows::resource::build(&url, bearer.as_ref());
+        // RFC 9449 §7: a DPoP-bound token goes with the DPoP scheme and a proof by its key.
+        let mut dpop = None;
+        let (request, mut context) = match (spec.dpop, bearer.as_ref()) {
+            (Some(how), Some(token)) if how != ResourceDpop::AsBearer => {
+                let (key, _) = state.dpop.clone().ok_or_else(|| {
+                    StepFailure::Precondition(precondition(
+                        "no earlier step of this case got a DPoP-bound token".into(),
+                    ))
+                })?;
+                let signer = if how == ResourceDpop::OtherKey {
+                    Arc::new(
+                        KeyPair::generate(KeyAlg::Es384, 0, KidStyle::Rfc7638)
+                            .map_err(|e| StepFailure::Precondition(precondition(format!("no DPoP key: {e}"))))?,
+                    )
+                } else {
+                    key.clone()
+                };
+                let (mut request, context) = flows::resource::build_dpop(&url, token);
+                let bind = dpop_proof::Bind {
+                    access_token: (how != ResourceDpop::NoAth).then_some(token.expose()),
+                    nonce: None,
+                };
+                let htu = htu_of(&url);
+                let (proof, _) = dpop_proof::proof(&signer, "GET", &htu, crate::model::DpopProof::Good, bind);
+                request.headers.push(("DPoP".into(), crate::protocol::http::Value::Secret(Secret::new(proof))));
+                if how == ResourceDpop::Good {
+                    dpop = Some(DpopRetry {
+                        key: signer,
+                        kind: crate::model::DpopProof::Good,
+                        method: "GET".into(),
+                        url: htu,
+                        token: Some(token.clone()),
+                    });
+                }
+                (request, context)
+            }
+            _ => flows::resource::build(&url, bearer.as_ref()),
+        };
+        if let Some(how) = spec.dpop {
+            let jkt = state.dpop.as_ref().map(|(k, _)| crate::support::keys::thumbprint_of(k)).unwrap_or_default();
+            context.dpop =
+                Some(crate::protocol::exchange::DpopFacts { jkt, presented: Some(how), ..Default::default() });
+        }
         context.deviations.id_token_as_access_token = spec.bearer == Some(BearerChoice::IdToken);
         // What is known of the token presented, for checks about its life (expired, revoked).
         if matches!(
@@ -289,8 +369,16 @@ impl Runner {
             Some(c) => super::ciba_steps::certificate_facts(c, true),
             None => crate::protocol::exchange::CertificateFacts::default(),
         });
-        Ok(PreparedToken { request, context, jku_path: None, via })
+        Ok(PreparedToken { request, context, jku_path: None, via, dpop })
     }
+}
+
+/// `htu` for a URL: without its query and fragment (RFC 9449 §4.2).
+fn htu_of(url: &url::Url) -> String {
+    let mut htu = url.clone();
+    htu.set_query(None);
+    htu.set_fragment(None);
+    htu.to_string()
 }
 
 /// The JSON object of part `index` (0 header, 1 claims) of a compact JWS.

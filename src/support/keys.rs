@@ -328,6 +328,11 @@ pub fn thumbprint(jwk: &Map<String, Value>) -> String {
     b64(&Sha256::digest(format!("{{{}}}", members.join(",")).as_bytes()))
 }
 
+/// The RFC 7638 thumbprint of a key pair's public key.
+pub fn thumbprint_of(key: &KeyPair) -> String {
+    thumbprint(key.jwk().as_object().unwrap_or(&Map::new()))
+}
+
 /// base64url(SHA-256(PEM text))[..16], as integration guides that use it compute it.
 pub fn pem_sha256_16(public_pem: &str) -> String {
     b64(&Sha256::digest(public_pem.as_bytes()))[..16].to_string()

@@ -46,7 +46,10 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
             "rfc8725.3.1.hs256-confusion",
             "rfc8725.3.1.key-alg",
             "rfc8725.3.10.jku-refused",
+            "rfc9449.11.1.replayed-proof",
             "rfc9449.4.3.invalid-proof",
+            // The use_dpop_nonce answer cannot be read either: the nonce client gets no token.
+            "rfc9449.5.token-type",
             "smart.324.signing-alg",
             "smart.330.jti-required",
             "smart.331.exp-max-5-min",
@@ -94,19 +97,35 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("evict-live-tokens", &["rfc6750.2.1.valid-token-accepted", "rfc7662.2.2.active"]),
     ("revocation-ignored", &["rfc7009.2.revoked-inactive", "rfc7009.2.revoked-refused"]),
     ("resource-accepts-expired", &["rfc6750.3.1.expired-token"]),
-    ("ignore-resource-parameter", &["rfc8707.2.audience"]),
+    // A token that names no resource is good at every resource, the one it was not asked for too.
+    ("ignore-resource-parameter", &["rfc8707.2.audience", "rfc9068.4.other-audience-refused"]),
     ("accept-unknown-resource", &["rfc8707.2.invalid-target"]),
     ("access-token-typ-jwt", &["rfc9068.2.1.typ"]),
-    // Without aud, the token names no resource either.
-    ("access-token-no-aud", &["rfc9068.2.2.claims", "rfc8707.2.audience"]),
+    // Without aud, the token names no resource either, and no resource can refuse it for another's.
+    ("access-token-no-aud", &["rfc9068.2.2.claims", "rfc8707.2.audience", "rfc9068.4.other-audience-refused"]),
+    ("resource-ignores-audience", &["rfc9068.4.other-audience-refused"]),
+    ("access-token-sub-not-client", &["rfc9068.2.2.sub-client"]),
     ("introspection-jwt-ignored", &["rfc9701.5.content-type"]),
     ("introspection-jwt-typ-jwt", &["rfc9701.5.typ"]),
     ("introspection-jwt-no-aud", &["rfc9701.5.claims"]),
-    // A server that ignores DPoP also takes every broken proof.
-    ("dpop-ignored", &["rfc9449.5.token-type", "rfc9449.6.cnf-jkt", "rfc9449.4.3.invalid-proof"]),
+    // A server that ignores DPoP also takes every broken proof, and binds no token (the
+    // introspection and resource checks of its tokens are blocked: no binding to judge).
+    (
+        "dpop-ignored",
+        &["rfc9449.4.3.invalid-proof", "rfc9449.11.1.replayed-proof", "rfc9449.5.token-type", "rfc9449.6.cnf-jkt"],
+    ),
     ("dpop-signature-unchecked", &["rfc9449.4.3.invalid-proof"]),
     ("dpop-htu-unchecked", &["rfc9449.4.3.invalid-proof"]),
     ("dpop-iat-unchecked", &["rfc9449.4.3.invalid-proof"]),
+    ("dpop-replay-accepted", &["rfc9449.11.1.replayed-proof"]),
+    // Without the nonce no client can follow: the token is never issued.
+    ("dpop-nonce-without-header", &["rfc9449.8.nonce", "rfc9449.5.token-type"]),
+    ("introspection-dpop-unbound", &["rfc9449.6.2.introspection"]),
+    // A resource without the DPoP scheme refuses the good proof, and answers the broken ones with
+    // a Bearer challenge, not a DPoP one.
+    ("resource-dpop-unsupported", &["rfc9449.7.1.accepted", "rfc9449.7.1.proof-refused"]),
+    ("resource-dpop-as-bearer", &["rfc9449.7.2.bearer-refused"]),
+    ("resource-dpop-proof-unchecked", &["rfc9449.7.1.proof-refused"]),
     // A server that never refreshes takes neither the new key nor the retirement of the old.
     ("jwks-cached-forever", &["smart.jwks.new-key", "rfc6749.5.2.refused", "smart.jwks.retired-key"]),
     ("jwks-retired-key-kept", &["rfc6749.5.2.refused", "smart.jwks.retired-key"]),

@@ -1,5 +1,6 @@
 //! The mock's DPoP proof verification (RFC 9449 §4.3): every rule of the list, each one a
-//! defect can switch off, and the key's thumbprint for the token's `cnf.jkt`.
+//! defect can switch off; what the proof says of the key (its thumbprint, for the token's
+//! `cnf.jkt`), of the access token it goes with (`ath`) and of the nonce it carries.
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use base64::Engine;
@@ -15,14 +16,22 @@ pub const ALGS: &[&str] = &["ES256", "ES384"];
 /// How far `iat` may be from now.
 const IAT_WINDOW_SECS: i64 = 60;
 
-/// The proof's key thumbprint if `proof` is a valid proof for POST `htu`; else why not.
+/// What a valid proof binds, for the caller's own rules (nonce, `ath`, the token's key).
+pub struct Proof {
+    pub jkt: String,
+    pub ath: Option<String>,
+    pub nonce: Option<String>,
+}
+
+/// What `proof` binds if it is a valid proof for `htm` `htu`; else why not.
 pub fn verify(
     proof: &str,
+    htm: &str,
     htu: &str,
     replay: &ReplayCache,
     now: i64,
     defects: &DefectSet<Defect>,
-) -> Result<String, &'static str> {
+) -> Result<Proof, &'static str> {
     let parts: Vec<&str> = proof.split('.').collect();
     let [h, p, s] = parts[..] else { return Err("a DPoP proof is a JWS") };
     let json = |part: &str| -> Option<serde_json::Map<String, Value>> {
@@ -53,7 +62,7 @@ pub fn verify(
             .map_err(|_| "the signature does not verify with jwk")?;
     }
     if !defects.on(Defect::DpopHtuUnchecked) {
-        if text(&claims, "htm").as_deref() != Some("POST") {
+        if text(&claims, "htm").as_deref() != Some(htm) {
             return Err("htm is not the request's method");
         }
         if text(&claims, "htu").as_deref() != Some(htu) {
@@ -65,8 +74,9 @@ pub fn verify(
         return Err("iat is not recent");
     }
     let jti = text(&claims, "jti").ok_or("no jti")?;
-    if !replay.first_use("dpop", &jti, now + IAT_WINDOW_SECS, now) {
+    // §11.1: one use per proof, for as long as its iat keeps it acceptable.
+    if !replay.first_use("dpop", &jti, now + IAT_WINDOW_SECS, now) && !defects.on(Defect::DpopReplayAccepted) {
         return Err("this proof was already used");
     }
-    Ok(crate::support::keys::thumbprint(jwk))
+    Ok(Proof { jkt: crate::support::keys::thumbprint(jwk), ath: text(&claims, "ath"), nonce: text(&claims, "nonce") })
 }

@@ -28,6 +28,8 @@ pub struct App {
     pub tokens: Arc<IssuedTokens>,
     pub replay: Arc<ReplayCache>,
     pub jwks_cache: Arc<JwksCache>,
+    /// The DPoP nonce handed to clients registered for nonces (RFC 9449 §8: unpredictable).
+    pub dpop_nonce: String,
     /// Token requests answered so far, for the one-in-ten server error defect.
     pub token_requests: Arc<std::sync::atomic::AtomicU64>,
     pub token_delay: Option<std::time::Duration>,
@@ -59,11 +61,13 @@ struct OAuthError {
     description: &'static str,
     /// Answer with `WWW-Authenticate: Basic` (the client used the Authorization header).
     basic_challenge: bool,
+    /// Hand out the DPoP nonce (`use_dpop_nonce`, RFC 9449 §8).
+    dpop_nonce: bool,
 }
 
 impl OAuthError {
     fn new(code: &'static str, description: &'static str) -> Self {
-        Self { status: 400, code, description, basic_challenge: false }
+        Self { status: 400, code, description, basic_challenge: false, dpop_nonce: false }
     }
 }
 
@@ -184,6 +188,7 @@ impl App {
             code: "invalid_client",
             description: "client authentication failed",
             basic_challenge: presented.via_header,
+            dpop_nonce: false,
         };
         let Some(client) = self.clients.by_id(&presented.client_id) else {
             return Err(invalid_client(&presented));
@@ -239,8 +244,15 @@ impl App {
             Some(_) if self.defects.on(Defect::DpopIgnored) => None,
             Some(proof) => {
                 let htu = self.token_endpoint();
-                match super::dpop::verify(proof, &htu, &self.replay, unix_now(), &self.defects) {
-                    Ok(jkt) => Some(jkt),
+                match super::dpop::verify(proof, "POST", &htu, &self.replay, unix_now(), &self.defects) {
+                    // §8: a client registered for nonces gets one first, and then must use it.
+                    Ok(p) if client.dpop_nonce && p.nonce.as_deref() != Some(self.dpop_nonce.as_str()) => {
+                        return Err(OAuthError {
+                            dpop_nonce: true,
+                            ..OAuthError::new("use_dpop_nonce", "the DPoP proof must carry the server's nonce")
+                        });
+                    }
+                    Ok(p) => Some(p.jkt),
                     Err(why) => return Err(OAuthError::new("invalid_dpop_proof", why)),
                 }
             }
@@ -276,6 +288,9 @@ impl App {
         }
         if self.defects.on(Defect::AccessTokenNoAud) {
             claims.as_object_mut().map(|o| o.remove("aud"));
+        }
+        if let (true, Some(o)) = (self.defects.on(Defect::AccessTokenSubNotClient), claims.as_object_mut()) {
+            o.insert("sub".into(), json!(random_id()));
         }
         let typ = if self.defects.on(Defect::AccessTokenTypJwt) { "JWT" } else { "at+jwt" };
         let access_token = self.token_key.sign(&claims, typ);
@@ -319,6 +334,7 @@ impl App {
                 code: "invalid_client",
                 description: "malformed Basic credentials",
                 basic_challenge: true,
+                dpop_nonce: false,
             }),
             (None, Some(secret)) => Ok(Presented {
                 client_id: param("client_id").unwrap_or_default(),
@@ -351,9 +367,13 @@ impl App {
                 via_header: false,
                 by_assertion: true,
             }),
-            Err(description) => {
-                Err(OAuthError { status: 401, code: "invalid_client", description, basic_challenge: false })
-            }
+            Err(description) => Err(OAuthError {
+                status: 401,
+                code: "invalid_client",
+                description,
+                basic_challenge: false,
+                dpop_nonce: false,
+            }),
         }
     }
 
@@ -389,6 +409,9 @@ impl App {
         let mut response = ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store");
         if e.basic_challenge && !self.defects.on(Defect::BasicNoWwwAuthenticate) {
             response = response.insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#);
+        }
+        if e.dpop_nonce && !self.defects.on(Defect::DpopNonceWithoutHeader) {
+            response = response.insert_header("DPoP-Nonce", self.dpop_nonce.as_str());
         }
         if self.defects.on(Defect::ErrorNotJson) {
             let html = format!("<html><body><h1>{} Bad Request</h1></body></html>", e.status);
@@ -459,6 +482,13 @@ impl App {
                 "active": true, "scope": scope, "client_id": t.client_id, "sub": t.client_id,
                 "iss": self.issuer, "iat": t.iat, "exp": t.exp, "token_type": "Bearer",
             });
+            // RFC 9449 §6.2: a DPoP-bound token's binding, for the resource to check the proof.
+            if let (Some(jkt), Some(o), false) =
+                (&t.jkt, body.as_object_mut(), self.defects.on(Defect::IntrospectionDpopUnbound))
+            {
+                o.insert("cnf".into(), json!({ "jkt": jkt }));
+                o.insert("token_type".into(), json!("DPoP"));
+            }
             if self.defects.on(Defect::IntrospectMissingExp) {
                 body.as_object_mut().map(|o| o.remove("exp"));
             }
@@ -498,7 +528,9 @@ impl App {
     /// A protected resource in `realm`, for tokens with a scope `wanted` accepts.
     fn resource(&self, request: &Request, realm: &str, wanted: fn(&str) -> bool) -> ResponseTemplate {
         let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        let dpop_scheme =
+            header.and_then(|h| h.strip_prefix("DPoP ")).filter(|_| !self.defects.on(Defect::ResourceDpopUnsupported));
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).or(dpop_scheme) else {
             if self.defects.on(Defect::ResourceAcceptsNoToken) {
                 return json_ok(&json!({ "implants": [] }));
             }
@@ -515,12 +547,69 @@ impl App {
             };
             return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
         };
+        // RFC 9068 §4: a token for another of the server's resources is not for this one.
+        let own = [format!("{}{}", self.issuer, request.url.path()), format!("{}/resources", self.issuer)];
+        let for_us = issued.aud.is_empty() || issued.aud.iter().any(|a| own.contains(a));
+        if !for_us && !self.defects.on(Defect::ResourceIgnoresAudience) {
+            let scheme = if dpop_scheme.is_some() { "DPoP" } else { realm };
+            let challenge =
+                format!(r#"{scheme}, error="invalid_token", error_description="the token is for another resource""#);
+            return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
+        }
+        if let Err(why) = self.dpop_at_resource(request, token.trim(), &issued, dpop_scheme.is_some()) {
+            let challenge = format!(
+                r#"DPoP algs="{}", error="{}", error_description="{}""#,
+                super::dpop::ALGS.join(" "),
+                why.0,
+                why.1
+            );
+            return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
+        }
         let has_scope = issued.scope.split(' ').any(wanted);
         if !has_scope && !self.defects.on(Defect::ResourceIgnoresScope) {
             let challenge = format!(r#"{realm}, error="insufficient_scope", scope="{RESOURCE_SCOPE}""#);
             return ResponseTemplate::new(403).insert_header("WWW-Authenticate", challenge.as_str());
         }
         json_ok(&json!({ "client_id": issued.client_id, "implants": [] }))
+    }
+}
+
+impl App {
+    /// RFC 9449 §7: a DPoP-bound token only with the DPoP scheme and a proof for this request by
+    /// its key; an unbound token with the DPoP scheme is no DPoP token. Else the error and why.
+    fn dpop_at_resource(
+        &self,
+        request: &Request,
+        token: &str,
+        issued: &IssuedToken,
+        dpop_scheme: bool,
+    ) -> Result<(), (&'static str, &'static str)> {
+        let Some(jkt) = &issued.jkt else {
+            return if dpop_scheme { Err(("invalid_token", "the token is not DPoP-bound")) } else { Ok(()) };
+        };
+        if !dpop_scheme {
+            return if self.defects.on(Defect::ResourceDpopAsBearer) {
+                Ok(())
+            } else {
+                Err(("invalid_token", "a DPoP-bound token needs the DPoP scheme"))
+            };
+        }
+        let proof =
+            request.headers.get("dpop").and_then(|v| v.to_str().ok()).ok_or(("invalid_dpop_proof", "no DPoP proof"))?;
+        let mut htu = request.url.clone();
+        htu.set_query(None);
+        let proof = super::dpop::verify(proof, "GET", htu.as_str(), &self.replay, unix_now(), &self.defects)
+            .map_err(|why| ("invalid_dpop_proof", why))?;
+        if self.defects.on(Defect::ResourceDpopProofUnchecked) {
+            return Ok(());
+        }
+        if proof.ath.as_deref() != Some(crate::protocol::auth::dpop::ath(token).as_str()) {
+            return Err(("invalid_dpop_proof", "ath is not the hash of the access token"));
+        }
+        if &proof.jkt != jkt {
+            return Err(("invalid_token", "Invalid DPoP key binding"));
+        }
+        Ok(())
     }
 }
 

@@ -87,6 +87,8 @@ defects! {
         AcceptUnknownResource => ("accept-unknown-resource", "RFC 8707 §2: a resource the server does not know is accepted (no invalid_target)"),
         AccessTokenTypJwt => ("access-token-typ-jwt", "RFC 9068 §2.1: JWT access tokens are typed `JWT`, not `at+jwt`"),
         AccessTokenNoAud => ("access-token-no-aud", "RFC 9068 §2.2: JWT access tokens carry no aud claim"),
+        ResourceIgnoresAudience => ("resource-ignores-audience", "RFC 9068 §4: the resource accepts a token issued for another resource (aud)"),
+        AccessTokenSubNotClient => ("access-token-sub-not-client", "RFC 9068 §2.2: a client_credentials JWT access token's sub is an opaque id, not the client's"),
         IntrospectionJwtIgnored => ("introspection-jwt-ignored", "RFC 9701 §4: a caller asking for a JWT introspection answer gets plain JSON"),
         IntrospectionJwtTypJwt => ("introspection-jwt-typ-jwt", "RFC 9701 §5: the JWT introspection answer is typed `JWT`, not token-introspection+jwt"),
         IntrospectionJwtNoAud => ("introspection-jwt-no-aud", "RFC 9701 §5: the JWT introspection answer does not name the caller in aud"),
@@ -94,6 +96,12 @@ defects! {
         DpopSignatureUnchecked => ("dpop-signature-unchecked", "RFC 9449 §4.3 (5), (6): a DPoP proof's alg and signature are not checked"),
         DpopHtuUnchecked => ("dpop-htu-unchecked", "RFC 9449 §4.3 (8), (9): a DPoP proof for another method or URL is accepted"),
         DpopIatUnchecked => ("dpop-iat-unchecked", "RFC 9449 §4.3 (11): a DPoP proof made ten minutes ago is accepted"),
+        DpopReplayAccepted => ("dpop-replay-accepted", "RFC 9449 §11.1: the same DPoP proof (jti) is accepted twice"),
+        DpopNonceWithoutHeader => ("dpop-nonce-without-header", "RFC 9449 §8: use_dpop_nonce is answered without the DPoP-Nonce header, so no client can follow it"),
+        IntrospectionDpopUnbound => ("introspection-dpop-unbound", "RFC 9449 §6.2: introspecting a DPoP-bound token gives no cnf.jkt and token_type Bearer"),
+        ResourceDpopUnsupported => ("resource-dpop-unsupported", "RFC 9449 §7.1: the resource knows only the Bearer scheme: a DPoP-bound token with its proof is refused"),
+        ResourceDpopAsBearer => ("resource-dpop-as-bearer", "RFC 9449 §7.2: the resource accepts a DPoP-bound token sent as a Bearer token"),
+        ResourceDpopProofUnchecked => ("resource-dpop-proof-unchecked", "RFC 9449 §4.3 (12): the resource does not compare the proof's ath and key with the token"),
         JwksCachedForever => ("jwks-cached-forever", "SMART asymmetric client auth: a client's JWKS is kept a minute whatever its max-age, never refetched for an unknown kid"),
         JwksRetiredKeyKept => ("jwks-retired-key-kept", "SMART asymmetric client auth: a key taken out of a client's JWKS is still accepted"),
         JwksRefetchStorm => ("jwks-refetch-storm", "SMART asymmetric client auth: every assertion with an unknown kid fetches the client's JWKS again"),
@@ -159,6 +167,7 @@ impl IdentityServerMock {
             tokens: Arc::new(state::IssuedTokens::default()),
             replay: Arc::new(assertion::ReplayCache::default()),
             jwks_cache: Arc::new(assertion::JwksCache::default()),
+            dpop_nonce: crate::protocol::auth::random_secret(),
             token_requests: Arc::default(),
             token_delay: config.token_delay,
         };
@@ -186,6 +195,7 @@ impl IdentityServerMock {
 pub fn describe(config: &Config, issuer: url::Url) -> Target {
     {
         let resource_url = issuer.join(RESOURCE_PATH).unwrap_or_else(|_| unreachable!("static path"));
+        let other_audience = issuer.join(FHIR_RESOURCE_PATH).unwrap_or_else(|_| unreachable!("static path"));
         let clients = config
             .clients
             .clients
@@ -217,6 +227,7 @@ pub fn describe(config: &Config, issuer: url::Url) -> Target {
             resource: Some(Resource {
                 url: resource_url,
                 insufficient_scope: config.clients.insufficient_scope.clone(),
+                other_audience: Some(other_audience),
             }),
             timeout: crate::model::target::DEFAULT_TIMEOUT,
             clients,

@@ -22,6 +22,10 @@ pub struct IssuedToken {
     pub exp: i64,
     pub jti: String,
     pub revoked: bool,
+    /// RFC 9449: the thumbprint of the key a DPoP-bound token is bound to (`cnf.jkt`).
+    pub jkt: Option<String>,
+    /// The token's `aud` (RFC 8707: the resource it was asked for).
+    pub aud: Vec<String>,
 }
 
 /// Verifications kept at most; the cache is emptied when it is full.
@@ -76,6 +80,12 @@ impl IssuedTokens {
                     iat,
                     jti: text("jti")?,
                     revoked: false,
+                    jkt: claims.get("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str).map(str::to_owned),
+                    aud: match claims.get("aud") {
+                        Some(Value::String(a)) => vec![a.clone()],
+                        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                        _ => Vec::new(),
+                    },
                 };
                 let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
                 if verified.len() >= CACHE_SIZE {
@@ -157,6 +167,8 @@ mod tests {
                 exp: 50,
                 jti: format!("j{i}"),
                 revoked: false,
+                jkt: None,
+                aud: Vec::new(),
             };
             tokens.revoke(&t, 10);
         }

@@ -355,7 +355,11 @@ pub fn describe(issuer: &str) -> Target {
             token_endpoint: None,
             introspection_endpoint: None,
             revocation_endpoint: None,
-            resource: Some(crate::model::target::Resource { url: resource_url, insufficient_scope: None }),
+            resource: Some(crate::model::target::Resource {
+                url: resource_url,
+                insufficient_scope: None,
+                other_audience: None,
+            }),
             timeout: crate::model::target::DEFAULT_TIMEOUT,
             clients,
             jwks_server_port: None,

@@ -21,3 +21,10 @@ pub fn build(url: &Url, bearer: Option<&Secret>) -> (Request, RequestContext) {
     };
     (request, RequestContext { auth: Some(auth), ..RequestContext::default() })
 }
+
+/// A call with a DPoP-bound token (RFC 9449 §7.1): `Authorization: DPoP`; the caller adds the proof.
+pub fn build_dpop(url: &Url, token: &Secret) -> (Request, RequestContext) {
+    let request = Request::new(Method::GET, url.clone())
+        .header("Authorization", Value::Secret(Secret::new(format!("DPoP {}", token.expose()))));
+    (request, RequestContext { auth: Some(AuthUsed::Dpop), ..RequestContext::default() })
+}
