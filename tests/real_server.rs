@@ -199,6 +199,6 @@ fn load_runs_against_the_real_server() {
     for path in r["paths"].as_array().unwrap() {
         assert!(path["requests"].as_u64().unwrap() > 0, "{}", path["name"]);
         assert_eq!(path["errors"], 0, "{}: {}", path["name"], path["failures"]);
-        assert_eq!(path["transport"], "reqwest", "TLS goes through reqwest and its rustls settings");
+        assert_eq!(path["transport"], "hyper+rustls", "TLS with the target's CA goes through hyper over rustls");
     }
 }

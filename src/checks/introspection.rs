@@ -73,6 +73,26 @@ pub const CHECKS: &[CheckDef] = &[
         evaluate: exp_present,
     },
     CheckDef {
+        id: "smart.introspection.bearer-auth",
+        severity: Severity::Must,
+        rule: "SMART 2.2 Token Introspection (Authorization to perform Token Introspection)",
+        url: SMART_INTROSPECTION,
+        summary: "a client allowed to introspect may authenticate with its own appropriately-scoped bearer token",
+        evaluate: |x| {
+            if !x.context.by_bearer_token {
+                return Verdict::na("the caller authenticated with its credentials, not a bearer token");
+            }
+            match answer(x) {
+                Err(v) => v,
+                Ok(body) => {
+                    Verdict::from_bool(body.get("active") == Some(&Value::Bool(true)), "200 with active: true", || {
+                        x.response.summary()
+                    })
+                }
+            }
+        },
+    },
+    CheckDef {
         id: "rfc7662.2.2.exp-matches-jwt",
         severity: Severity::Must,
         rule: "RFC 7662 §2.2, RFC 7519 §4.1.4",

@@ -553,6 +553,8 @@ struct IntrospectAction {
     token_type_hint: Option<String>,
     /// `jwt`: ask for the answer as a signed JWT (RFC 9701); JSON otherwise.
     response: Option<IntrospectionResponse>,
+    /// SMART 2.2: authenticate with a bearer token the caller gets first, not its credentials.
+    bearer_token: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -809,14 +811,27 @@ fn action(v: &mut Validator<'_>, raw: RawAction) -> Action {
         RawAction::Token(t) => Action::Token(Box::new(token(v, t))),
         RawAction::Resource(r) => Action::Resource(resource(v, r)),
         RawAction::Discovery(d) => Action::Discovery(DiscoverySpec { document: d.document, accept: d.accept }),
-        RawAction::Introspect(i) => Action::Introspect(IntrospectSpec {
-            client: v.named(&i.client),
-            auth: i.auth,
-            wrong_secret: i.secret.is_some(),
-            token: i.token.unwrap_or(TokenRef::Last),
-            token_type_hint: i.token_type_hint,
-            jwt: i.response == Some(IntrospectionResponse::Jwt),
-        }),
+        RawAction::Introspect(i) => {
+            let bearer_token = i.bearer_token.as_ref().is_some_and(|b| b.value);
+            if let (true, Some(b)) =
+                (i.auth.is_some() || i.secret.is_some(), i.bearer_token.as_ref().filter(|b| b.value))
+            {
+                v.error_help(
+                    at(b),
+                    "`bearer_token` replaces the caller's credentials: it takes no `auth` or `secret`",
+                    "drop `auth`/`secret`, or `bearer_token`",
+                );
+            }
+            Action::Introspect(IntrospectSpec {
+                client: v.named(&i.client),
+                auth: i.auth,
+                wrong_secret: i.secret.is_some(),
+                token: i.token.unwrap_or(TokenRef::Last),
+                token_type_hint: i.token_type_hint,
+                jwt: i.response == Some(IntrospectionResponse::Jwt),
+                bearer_token,
+            })
+        }
         RawAction::Revoke(r) => {
             Action::Revoke(RevokeSpec { token: r.token.unwrap_or(TokenRef::Last), token_type_hint: r.token_type_hint })
         }

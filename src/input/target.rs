@@ -188,12 +188,12 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
         file.timeout.as_ref().and_then(|t| v.duration(t, "timeout", false, MAX_TIMEOUT)).unwrap_or(DEFAULT_TIMEOUT);
     let clients = file.clients.iter().map(|(name, def)| (name.clone(), client(v, name, def))).collect();
     let ca = match file.tls.as_ref().and_then(|t| t.ca.as_ref()) {
-        None => Vec::new(),
+        None => Default::default(),
         Some(c) => {
             let path = v.path(c);
             crate::support::pki::ca_bundle(&path).unwrap_or_else(|e| {
                 v.error(at(c), e.to_string());
-                Vec::new()
+                Default::default()
             })
         }
     };

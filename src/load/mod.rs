@@ -26,7 +26,7 @@ use self::paths::{Bodies, PathRuntime, PreparedAuth};
 use self::pool::SigningPool;
 use self::report::{LoadReport, PathSummary, Settings};
 use self::stats::{LiveCounters, PathRecorder, PathStats};
-use self::transport::Transport;
+use self::transport::{TlsMaterial, Transport};
 use crate::model::profile::{self, CoMitigation, PathKind, Profile, RunSettings};
 use crate::model::{AuthMethod, Target};
 use crate::protocol::flows::discovery::{DiscoveryError, Endpoints, discover_endpoints};
@@ -90,7 +90,7 @@ pub async fn run(
     hooks: Hooks,
 ) -> Result<LoadReport, LoadError> {
     target.register_secrets(redactor);
-    let tls = TlsSettings { ca: target.ca.clone(), ..Default::default() };
+    let tls = TlsSettings { ca: target.ca.certs.clone(), ..Default::default() };
     let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
     let endpoints = discover_endpoints(&http, target).await?;
 
@@ -391,12 +391,13 @@ fn token_params(scope: Option<&str>) -> String {
 /// How `client`'s requests to `url` go on the wire (see `transport.rs`).
 fn transport_for(client: &crate::model::Client, target: &Target, url: url::Url) -> Result<Transport, LoadError> {
     let tls = TlsSettings {
-        ca: target.ca.clone(),
+        ca: target.ca.certs.clone(),
         identity: client.identity.as_ref().map(|i| i.identity.clone()),
         ..Default::default()
     };
     let http = HttpClient::with_tls(target.timeout, &tls).map_err(|e| LoadError::Client(e.to_string()))?;
-    Ok(Transport::choose(url, http.reqwest_client().clone(), client.identity.is_some(), target.timeout))
+    let material = TlsMaterial { ca_pem: &target.ca.pem, identity_pem: client.identity.as_ref().map(|i| &i.pem) };
+    Ok(Transport::choose(url, http.reqwest_client().clone(), material, target.timeout))
 }
 
 /// The tokens an introspection path cycles through, minted one by one before the run.

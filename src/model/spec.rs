@@ -219,6 +219,9 @@ pub struct IntrospectSpec {
     pub token_type_hint: Option<String>,
     /// RFC 9701: ask for the answer as a signed JWT.
     pub jwt: bool,
+    /// SMART 2.2: the caller authenticates with a bearer token of its own (its default scope, as
+    /// the target says) instead of its credentials.
+    pub bearer_token: bool,
 }
 
 /// RFC 9701 §4: the media type of a JWT introspection answer, and what a caller asks for.

@@ -34,7 +34,7 @@ pub struct Target {
     pub clients: BTreeMap<String, Client>,
     pub jwks_server_port: Option<u16>,
     /// CAs to trust for the target's server certificates (only these), when given.
-    pub ca: Vec<reqwest::Certificate>,
+    pub ca: crate::support::pki::CaBundle,
     pub ciba: CibaSettings,
     /// The server's names for the scope roles the suites ask for.
     pub scopes: BTreeMap<ScopeRole, String>,

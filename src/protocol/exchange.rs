@@ -76,6 +76,8 @@ pub struct RequestContext {
     pub tls: Option<TlsFacts>,
     /// RFC 8707: the token was asked for another resource than the target's.
     pub for_other_resource: bool,
+    /// SMART 2.2: an introspection authenticated by the caller's own bearer token.
+    pub by_bearer_token: bool,
 }
 
 /// What a TLS probe found: each version offered alone, accepted (`Ok`) or refused at the

@@ -1,9 +1,10 @@
 //! Steps over a token's life: introspection, revocation, waiting for expiry.
 
 use super::{CaseState, DEFAULT_INTROSPECTION_CLIENT, PreparedToken, Runner, StepFailure, precondition};
-use crate::model::{AssertionSpec, AuthChoice, IntrospectSpec, RevokeSpec, TokenRef, WaitSpec};
+use crate::model::{AssertionSpec, AuthChoice, Client, IntrospectSpec, RevokeSpec, TokenRef, TokenSpec, WaitSpec};
 use crate::protocol::exchange::TokenFacts;
 use crate::protocol::flows;
+use crate::results::StepResult;
 use crate::support::secret::Secret;
 
 impl Runner {
@@ -20,10 +21,11 @@ impl Runner {
         }
     }
 
-    pub(super) fn prepare_introspection(
+    pub(super) async fn prepare_introspection(
         &self,
         spec: &IntrospectSpec,
         state: &mut CaseState,
+        result: &mut StepResult,
     ) -> Result<PreparedToken, StepFailure> {
         let endpoint = self.endpoints.introspection.clone().ok_or_else(|| {
             StepFailure::Precondition(precondition("the target has no introspection endpoint".into()))
@@ -36,12 +38,17 @@ impl Runner {
         let auth = spec.auth.unwrap_or(AuthChoice::from(caller.auth));
         // Random, unrelated to the real secret (which must not reach a failed-login log).
         let wrong = Some(Secret::new(crate::protocol::auth::random_secret()));
-        let assertion = self.client_assertion(caller, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
+        let (assertion, bearer) = if spec.bearer_token {
+            (None, Some(self.caller_token(name, caller, result).await?))
+        } else {
+            (self.client_assertion(caller, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a), None)
+        };
         let flows_caller = flows::introspection::Caller {
             client: caller,
             auth,
             secret: if spec.wrong_secret { wrong.as_ref() } else { None },
             assertion: assertion.as_ref(),
+            bearer: bearer.as_ref(),
         };
         let (request, mut context) = flows::introspection::build(
             &endpoint,
@@ -52,8 +59,27 @@ impl Runner {
             spec.jwt,
         );
         context.deviations.wrong_secret = spec.wrong_secret;
+        context.by_bearer_token = spec.bearer_token;
         context.certificate = Some(super::ciba_steps::certificate_facts(caller, true));
         Ok(PreparedToken { request, context, jku_path: None, via: Some(name.to_string()), dpop: None })
+    }
+
+    /// A token for the introspecting client itself, with its default scope (SMART 2.2: "an
+    /// appropriately-scoped … bearer token"; which scope is the deployment's, in the target).
+    async fn caller_token(&self, name: &str, caller: &Client, result: &mut StepResult) -> Result<Secret, StepFailure> {
+        let mut scratch = CaseState::default();
+        let prepared = self.prepare_token(caller, &TokenSpec::default(), &mut scratch)?;
+        let exchange = self
+            .exchange_with(self.http_for(name), prepared.request, prepared.context)
+            .await
+            .map_err(StepFailure::Transport)?;
+        result.setup.push(self.view(&exchange));
+        self.remember_tokens(&exchange).ok_or_else(|| {
+            StepFailure::Precondition(precondition(format!(
+                "the introspecting client `{name}` could not get a token of its own: {}",
+                self.redactor.scrub(&exchange.response.summary())
+            )))
+        })
     }
 
     /// Revokes the case's last token as the client it was issued to (RFC 7009 §2.1).
@@ -74,7 +100,13 @@ impl Runner {
             .ok_or_else(|| StepFailure::Precondition(precondition("the token's client is not known".into())))?;
         let auth = AuthChoice::from(owner.auth);
         let assertion = self.client_assertion(owner, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
-        let caller = flows::introspection::Caller { client: owner, auth, secret: None, assertion: assertion.as_ref() };
+        let caller = flows::introspection::Caller {
+            client: owner,
+            auth,
+            secret: None,
+            assertion: assertion.as_ref(),
+            bearer: None,
+        };
         let (request, context) =
             flows::introspection::build(&endpoint, &caller, &token, spec.token_type_hint.as_deref(), facts, false);
         Ok(PreparedToken { request, context, jku_path: None, via: None, dpop: None })

@@ -202,13 +202,13 @@ impl Runner {
         options: RunOptions,
     ) -> Result<Self, RunError> {
         target.register_secrets(&redactor);
-        let tls = crate::protocol::http::TlsSettings { ca: target.ca.clone(), ..Default::default() };
+        let tls = crate::protocol::http::TlsSettings { ca: target.ca.certs.clone(), ..Default::default() };
         let http = HttpClient::with_tls(target.timeout, &tls).map_err(RunError::Client)?;
         let mut http_by_client = HashMap::new();
         for (name, client) in &target.clients {
             if let Some(id) = &client.identity {
                 let tls = crate::protocol::http::TlsSettings {
-                    ca: target.ca.clone(),
+                    ca: target.ca.certs.clone(),
                     identity: Some(id.identity.clone()),
                     ..Default::default()
                 };
@@ -617,7 +617,7 @@ impl Runner {
                 let (_, client) = self.client_for(suite, case, spec.client.as_ref());
                 return self.run_mint(client, spec, result).await;
             }
-            Action::Introspect(spec) => self.prepare_introspection(spec, state),
+            Action::Introspect(spec) => self.prepare_introspection(spec, state, &mut result).await,
             Action::Revoke(spec) => self.prepare_revocation(spec, state),
             Action::Wait(spec) => match self.wait_for_expiry(spec, state).await {
                 Ok(note) => {

@@ -28,7 +28,7 @@ impl Runner {
         let mut answers = Vec::new();
         let mut outcomes = Vec::new();
         for version in [reqwest::tls::Version::TLS_1_2, reqwest::tls::Version::TLS_1_3] {
-            let tls = TlsSettings { ca: self.target.ca.clone(), identity: None, only: Some(version) };
+            let tls = TlsSettings { ca: self.target.ca.certs.clone(), identity: None, only: Some(version) };
             let request = Request::new(reqwest::Method::GET, url.clone());
             let sent = match HttpClient::with_tls(self.target.timeout, &tls) {
                 Ok(client) => client.send(&request).await,

@@ -61,18 +61,23 @@ pub enum PkiError {
 #[derive(Clone)]
 pub struct ClientIdentity {
     pub identity: reqwest::Identity,
+    /// The certificate chain and key as PEM, for the load transport's own rustls configuration.
+    pub pem: crate::support::secret::Secret,
     pub cert_sha256: Vec<u8>,
     /// The CN of the leaf certificate's subject (PSC registers a client by it).
     pub subject_cn: Option<String>,
 }
 
 impl ClientIdentity {
-    /// An identity and what checks need to know of its leaf certificate.
-    pub fn new(identity: reqwest::Identity, leaf_der: &[u8]) -> Self {
+    /// An identity from its PEM (certificate chain, then key), and what checks need to know of
+    /// its leaf certificate.
+    pub fn from_pem(pem: String, leaf_der: &[u8]) -> Result<Self, reqwest::Error> {
+        let identity = reqwest::Identity::from_pem(pem.as_bytes())?;
         let subject_cn = x509_parser::parse_x509_certificate(leaf_der).ok().and_then(|(_, cert)| {
             cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned)
         });
-        Self { identity, cert_sha256: Sha256::digest(leaf_der).to_vec(), subject_cn }
+        let pem = crate::support::secret::Secret::new(pem);
+        Ok(Self { identity, pem, cert_sha256: Sha256::digest(leaf_der).to_vec(), subject_cn })
     }
 }
 
@@ -121,9 +126,7 @@ pub fn identity_from_pem(cert_path: &Path, key_path: &Path) -> Result<ClientIden
     if pem_blocks(&key, "PRIVATE KEY").is_empty() {
         return Err(PkiError::NoKey { path: key_path.to_path_buf() });
     }
-    let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
-        .map_err(|e| PkiError::Identity(e.to_string()))?;
-    Ok(ClientIdentity::new(identity, &leaf))
+    ClientIdentity::from_pem(format!("{cert}\n{key}"), &leaf).map_err(|e| PkiError::Identity(e.to_string()))
 }
 
 /// A client identity from a PKCS#12 file.
@@ -140,19 +143,34 @@ pub fn identity_from_pkcs12(path: &Path, password: &str) -> Result<ClientIdentit
         pem.push_str(&to_pem("CERTIFICATE", cert.as_der()));
     }
     pem.push_str(&to_pem("PRIVATE KEY", chain.key()));
-    let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| PkiError::Identity(e.to_string()))?;
-    Ok(ClientIdentity::new(identity, leaf.as_der()))
+    ClientIdentity::from_pem(pem, leaf.as_der()).map_err(|e| PkiError::Identity(e.to_string()))
+}
+
+/// A PEM CA bundle: its certificates for reqwest, and the PEM itself for the load transport's
+/// own rustls configuration.
+#[derive(Clone, Default)]
+pub struct CaBundle {
+    pub certs: Vec<reqwest::Certificate>,
+    pub pem: Vec<u8>,
+}
+
+impl CaBundle {
+    pub fn from_pem(pem: &[u8]) -> Option<Self> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).ok().filter(|c| !c.is_empty())?;
+        Some(Self { certs, pem: pem.to_vec() })
+    }
+}
+
+impl std::fmt::Debug for CaBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaBundle({} certificates)", self.certs.len())
+    }
 }
 
 /// The certificates of a PEM CA bundle.
-pub fn ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, PkiError> {
+pub fn ca_bundle(path: &Path) -> Result<CaBundle, PkiError> {
     let bytes = read(path)?;
-    let certs = reqwest::Certificate::from_pem_bundle(&bytes)
-        .map_err(|_| PkiError::NoCertificate { path: path.to_path_buf() })?;
-    if certs.is_empty() {
-        return Err(PkiError::NoCertificate { path: path.to_path_buf() });
-    }
-    Ok(certs)
+    CaBundle::from_pem(&bytes).ok_or_else(|| PkiError::NoCertificate { path: path.to_path_buf() })
 }
 
 fn to_pem(label: &str, der: &[u8]) -> String {

@@ -93,6 +93,7 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("introspect-unknown-active", &["rfc7662.2.2.inactive"]),
     ("introspect-inactive-extra-fields", &["rfc7662.2.2.inactive-only-active"]),
     ("introspect-missing-exp", &["smart.introspection.exp"]),
+    ("introspection-bearer-refused", &["smart.introspection.bearer-auth"]),
     ("introspect-wrong-scope", &["rfc7662.2.2.scope"]),
     ("evict-live-tokens", &["rfc6750.2.1.valid-token-accepted", "rfc7662.2.2.active"]),
     ("revocation-ignored", &["rfc7009.2.revoked-inactive", "rfc7009.2.revoked-refused"]),

@@ -54,6 +54,9 @@ impl Handle for App {
     }
 }
 
+/// The scope of a token its client may introspect with (SMART 2.2).
+const INTROSPECT_SCOPE: &str = "introspect";
+
 /// A refusal at the token endpoint.
 struct OAuthError {
     status: u16,
@@ -460,7 +463,7 @@ impl App {
 
     fn introspect_json(&self, request: &Request) -> ResponseTemplate {
         let form: Vec<(String, String)> = form_urlencoded::parse(&request.body).into_owned().collect();
-        let caller_ok = self.caller(request, &form).is_some_and(|c| c.introspects);
+        let caller_ok = self.caller(request, &form).is_some_and(|c| c.introspects) || self.bearer_introspector(request);
         if request.method.as_str() != "POST" || (!caller_ok && !self.defects.on(Defect::IntrospectNoAuth)) {
             return ResponseTemplate::new(401)
                 .insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#)
@@ -575,6 +578,18 @@ impl App {
 }
 
 impl App {
+    /// SMART 2.2: a client allowed to introspect may present its own token carrying the
+    /// `introspect` scope instead of its credentials.
+    fn bearer_introspector(&self, request: &Request) -> bool {
+        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else { return false };
+        let Some(issued) = self.issued(token.trim()).filter(|t| !t.revoked && t.exp > unix_now()) else { return false };
+        let allowed = self.clients.by_id(&issued.client_id).is_some_and(|c| c.introspects);
+        allowed
+            && issued.scope.split(' ').any(|s| s == INTROSPECT_SCOPE)
+            && !self.defects.on(Defect::IntrospectionBearerRefused)
+    }
+
     /// RFC 9449 §7: a DPoP-bound token only with the DPoP scheme and a proof for this request by
     /// its key; an unbound token with the DPoP scheme is no DPoP token. Else the error and why.
     fn dpop_at_resource(

@@ -284,13 +284,10 @@ impl PscMock {
 pub fn describe(issuer: &str) -> Target {
     {
         let identity = |cert: &str, key: &str| {
-            reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).ok().map(|identity| {
-                use rustls::pki_types::CertificateDer;
-                use rustls::pki_types::pem::PemObject;
-                let der =
-                    CertificateDer::from_pem_slice(cert.as_bytes()).map(|d| d.as_ref().to_vec()).unwrap_or_default();
-                crate::support::pki::ClientIdentity::new(identity, &der)
-            })
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let der = CertificateDer::from_pem_slice(cert.as_bytes()).map(|d| d.as_ref().to_vec()).unwrap_or_default();
+            crate::support::pki::ClientIdentity::from_pem(format!("{cert}\n{key}"), &der).ok()
         };
         let client = |client_id: &str, cert: &str, key: &str| Client {
             client_id: client_id.to_string(),
@@ -363,7 +360,7 @@ pub fn describe(issuer: &str) -> Target {
             timeout: crate::model::target::DEFAULT_TIMEOUT,
             clients,
             jwks_server_port: None,
-            ca: reqwest::Certificate::from_pem_bundle(PKI_CA.as_bytes()).unwrap_or_default(),
+            ca: crate::support::pki::CaBundle::from_pem(PKI_CA.as_bytes()).unwrap_or_default(),
             ciba: CibaSettings {
                 discovery_path: crate::model::target::DEFAULT_CIBA_DISCOVERY.into(),
                 users,

@@ -7,7 +7,7 @@ use url::Url;
 use crate::model::AuthChoice;
 use crate::model::Client;
 use crate::protocol::auth::{self, Credentials};
-use crate::protocol::exchange::{RequestContext, TokenFacts};
+use crate::protocol::exchange::{AuthUsed, RequestContext, TokenFacts};
 use crate::protocol::http::{Request, Value};
 use crate::support::secret::Secret;
 
@@ -18,6 +18,8 @@ pub struct Caller<'a> {
     /// Replaces the caller's secret (a wrong one, for negative cases).
     pub secret: Option<&'a Secret>,
     pub assertion: Option<&'a Secret>,
+    /// SMART 2.2: a bearer token of the caller's, sent instead of its credentials.
+    pub bearer: Option<&'a Secret>,
 }
 
 pub fn build(
@@ -34,9 +36,17 @@ pub fn build(
     }
     let accept = if jwt { crate::model::INTROSPECTION_JWT } else { "application/json" };
     let mut headers = vec![("Accept".to_string(), Value::Plain(accept.into()))];
-    let secret = caller.secret.or(caller.client.secret.as_ref());
-    let creds = Credentials { client_id: &caller.client.client_id, secret, assertion: caller.assertion };
-    let used = auth::apply(caller.auth, &creds, &mut headers, &mut form);
+    let used = match caller.bearer {
+        Some(bearer) => {
+            headers.push(("Authorization".into(), Value::Secret(Secret::new(format!("Bearer {}", bearer.expose())))));
+            AuthUsed::Bearer
+        }
+        None => {
+            let secret = caller.secret.or(caller.client.secret.as_ref());
+            let creds = Credentials { client_id: &caller.client.client_id, secret, assertion: caller.assertion };
+            auth::apply(caller.auth, &creds, &mut headers, &mut form)
+        }
+    };
     let mut request = Request::new(Method::POST, endpoint.clone()).form(form);
     request.headers = headers;
     let context = RequestContext {
