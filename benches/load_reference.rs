@@ -5,9 +5,13 @@
 //!   over TLS with `PKI_DIR/server.pem` and `server.key`, asking for (not requiring) a client
 //!   certificate from `PKI_DIR/ca.pem`'s CA, as an mTLS token endpoint does;
 //! - `bare URL CONNECTIONS SECONDS [--cacert CA]`: the simplest reqwest load loop, one task per
-//!   connection, each request checked for status 200 — what the harness is measured against.
+//!   connection, each request checked for status 200 — what the harness is measured against;
+//! - `sign KEY_PEM SECONDS THREADS`: the machine's bare signing rate — THREADS threads signing, with
+//!   aws-lc-rs over a pre-parsed key, an input the size of a client assertion's — what a sustained
+//!   private_key_jwt run (`benches/pkjwt-sustained.sh`) is measured against.
 //!
-//! Both stop by themselves: `serve` after `--for` seconds (default 600), `bare` after SECONDS.
+//! All stop by themselves: `serve` after `--for` seconds (default 600), `bare` and `sign` after
+//! SECONDS.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap in a test is a failed test
 
 use std::sync::Arc;
@@ -47,14 +51,67 @@ fn main() {
                 requests as f64 / elapsed
             );
         }
+        Some("sign") => {
+            let pem = std::fs::read_to_string(args.get(1).expect("a private key PEM")).expect("a key file");
+            let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+            let threads: usize = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1);
+            let (signatures, elapsed) = bare_signing(&pem, Duration::from_secs(seconds), threads);
+            println!(
+                "{{\"signatures\":{signatures},\"seconds\":{elapsed:.3},\"threads\":{threads},\"rate\":{:.1}}}",
+                signatures as f64 / elapsed
+            );
+        }
         _ => eprintln!(
-            "usage: load_reference serve PORT [--for SECONDS] [--tls PKI_DIR] | bare URL CONNECTIONS SECONDS [--cacert CA]"
+            "usage: load_reference serve PORT [--for SECONDS] [--tls PKI_DIR] | bare URL CONNECTIONS SECONDS [--cacert CA] | sign KEY_PEM SECONDS THREADS"
         ),
     }
 }
 
 fn option(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// `threads` threads signing for `duration`, each with its own pre-parsed key (RS384 for an RSA
+/// key, ES384 for a P-384 one): the ceiling of any private_key_jwt load on this machine.
+fn bare_signing(pem: &str, duration: Duration, threads: usize) -> (u64, f64) {
+    use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA384, RsaKeyPair};
+    use base64::Engine;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pkcs8 = base64::engine::general_purpose::STANDARD.decode(body).expect("a PEM body");
+    // A client assertion's signing input is about 330 bytes (header and claims, base64url).
+    let input = vec![b'e'; 330];
+    let signatures = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            let (pkcs8, input, signatures) = (&pkcs8, &input, signatures.clone());
+            scope.spawn(move || {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                let mut sign: Box<dyn FnMut()> = match RsaKeyPair::from_pkcs8(pkcs8) {
+                    Ok(rsa) => {
+                        let mut sig = vec![0u8; rsa.public_modulus_len()];
+                        Box::new(move || rsa.sign(&RSA_PKCS1_SHA384, &rng, input, &mut sig).expect("sign"))
+                    }
+                    Err(_) => {
+                        let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8)
+                            .expect("an RSA or P-384 key");
+                        Box::new(move || {
+                            std::hint::black_box(ec.sign(&rng, input).expect("sign"));
+                        })
+                    }
+                };
+                let mut n = 0u64;
+                while started.elapsed() < duration {
+                    for _ in 0..8 {
+                        sign();
+                    }
+                    n += 8;
+                }
+                signatures.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+    });
+    (signatures.load(Ordering::Relaxed), started.elapsed().as_secs_f64())
 }
 
 /// The harness's own TLS front (the PSC mock's): client certificates asked for, not required.

@@ -68,12 +68,7 @@ impl Runner {
     /// appropriately-scoped … bearer token"; which scope is the deployment's, in the target).
     async fn caller_token(&self, name: &str, caller: &Client, result: &mut StepResult) -> Result<Secret, StepFailure> {
         let mut scratch = CaseState::default();
-        let prepared = self.prepare_token(caller, &TokenSpec::default(), &mut scratch)?;
-        let exchange = self
-            .exchange_with(self.http_for(name), prepared.request, prepared.context)
-            .await
-            .map_err(StepFailure::Transport)?;
-        result.setup.push(self.view(&exchange));
+        let exchange = self.setup_token(name, caller, &TokenSpec::default(), &mut scratch, result).await?;
         self.remember_tokens(&exchange).ok_or_else(|| {
             StepFailure::Precondition(precondition(format!(
                 "the introspecting client `{name}` could not get a token of its own: {}",

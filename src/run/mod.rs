@@ -614,8 +614,8 @@ impl Runner {
                 return self.run_rotate_key(name, client, spec, state, result).await;
             }
             Action::Mint(spec) => {
-                let (_, client) = self.client_for(suite, case, spec.client.as_ref());
-                return self.run_mint(client, spec, result).await;
+                let (name, client) = self.client_for(suite, case, spec.client.as_ref());
+                return self.run_mint(name, client, spec, result).await;
             }
             Action::Introspect(spec) => self.prepare_introspection(spec, state, &mut result).await,
             Action::Revoke(spec) => self.prepare_revocation(spec, state),

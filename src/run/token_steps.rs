@@ -11,7 +11,7 @@ use crate::model::{
 use crate::model::{Client, ResourceIndicator};
 use crate::protocol::auth::assertion;
 use crate::protocol::auth::dpop as dpop_proof;
-use crate::protocol::exchange::AssertionFacts;
+use crate::protocol::exchange::{AssertionFacts, Exchange};
 use crate::protocol::flows;
 use crate::results::StepResult;
 use crate::support::keys::{KeyAlg, KeyPair, KidStyle};
@@ -73,9 +73,7 @@ impl Runner {
                 })?;
                 (proof, crate::support::keys::thumbprint_of(&key))
             } else {
-                let key = Arc::new(KeyPair::generate(KeyAlg::Es384, 0, KidStyle::Rfc7638).map_err(|e| {
-                    StepFailure::Precondition(super::outcome::precondition(format!("no DPoP key: {e}")))
-                })?);
+                let key = fresh_dpop_key()?;
                 let (proof, jkt) =
                     dpop_proof::proof(&key, request.method.as_str(), url, kind, dpop_proof::Bind::default());
                 let proof = Secret::new(proof);
@@ -129,6 +127,26 @@ impl Runner {
             }
         }
         Ok(PreparedToken { request, context, jku_path: jku_path.flatten(), via: None, dpop })
+    }
+
+    /// Gets a token for the named client as part of a step's setup, through the client's own
+    /// connection (its certificate, for tls_client_auth): the exchange is shown with the step and
+    /// judged by none of its checks.
+    pub(super) async fn setup_token(
+        &self,
+        name: &str,
+        client: &Client,
+        spec: &TokenSpec,
+        state: &mut CaseState,
+        result: &mut StepResult,
+    ) -> Result<Exchange, StepFailure> {
+        let prepared = self.prepare_token(client, spec, state)?;
+        let exchange = self
+            .exchange_with(self.http_for(name), prepared.request, prepared.context)
+            .await
+            .map_err(StepFailure::Transport)?;
+        result.setup.push(self.view(&exchange));
+        Ok(exchange)
     }
 
     /// The client assertion for a private_key_jwt request (none for other methods), and the
@@ -272,10 +290,7 @@ impl Runner {
                 };
                 let (name, client) = self.client_for(suite, case, None);
                 let spec = TokenSpec { scope, ..TokenSpec::default() };
-                let prepared = self.prepare_token(client, &spec, state)?;
-                let exchange =
-                    self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
-                result.setup.push(self.view(&exchange));
+                let exchange = self.setup_token(name, client, &spec, state, result).await?;
                 Some(self.remember(state, name, client, &exchange).ok_or_else(|| no_token(&self.redactor, &exchange))?)
             }
             BearerChoice::Cached => {
@@ -284,10 +299,8 @@ impl Runner {
                     .token_cache
                     .get_or_fetch(name, || async {
                         let mut scratch = CaseState::default();
-                        let prepared = self.prepare_token(client, &TokenSpec::default(), &mut scratch)?;
                         let exchange =
-                            self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
-                        result.setup.push(self.view(&exchange));
+                            self.setup_token(name, client, &TokenSpec::default(), &mut scratch, result).await?;
                         let token =
                             self.remember_tokens(&exchange).ok_or_else(|| no_token(&self.redactor, &exchange))?;
                         let expires_in =
@@ -308,14 +321,7 @@ impl Runner {
                         "no earlier step of this case got a DPoP-bound token".into(),
                     ))
                 })?;
-                let signer = if how == ResourceDpop::OtherKey {
-                    Arc::new(
-                        KeyPair::generate(KeyAlg::Es384, 0, KidStyle::Rfc7638)
-                            .map_err(|e| StepFailure::Precondition(precondition(format!("no DPoP key: {e}"))))?,
-                    )
-                } else {
-                    key.clone()
-                };
+                let signer = if how == ResourceDpop::OtherKey { fresh_dpop_key()? } else { key.clone() };
                 let (mut request, context) = flows::resource::build_dpop(&url, token);
                 let bind = dpop_proof::Bind {
                     access_token: (how != ResourceDpop::NoAth).then_some(token.expose()),
@@ -395,7 +401,13 @@ const MINT_IN_FLIGHT: usize = 8;
 impl Runner {
     /// Issues `spec.count` tokens for `client`, judging none: a server that stops issuing (an
     /// error, a refusal) fails the step's precondition with its first such answer.
-    pub(super) async fn run_mint(&self, client: &Client, spec: &MintSpec, mut result: StepResult) -> StepResult {
+    pub(super) async fn run_mint(
+        &self,
+        name: &str,
+        client: &Client,
+        spec: &MintSpec,
+        mut result: StepResult,
+    ) -> StepResult {
         use futures_util::StreamExt;
         let started = std::time::Instant::now();
         let issued = std::sync::atomic::AtomicU32::new(0);
@@ -403,8 +415,10 @@ impl Runner {
             .map(|_| async {
                 let mut scratch = CaseState::default();
                 let prepared = self.prepare_token(client, &TokenSpec::default(), &mut scratch)?;
-                let exchange =
-                    self.exchange(prepared.request, prepared.context).await.map_err(StepFailure::Transport)?;
+                let exchange = self
+                    .exchange_with(self.http_for(name), prepared.request, prepared.context)
+                    .await
+                    .map_err(StepFailure::Transport)?;
                 let ok = exchange.response.is_success() && exchange.response.json_str("access_token").is_some();
                 if ok {
                     issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -414,7 +428,7 @@ impl Runner {
                 }
             })
             .buffer_unordered(MINT_IN_FLIGHT)
-            .filter_map(|r: Result<Option<crate::protocol::exchange::Exchange>, StepFailure>| async move {
+            .filter_map(|r: Result<Option<Exchange>, StepFailure>| async move {
                 match r {
                     Ok(None) => None,
                     Ok(Some(exchange)) => Some(Ok(exchange)),
@@ -445,4 +459,11 @@ impl Runner {
         }
         result
     }
+}
+
+/// A new proof key (ES384): RFC 9449 allows a fresh key per request, and it keeps cases independent.
+fn fresh_dpop_key() -> Result<Arc<KeyPair>, StepFailure> {
+    KeyPair::generate(KeyAlg::Es384, 0, KidStyle::Rfc7638)
+        .map(Arc::new)
+        .map_err(|e| StepFailure::Precondition(precondition(format!("no DPoP key: {e}"))))
 }
