@@ -65,16 +65,26 @@ fn failed_checks(report: &RunReport) -> BTreeSet<String> {
 #[tokio::test]
 async fn conformant_mock_passes_every_shipped_case() {
     let report = run_with(&[], &[]).await;
-    let not_passed: Vec<String> = report
-        .suites
-        .iter()
-        .flat_map(|s| &s.cases)
-        .filter(|c| c.outcome != CaseOutcome::Passed)
+    let cases = || report.suites.iter().flat_map(|s| &s.cases);
+    // The embedded Identity Server mock speaks plain HTTP, so it registers no tls_client_auth
+    // client: these cases are skipped there with this reason, and run on a real server
+    // (tests/real_server.rs, oidc-provider).
+    for id in SKIPPED_ON_THE_MOCKS {
+        let case = cases().find(|c| c.id == *id).unwrap_or_else(|| panic!("no case `{id}`"));
+        assert_eq!(case.outcome, CaseOutcome::Skipped, "{id}");
+        let reason = case.reason.as_deref().unwrap_or_default();
+        assert!(reason.contains("no client `mtls`"), "{id} skipped for another reason: {reason}");
+    }
+    let not_passed: Vec<String> = cases()
+        .filter(|c| c.outcome != CaseOutcome::Passed && !SKIPPED_ON_THE_MOCKS.contains(&c.id.as_str()))
         .map(|c| format!("{} ({:?}): {:?}", c.id, c.outcome, c.failed_checks().map(|k| &k.id).collect::<Vec<_>>()))
         .collect();
     assert!(not_passed.is_empty(), "not passed on the conformant mock: {not_passed:#?}");
     assert!(report.summary.cases >= 70);
 }
+
+/// Cases the embedded mocks cannot run (and say why), checked one by one above.
+const SKIPPED_ON_THE_MOCKS: &[&str] = &["resource-mtls-bound-token", "resource-mtls-fresh-token"];
 
 #[tokio::test]
 async fn each_defect_fails_exactly_its_rule() {
