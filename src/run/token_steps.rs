@@ -129,9 +129,23 @@ impl Runner {
         Ok(PreparedToken { request, context, jku_path: jku_path.flatten(), via: None, dpop })
     }
 
-    /// Gets a token for the named client as part of a step's setup, through the client's own
-    /// connection (its certificate, for tls_client_auth): the exchange is shown with the step and
-    /// judged by none of its checks.
+    /// Asks for a token for the named client through the client's own connection (its
+    /// certificate, for tls_client_auth).
+    async fn fetch_token(
+        &self,
+        name: &str,
+        client: &Client,
+        spec: &TokenSpec,
+        state: &mut CaseState,
+    ) -> Result<Exchange, StepFailure> {
+        let prepared = self.prepare_token(client, spec, state)?;
+        self.exchange_with(self.http_for(name), prepared.request, prepared.context)
+            .await
+            .map_err(StepFailure::Transport)
+    }
+
+    /// Gets a token for the named client as part of a step's setup: the exchange is shown with
+    /// the step and judged by none of its checks.
     pub(super) async fn setup_token(
         &self,
         name: &str,
@@ -140,11 +154,7 @@ impl Runner {
         state: &mut CaseState,
         result: &mut StepResult,
     ) -> Result<Exchange, StepFailure> {
-        let prepared = self.prepare_token(client, spec, state)?;
-        let exchange = self
-            .exchange_with(self.http_for(name), prepared.request, prepared.context)
-            .await
-            .map_err(StepFailure::Transport)?;
+        let exchange = self.fetch_token(name, client, spec, state).await?;
         result.setup.push(self.view(&exchange));
         Ok(exchange)
     }
@@ -414,11 +424,7 @@ impl Runner {
         let failure = futures_util::stream::iter(0..spec.count)
             .map(|_| async {
                 let mut scratch = CaseState::default();
-                let prepared = self.prepare_token(client, &TokenSpec::default(), &mut scratch)?;
-                let exchange = self
-                    .exchange_with(self.http_for(name), prepared.request, prepared.context)
-                    .await
-                    .map_err(StepFailure::Transport)?;
+                let exchange = self.fetch_token(name, client, &TokenSpec::default(), &mut scratch).await?;
                 let ok = exchange.response.is_success() && exchange.response.json_str("access_token").is_some();
                 if ok {
                     issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
