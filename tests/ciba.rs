@@ -189,6 +189,11 @@ fn tls_input_errors_name_the_file_and_exit_2() {
             "ca.pem",
         ),
         (format!("    pkcs12: {}/client.p12\n    pkcs12_password: wrong-password\n", pki.display()), "wrong password"),
+        // A token is bound only to a certificate the client presents (RFC 8705 §3).
+        (
+            "    client_secret: s\n    tls_client_certificate_bound_access_tokens: true\n".to_string(),
+            "asks for certificate-bound tokens but has no certificate",
+        ),
     ];
     for (client, needle) in cases {
         let target = target_with_client(dir.path(), &client);
@@ -242,4 +247,47 @@ fn a_tls13_floor_passes_a_13_only_server_and_fails_one_taking_12() {
         assert!(stdout(&o).contains(want), "{}", stdout(&o));
         assert!(stdout(&o).contains("TLS 1.0 and 1.1 not probed"), "{}", stdout(&o));
     }
+}
+
+/// Binding is what the client registered for (RFC 8705 §3.4, false when omitted). A server that
+/// issues unbound tokens fails the binding checks for clients registered for bound tokens; for
+/// clients that did not register so, the same server is conformant: the binding checks do not
+/// apply (with the reason) and the bound-token case is skipped, naming the setting.
+#[test]
+fn certificate_binding_is_judged_only_for_clients_registered_for_it() {
+    let (child, port) = standalone_psc(&["--defect", "cnf-missing"]);
+    let dir = tempfile::tempdir().unwrap();
+    let setting = "    tls_client_certificate_bound_access_tokens: true\n";
+    let registered = psc_local(port);
+    assert!(registered.contains(setting), "the fixture registers its certificate clients for bound tokens");
+    let run = |text: &str| {
+        let target = dir.path().join("psc.yaml");
+        std::fs::write(&target, text).unwrap();
+        let json = dir.path().join("r.json");
+        let o = common::bin()
+            .args(["run", "scenarios/psc-ciba/ciba-poll.yaml", "--no-color", "--target", target.to_str().unwrap()])
+            .args(["--report-json", json.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (o, report)
+    };
+    let (bound, _) = run(&registered);
+    let (unbound, report) = run(&registered.replace(setting, ""));
+    stop(child);
+
+    assert_eq!(code(&bound), 1, "{}", stdout(&bound));
+    assert!(stdout(&bound).contains("✗ rfc8705.3.cnf"), "{}", stdout(&bound));
+    assert_eq!(code(&unbound), 0, "{}{}", stdout(&unbound), stderr(&unbound));
+    let cases: Vec<&serde_json::Value> = report["suites"][0]["cases"].as_array().unwrap().iter().collect();
+    let skipped = cases.iter().find(|c| c["id"] == "bound-token-at-the-resource").unwrap();
+    assert_eq!(skipped["outcome"], "skipped", "{skipped}");
+    let reason = skipped["reason"].as_str().unwrap();
+    assert!(reason.contains("did not register for certificate-bound tokens"), "{reason}");
+    // The CIBA answers of the certificate clients still name the binding check, as not applicable.
+    let text = report.to_string();
+    assert!(
+        text.contains("did not register for certificate-bound tokens (`tls_client_certificate_bound_access_tokens`"),
+        "the cnf check says why it did not apply"
+    );
 }

@@ -448,9 +448,16 @@ fn cnf_thumbprint(x: &Exchange) -> Verdict {
         Ok(b) => b,
         Err(_) => return Verdict::na("no token answer"),
     };
-    let Some(expected) = x.context.ciba.as_ref().and_then(|c| c.cert_thumbprint.clone()) else {
+    let Some(cert) = x.context.certificate.as_ref().filter(|c| c.presented) else {
         return Verdict::na("no client certificate was used");
     };
+    // RFC 8705 §3.4: binding is what the client registered for; a server may bind anyway.
+    if !cert.bound_tokens {
+        return Verdict::na(
+            "the client did not register for certificate-bound tokens (`tls_client_certificate_bound_access_tokens` in the target)",
+        );
+    }
+    let expected = cert.thumbprint.clone().unwrap_or_default();
     let Some(claims) = body.get("access_token").and_then(Value::as_str).and_then(jwt_claims) else {
         return Verdict::na("the access token is not a JWT (introspect it to see cnf)");
     };

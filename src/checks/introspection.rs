@@ -115,7 +115,13 @@ pub const CHECKS: &[CheckDef] = &[
         url: "https://www.rfc-editor.org/rfc/rfc8705#section-3.2",
         summary: "introspecting a token issued over mTLS gives cnf.x5t#S256 of the client's certificate",
         evaluate: |x| {
-            let issued_with = x.context.subject.as_ref().and_then(|s| s.issued_with_cert.clone());
+            let subject = x.context.subject.as_ref();
+            let issued_with = subject.and_then(|s| s.issued_with_cert.clone());
+            if issued_with.is_some() && !subject.is_some_and(|s| s.bound_tokens) {
+                return Verdict::na(
+                    "the token's client did not register for certificate-bound tokens (`tls_client_certificate_bound_access_tokens` in the target)",
+                );
+            }
             judges(issued_with.is_some(), "introspects a token issued over mTLS", || {
                 "introspected a token issued without a certificate".into()
             })

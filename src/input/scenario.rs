@@ -191,6 +191,7 @@ const SHAPES: Shapes = &[
     ("exp_in", "a whole number of seconds (negative: in the past)"),
     ("nbf_in", "a whole number of seconds (negative: in the past)"),
     ("once", "`true` or `false`"),
+    ("certificate_bound", "`true` or `false`"),
     ("two_hints", "`true` or `false`"),
 ];
 
@@ -386,6 +387,9 @@ struct When {
     registered: Option<Spanned<Names>>,
     /// …is not registered for this method (or these).
     not_registered: Option<Spanned<Names>>,
+    /// `true`: the case's client registered for certificate-bound tokens (RFC 8705 §3.4).
+    #[serde(default)]
+    certificate_bound: bool,
 }
 
 /// One name or a list of names (`registered: client_secret_post` or `[a, b]`). A hand-written
@@ -778,6 +782,7 @@ fn case(v: &mut Validator<'_>, mut def: RawCase, id: Spanned<String>) -> Case {
         advertised: def.when.as_ref().map(|w| w.advertised.clone().into_iter().collect()).unwrap_or_default(),
         registered: methods(v, def.when.as_mut().and_then(|w| w.registered.take())),
         not_registered: methods(v, def.when.as_mut().and_then(|w| w.not_registered.take())),
+        certificate_bound: def.when.as_ref().is_some_and(|w| w.certificate_bound),
         client: v.named(&def.client),
         steps,
     }

@@ -167,6 +167,9 @@ struct ClientDef {
     /// …or a PKCS#12 file and its password (use `${env:…}`).
     pkcs12: Option<Spanned<String>>,
     pkcs12_password: Option<Spanned<String>>,
+    /// RFC 8705 §3.4 client metadata, as registered: the client asked for certificate-bound
+    /// access tokens.
+    tls_client_certificate_bound_access_tokens: Option<Spanned<bool>>,
 }
 
 fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
@@ -352,8 +355,19 @@ fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
         key,
         serve_jwks,
         identity,
+        bound_tokens: def.tls_client_certificate_bound_access_tokens.as_ref().is_some_and(|b| b.value),
         unusable,
     };
+    // A token can be bound only to a certificate the client presents (RFC 8705 §3).
+    if let Some(b) = def.tls_client_certificate_bound_access_tokens.as_ref().filter(|b| b.value) {
+        if def.certificate.is_none() && def.pkcs12.is_none() {
+            v.error_help(
+                at(b),
+                format!("client `{name}` asks for certificate-bound tokens but has no certificate"),
+                format!("give `{name}` a `certificate` and `certificate_key` (or `pkcs12`), or drop the setting"),
+            );
+        }
+    }
     // A client that cannot authenticate the way it says is our input's problem, said before any
     // traffic (a load failure of a key file is reported where the key is named, above).
     let loaded_elsewhere = (auth == AuthMethod::PrivateKeyJwt && def.private_key.is_some())

@@ -40,6 +40,8 @@ pub struct Case {
     pub registered: Vec<AuthMethod>,
     /// …and must not be registered for these.
     pub not_registered: Vec<AuthMethod>,
+    /// The case's client must have registered for certificate-bound tokens (RFC 8705 §3.4).
+    pub certificate_bound: bool,
     pub client: Option<Named>,
     pub steps: Vec<Step>,
 }

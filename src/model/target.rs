@@ -112,6 +112,10 @@ pub struct Client {
     pub serve_jwks: bool,
     /// mTLS identity.
     pub identity: Option<ClientIdentity>,
+    /// The client registered for certificate-bound access tokens (RFC 8705 §3.4
+    /// `tls_client_certificate_bound_access_tokens`, false when omitted): only then must its
+    /// tokens carry `cnf.x5t#S256`.
+    pub bound_tokens: bool,
     /// A key or certificate file the target names that could not be loaded: reported (where the
     /// target names it) when a suite or a profile uses this client, not for clients nobody uses.
     pub unusable: Option<Box<crate::support::diagnostics::LocatedError>>,

@@ -211,6 +211,9 @@ pub struct CertificateFacts {
     pub subject_cn: Option<String>,
     /// base64url SHA-256 of the certificate presented (RFC 8705 `x5t#S256`).
     pub thumbprint: Option<String>,
+    /// The client registered for certificate-bound access tokens (RFC 8705 §3.4): a token
+    /// issued on this request must then be bound to the certificate.
+    pub bound_tokens: bool,
 }
 
 /// What CIBA checks compare the final poll answer with.
@@ -222,8 +225,6 @@ pub struct CibaFacts {
     /// The request's auth_req_id (a credential: never serialized).
     #[serde(skip)]
     pub auth_req_id: String,
-    /// base64url SHA-256 of the client certificate used, for `cnf.x5t#S256`.
-    pub cert_thumbprint: Option<String>,
     /// The id_token's signature checked against the server's `jwks_uri`.
     pub id_token_signature: Option<Result<(), String>>,
     /// The target client names of who made the backchannel request, and who polled.
@@ -261,6 +262,8 @@ pub struct TokenFacts {
     pub revoked: bool,
     /// base64url SHA-256 of the certificate the client presented when the token was issued.
     pub issued_with_cert: Option<String>,
+    /// The client registered for certificate-bound tokens (RFC 8705 §3.4).
+    pub bound_tokens: bool,
     /// The certificate the token is bound to (`cnf.x5t#S256`), from the JWT or from introspection.
     pub cnf: Option<String>,
     /// RFC 9449: the thumbprint of the proof key the token was asked with, when the server

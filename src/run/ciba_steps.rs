@@ -68,6 +68,7 @@ pub(super) fn certificate_facts(client: &Client, sent: bool) -> CertificateFacts
         presented: identity.is_some(),
         subject_cn: identity.and_then(|i| i.subject_cn.clone()),
         thumbprint: identity.map(|i| thumbprint(&i.cert_sha256)),
+        bound_tokens: client.bound_tokens,
     }
 }
 
@@ -320,7 +321,6 @@ impl Runner {
             client_id: client.client_id.clone(),
             issuer: endpoints.issuer.clone(),
             auth_req_id: request.auth_req_id.expose().to_string(),
-            cert_thumbprint: client.identity.as_ref().map(|i| thumbprint(&i.cert_sha256)),
             id_token_signature,
             requested_by: request.client.clone(),
             polled_by: poller.clone(),

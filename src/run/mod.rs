@@ -503,6 +503,11 @@ impl Runner {
         if let Some(m) = case.not_registered.iter().find(|m| client.methods.contains(m)) {
             return Some(format!("client `{name}` is registered for {m}, and the case needs one that is not"));
         }
+        if case.certificate_bound && !client.bound_tokens {
+            return Some(format!(
+                "client `{name}` did not register for certificate-bound tokens (RFC 8705 §3.4: `tls_client_certificate_bound_access_tokens: true` on it in the target)"
+            ));
+        }
         if case.steps.iter().any(|s| matches!(s.action, Action::Resource(_))) && self.target.resource.is_none() {
             return Some("the target has no `resource` to call".into());
         }

@@ -40,6 +40,7 @@ pub(super) fn token_facts(client: &Client, exchange: &Exchange) -> Option<TokenF
         jwt_iat: claim("iat"),
         revoked: false,
         issued_with_cert: exchange.context.certificate.as_ref().and_then(|c| c.thumbprint.clone()),
+        bound_tokens: client.bound_tokens,
         cnf: claims
             .as_ref()
             .and_then(|c| c.get("cnf"))

@@ -213,6 +213,7 @@ pub fn describe(config: &Config, issuer: url::Url) -> Target {
                     key: c.key.as_deref().and_then(builtin_key).map(Arc::new),
                     serve_jwks: c.register_by_url && c.jwks_uri.is_some(),
                     identity: None,
+                    bound_tokens: false,
                     unusable: None,
                 };
                 (c.name.clone(), client)

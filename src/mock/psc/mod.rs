@@ -298,6 +298,9 @@ pub fn describe(issuer: &str) -> Target {
             key: None,
             serve_jwks: false,
             identity: identity(cert, key),
+            // The mock binds every token asked with a certificate (as PSC does); its clients
+            // holding one are registered so.
+            bound_tokens: true,
             unusable: None,
         };
         let secret = |client_id: &str, secret: &str, method: AuthMethod| Client {
@@ -305,6 +308,7 @@ pub fn describe(issuer: &str) -> Target {
             auth: method,
             methods: vec![method],
             identity: None,
+            bound_tokens: false,
             ..client(client_id, "", "")
         };
         let pkjwt = Client {
@@ -312,6 +316,7 @@ pub fn describe(issuer: &str) -> Target {
             methods: vec![AuthMethod::PrivateKeyJwt],
             key: crate::mock::identity_server::builtin_key("backend-es384").map(Arc::new),
             identity: None,
+            bound_tokens: false,
             ..client("harness-psc-private-key-jwt", "", "")
         };
         let self_signed = Client {
