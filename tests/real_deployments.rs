@@ -134,3 +134,36 @@ async fn the_unregistered_method_case_needs_a_client_that_is_not_registered_for_
     assert_eq!(c["outcome"], "skipped", "{c}");
     assert!(c["reason"].as_str().unwrap().contains("is registered for client_secret_post"), "{c}");
 }
+
+/// RFC 9449 §8 with private_key_jwt: a server asking for a DPoP nonce gets the request again
+/// with the nonce and a new client assertion (an assertion is single-use, RFC 7523 §3 item 7), so
+/// a client registered for both is judged, not skipped.
+#[tokio::test]
+async fn a_dpop_nonce_is_followed_with_a_new_assertion_for_a_private_key_jwt_client() {
+    let mut clients = builtin();
+    for c in clients.clients.iter_mut().filter(|c| c.name == "backend-rs384") {
+        c.dpop_nonce = true;
+    }
+    let mock = common::start_mock(Config { clients, ..Config::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = common::write_target(dir.path(), &mock, None);
+    let suite = dir.path().join("nonce.yaml");
+    std::fs::write(
+        &suite,
+        "suite: nonce\nclient: backend-rs384\ncases:\n  - id: nonce-and-assertion\n    token: { dpop: good }\n    expect: { checks: [rfc9449.8.nonce, rfc9449.5.token-type, rfc6749.4.4.token-issued] }\n",
+    )
+    .unwrap();
+    let args = vec!["run".into(), suite.display().to_string(), "--target".into(), target.display().to_string()];
+    let (out, report) = run_blocking(args).await;
+    let c = case(&report, "nonce-and-assertion");
+    assert_eq!(c["outcome"], "passed", "{}", stdout(&out));
+    // The first request (the one answered use_dpop_nonce) and the second carried different
+    // assertions: their fingerprints differ.
+    let assertion_of = |exchange: &serde_json::Value| {
+        let body = exchange["request"]["body"].as_str().unwrap_or_default().to_string();
+        body.split('&').find(|p| p.starts_with("client_assertion=")).map(str::to_owned).unwrap()
+    };
+    let first = assertion_of(&c["steps"][0]["setup"][0]);
+    let second = assertion_of(&c["steps"][0]["exchange"]);
+    assert_ne!(first, second, "the request sent again carried a new assertion");
+}

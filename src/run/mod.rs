@@ -191,6 +191,8 @@ struct DpopRetry {
     url: String,
     /// At a resource: the access token the proof's `ath` hashes.
     token: Option<Secret>,
+    /// For private_key_jwt: a second assertion, made like the first, for the request sent again.
+    assertion: Option<Secret>,
 }
 
 impl Runner {
@@ -650,15 +652,7 @@ impl Runner {
         let sent = match prepared.dpop {
             None => self.exchange_with(http, prepared.request, prepared.context).await,
             Some(retry) => {
-                self.exchange_following_nonce(
-                    http,
-                    prepared.request,
-                    prepared.context,
-                    retry,
-                    &mut result,
-                    &mut state.skip,
-                )
-                .await
+                self.exchange_following_nonce(http, prepared.request, prepared.context, retry, &mut result, state).await
             }
         };
         match sent {
@@ -741,7 +735,7 @@ impl Runner {
         context: RequestContext,
         retry: DpopRetry,
         result: &mut StepResult,
-        skip: &mut Option<String>,
+        state: &mut CaseState,
     ) -> Result<Exchange, TransportError> {
         let mut again = request.clone();
         let mut first = self.exchange_with(http, request, context).await?;
@@ -756,10 +750,26 @@ impl Runner {
             }
             return Ok(first);
         };
-        // A client assertion is single-use: the request cannot simply go again with it.
-        if first.context.assertion.is_some() {
-            *skip = Some("the server asks for a DPoP nonce, and the harness does not yet resend a private_key_jwt request with a new assertion".into());
-            return Ok(first);
+        let mut context = first.context.clone();
+        // A client assertion is single-use: the request goes again with the other one made for it.
+        if context.assertion.is_some() {
+            let Some(remade) = retry.assertion.clone() else {
+                state.skip = Some(
+                    "the server asks for a DPoP nonce, and a `jku` assertion is not remade for the request sent again"
+                        .into(),
+                );
+                return Ok(first);
+            };
+            for (name, value) in again.form.iter_mut().flatten() {
+                if name == "client_assertion" {
+                    *value = crate::protocol::http::Value::Secret(remade.clone());
+                }
+            }
+            if let Some(facts) = context.assertion.as_mut() {
+                facts.header = token_steps::jwt_part(remade.expose(), 0).unwrap_or_default();
+                facts.claims = token_steps::jwt_part(remade.expose(), 1).unwrap_or_default();
+            }
+            state.last_assertion = Some(remade);
         }
         result.setup.push(self.view(&first));
         let bind = crate::protocol::auth::dpop::Bind {
@@ -769,7 +779,6 @@ impl Runner {
         let (proof, _) = crate::protocol::auth::dpop::proof(&retry.key, &retry.method, &retry.url, retry.kind, bind);
         again.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("DPoP"));
         again.headers.push(("DPoP".into(), crate::protocol::http::Value::Secret(Secret::new(proof))));
-        let mut context = first.context;
         if let Some(d) = context.dpop.as_mut() {
             d.nonce_asked = asked(true);
         }

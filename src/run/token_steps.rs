@@ -88,6 +88,7 @@ impl Runner {
                         method: request.method.to_string(),
                         url: url.to_string(),
                         token: None,
+                        assertion: None,
                     });
                 }
                 (proof, jkt)
@@ -97,6 +98,17 @@ impl Runner {
             let replayed = kind == crate::model::DpopProof::Replayed;
             let broken = (kind != crate::model::DpopProof::Good && !replayed).then_some(kind.label());
             context.dpop = Some(crate::protocol::exchange::DpopFacts { jkt, broken, replayed, ..Default::default() });
+        }
+        // A client assertion is single-use: should the server ask for a DPoP nonce, the request
+        // goes again with another one, made the same way (a `jku` assertion's fetch count belongs
+        // to its own request, so that one is not remade). The one sent stays the case's previous.
+        if let (Some(retry), Some(_)) = (dpop.as_mut(), &assertion) {
+            if !spec.assertion.serve_jku {
+                let sent = state.last_assertion.clone();
+                let remade = self.client_assertion(client, auth, &spec.assertion, spec.client_id.as_deref(), state)?;
+                retry.assertion = remade.map(|(jws, _)| jws);
+                state.last_assertion = sent;
+            }
         }
         context.certificate = Some(super::ciba_steps::certificate_facts(client, true));
         if let Some(jws) = &assertion {
@@ -347,6 +359,7 @@ impl Runner {
                         method: "GET".into(),
                         url: htu,
                         token: Some(token.clone()),
+                        assertion: None,
                     });
                 }
                 (request, context)
@@ -398,7 +411,7 @@ fn htu_of(url: &url::Url) -> String {
 }
 
 /// The JSON object of part `index` (0 header, 1 claims) of a compact JWS.
-fn jwt_part(jws: &str, index: usize) -> Option<serde_json::Map<String, serde_json::Value>> {
+pub(super) fn jwt_part(jws: &str, index: usize) -> Option<serde_json::Map<String, serde_json::Value>> {
     use base64::Engine;
     let part = jws.split('.').nth(index)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()?;
