@@ -114,7 +114,7 @@ reqwest_rps=$(median "${reqwest_all[@]}")
 rs_rps=$(median "${rs_all[@]}"); es_rps=$(median "${es_all[@]}"); dpop_rps=$(median "${dpop_all[@]}")
 oha_tls_rps=$(median "${oha_tls_all[@]}"); bare_tls_rps=$(median "${bare_tls_all[@]}")
 tls_rps=$(median "${tls_all[@]}"); mtls_rps=$(median "${mtls_all[@]}")
-starved=$(python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['assertion_pools']['token']; print(p['starved'], 'times;', p['signed'], 'signed')" "$work/backend-rs384-target.json")
+starved=$(python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['signing_pools']['token']; print(p['starved'], 'times;', p['signed'], 'signed')" "$work/backend-rs384-target.json")
 
 # Peak RSS of a 500-user run (the harness process, embedded mock excluded: this is the endpoint).
 rss_kb=$(python3 - "$H" "$work" "$SECONDS_PER_RUN" <<'PY'

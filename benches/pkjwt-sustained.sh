@@ -55,7 +55,7 @@ for alg in $ALGS; do
 import json, sys
 report, alg, before, after = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 d = json.load(open(report))
-total, pool = d["total"], d["assertion_pools"]["token"]
+total, pool = d["total"], d["signing_pools"]["token"]
 bare = (before + after) / 2
 print(f"{alg.upper():<10} {bare:>12.0f} {total['rps']:>12.0f} {total['rps'] / bare:>11.2f}x {total['errors']:>8}  "
       f"{pool['signed']} signed, {pool['prefilled']} ahead, {pool['starved']} waits, {pool['discarded_stale']} stale "

@@ -180,6 +180,16 @@ fn merge_refuses_what_does_not_add_up_to_one_profile() {
 
     let o = merge(&[&a1, &a2]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // A shard written by the previous version (v2: its pools under `assertion_pools`) still merges.
+    let text = std::fs::read_to_string(&a2).unwrap();
+    assert!(text.contains("oauth-harness/load-report/v3") && text.contains("\"signing_pools\""), "{text}");
+    let v2 = write(
+        dir.path(),
+        "v2.json",
+        &text.replace("load-report/v3", "load-report/v2").replace("\"signing_pools\"", "\"assertion_pools\""),
+    );
+    let o = merge(&[&a1, &v2]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec![&a1], "shard(s) 2 of 2 missing"),
         (vec![&a1, &a1], "shard 1 appears twice"),
@@ -194,13 +204,13 @@ fn merge_refuses_what_does_not_add_up_to_one_profile() {
     let old = write(
         dir.path(),
         "old.json",
-        &std::fs::read_to_string(&a2).unwrap().replace("load-report/v2", "load-report/v1"),
+        &std::fs::read_to_string(&a2).unwrap().replace("load-report/v3", "load-report/v1"),
     );
     let o = merge(&[&a1, &old]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("is a `oauth-harness/load-report/v1` report"), "{}", stderr(&o));
     let broken =
-        write(dir.path(), "broken.json", "{\n  \"format\": \"oauth-harness/load-report/v2\",\n  \"profile\": 3\n}\n");
+        write(dir.path(), "broken.json", "{\n  \"format\": \"oauth-harness/load-report/v3\",\n  \"profile\": 3\n}\n");
     let o = merge(&[&a1, &broken]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("broken.json:3:"), "{}", stderr(&o));

@@ -49,7 +49,7 @@ fn token_secret_profile_passes_and_writes_every_report() {
     assert!(out.contains("p95 ms") && out.contains("result: PASS"), "{out}");
 
     let r = json(&j);
-    assert_eq!(r["format"], "oauth-harness/load-report/v2");
+    assert_eq!(r["format"], "oauth-harness/load-report/v3");
     let requests = r["total"]["requests"].as_u64().unwrap();
     assert!(requests > 50, "{requests}");
     assert_eq!(r["total"]["errors"], 0);
@@ -154,7 +154,7 @@ fn private_key_jwt_sends_a_fresh_assertion_every_time() {
     let requests = r["total"]["requests"].as_u64().unwrap();
     assert!(requests > 20);
     assert_eq!(r["total"]["errors"], 0);
-    let pool = &r["assertion_pools"]["token"];
+    let pool = &r["signing_pools"]["token"];
     assert!(pool["signed"].as_u64().unwrap() >= requests, "{pool}");
 }
 
@@ -166,7 +166,7 @@ fn dpop_sends_a_fresh_proof_every_time_and_wants_dpop_tokens() {
     let requests = r["total"]["requests"].as_u64().unwrap();
     assert!(requests > 20);
     assert_eq!(r["total"]["errors"], 0);
-    let pool = &r["assertion_pools"]["token (DPoP proofs)"];
+    let pool = &r["signing_pools"]["token (DPoP proofs)"];
     assert!(pool["signed"].as_u64().unwrap() >= requests, "{pool}");
     // A server that ignores the proof answers Bearer tokens: every request fails the path.
     let (o, r) = load_with_json_report(&[
@@ -300,7 +300,7 @@ fn report_formats_snapshot() {
         paths: vec![PathSummary::new("token", "token", "hyper", 1, &stats, 10.0)],
         thresholds_passed: verdicts.iter().all(|v| v.passed),
         thresholds: verdicts,
-        assertion_pools: Default::default(),
+        signing_pools: Default::default(),
         notes: vec![],
     };
     insta::assert_snapshot!("load_terminal", oauth_harness::report::load::terminal(&report, false));

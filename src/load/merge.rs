@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::report::{FORMAT, LoadReport, PathSummary, Settings};
+use super::report::{FORMAT, LoadReport, PathSummary, READABLE_FORMATS, Settings};
 use super::stats::{PathStats, Second};
 use super::thresholds;
 
@@ -48,7 +48,7 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
     let count = first.shard.map(|s| s.count).ok_or_else(|| MergeError::NotAShard { file: first_file.clone() })?;
     let mut seen: BTreeMap<usize, &str> = BTreeMap::new();
     for (file, r) in &reports {
-        if r.format != FORMAT {
+        if !READABLE_FORMATS.contains(&r.format.as_str()) {
             return Err(MergeError::Format { file: file.clone(), found: r.format.clone() });
         }
         if r.profile != first.profile {
@@ -128,7 +128,7 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
     }
     let mut pools = BTreeMap::new();
     for (_, r) in &reports {
-        for (name, pool) in &r.assertion_pools {
+        for (name, pool) in &r.signing_pools {
             let entry: &mut super::pool::PoolReport = pools.entry(name.clone()).or_default();
             entry.capacity += pool.capacity;
             entry.prefilled += pool.prefilled;
@@ -166,7 +166,7 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
         thresholds_passed: verdicts.iter().all(|v| v.passed),
         thresholds: verdicts,
         baseline: None,
-        assertion_pools: pools,
+        signing_pools: pools,
         notes,
     })
 }
@@ -206,7 +206,7 @@ pub fn read_report(path: &std::path::Path) -> Result<LoadReport, ReportFileError
         .map_err(|e| ReportFileError::Read { file: file.clone(), reason: e.to_string() })?;
     // The format first: a report of another version says so, not "missing field".
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-        if let Some(found) = v.get("format").and_then(|f| f.as_str()).filter(|f| *f != FORMAT) {
+        if let Some(found) = v.get("format").and_then(|f| f.as_str()).filter(|f| !READABLE_FORMATS.contains(f)) {
             return Err(MergeError::Format { file, found: found.to_string() }.into());
         }
     }

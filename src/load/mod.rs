@@ -195,12 +195,12 @@ pub async fn run(
     if interrupted {
         notes.push("interrupted (Ctrl-C): the figures cover the part that ran".into());
     }
-    let assertion_pools: BTreeMap<String, pool::PoolReport> =
+    let signing_pools: BTreeMap<String, pool::PoolReport> =
         pools.iter().map(|(name, pool, prefilled)| (name.clone(), pool.report(*prefilled))).collect();
-    for (name, report) in &assertion_pools {
+    for (name, report) in &signing_pools {
         if report.starved > 0 {
             notes.push(format!(
-                "path `{name}`: the assertion pool ran dry {} time(s); signing, not the server, limited the rate then",
+                "path `{name}`: the signing pool ran dry {} time(s); signing, not the server, limited the rate then",
                 report.starved
             ));
         }
@@ -240,7 +240,7 @@ pub async fn run(
             .collect(),
         thresholds_passed: verdicts.iter().all(|v| v.passed),
         thresholds: verdicts,
-        assertion_pools,
+        signing_pools,
         notes,
     })
 }

@@ -12,8 +12,12 @@ use super::thresholds::ThresholdOutcome;
 use crate::model::profile::{CoMitigation, RegressionLimit, RegressionMetric, Threshold};
 
 /// The report's shape. v2 added what merging and baselines need: the profile's digest and
-/// thresholds, the shard, the traffic's start to the millisecond, the baseline comparison.
-pub const FORMAT: &str = "oauth-harness/load-report/v2";
+/// thresholds, the shard, the traffic's start to the millisecond, the baseline comparison. v3
+/// renamed `assertion_pools` to `signing_pools` (it holds the DPoP proof pools too).
+pub const FORMAT: &str = "oauth-harness/load-report/v3";
+
+/// The formats `load merge` and `--baseline` read: v2 differs from v3 only by that name.
+pub const READABLE_FORMATS: &[&str] = &[FORMAT, "oauth-harness/load-report/v2"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
@@ -51,7 +55,9 @@ pub struct LoadReport {
     /// The comparison with a `--baseline` report, if one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineComparison>,
-    pub assertion_pools: BTreeMap<String, PoolReport>,
+    /// The pre-signed JWT pools by path: client assertions, and DPoP proofs (`PATH (DPoP proofs)`).
+    #[serde(alias = "assertion_pools")]
+    pub signing_pools: BTreeMap<String, PoolReport>,
     pub notes: Vec<String>,
 }
 
