@@ -113,7 +113,7 @@ pub const CHECKS: &[CheckDef] = &[
         severity: Severity::Must,
         rule: "RFC 8705 §3.2",
         url: "https://www.rfc-editor.org/rfc/rfc8705#section-3.2",
-        summary: "introspecting a token issued over mTLS gives cnf.x5t#S256 of the client's certificate",
+        summary: "introspecting a token issued over mTLS to a client registered for bound tokens gives cnf.x5t#S256 of its certificate",
         evaluate: |x| {
             let subject = x.context.subject.as_ref();
             let issued_with = subject.and_then(|s| s.issued_with_cert.clone());
