@@ -750,16 +750,31 @@ impl Runner {
             }
             return Ok(first);
         };
-        let mut context = first.context.clone();
         // A client assertion is single-use: the request goes again with the other one made for it.
-        if context.assertion.is_some() {
-            let Some(remade) = retry.assertion.clone() else {
+        let remade = match (&first.context.assertion, retry.assertion) {
+            (None, _) => None,
+            (Some(_), Some(remade)) => Some(remade),
+            (Some(_), None) => {
                 state.skip = Some(
                     "the server asks for a DPoP nonce, and a `jku` assertion is not remade for the request sent again"
                         .into(),
                 );
                 return Ok(first);
-            };
+            }
+        };
+        result.setup.push(self.view(&first));
+        let bind = crate::protocol::auth::dpop::Bind {
+            access_token: retry.token.as_ref().map(Secret::expose),
+            nonce: Some(&nonce),
+        };
+        let (proof, _) = crate::protocol::auth::dpop::proof(&retry.key, &retry.method, &retry.url, retry.kind, bind);
+        again.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("DPoP"));
+        again.headers.push(("DPoP".into(), crate::protocol::http::Value::Secret(Secret::new(proof))));
+        let mut context = first.context;
+        if let Some(d) = context.dpop.as_mut() {
+            d.nonce_asked = asked(true);
+        }
+        if let Some(remade) = remade {
             for (name, value) in again.form.iter_mut().flatten() {
                 if name == "client_assertion" {
                     *value = crate::protocol::http::Value::Secret(remade.clone());
@@ -770,17 +785,6 @@ impl Runner {
                 facts.claims = token_steps::jwt_part(remade.expose(), 1).unwrap_or_default();
             }
             state.last_assertion = Some(remade);
-        }
-        result.setup.push(self.view(&first));
-        let bind = crate::protocol::auth::dpop::Bind {
-            access_token: retry.token.as_ref().map(Secret::expose),
-            nonce: Some(&nonce),
-        };
-        let (proof, _) = crate::protocol::auth::dpop::proof(&retry.key, &retry.method, &retry.url, retry.kind, bind);
-        again.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("DPoP"));
-        again.headers.push(("DPoP".into(), crate::protocol::http::Value::Secret(Secret::new(proof))));
-        if let Some(d) = context.dpop.as_mut() {
-            d.nonce_asked = asked(true);
         }
         self.exchange_with(http, again, context).await
     }
