@@ -291,3 +291,30 @@ fn certificate_binding_is_judged_only_for_clients_registered_for_it() {
         "the cnf check says why it did not apply"
     );
 }
+
+/// A case presenting another client's certificate needs a target with a second certificate: with
+/// only its own client's, it is skipped with the reason before any traffic, not failed.
+#[test]
+fn a_case_needing_another_certificate_is_skipped_when_the_target_has_one() {
+    let (child, port) = standalone_psc(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let full = psc_local(port);
+    // The fixture's header (issuer, tls, ciba) and its psc-self-signed client alone.
+    let header = &full[..full.find("clients:\n").unwrap()];
+    let own = &full[full.find("  psc-self-signed:\n").unwrap()..];
+    let target = dir.path().join("psc.yaml");
+    std::fs::write(&target, format!("{header}clients:\n{own}")).unwrap();
+    let json = dir.path().join("r.json");
+    let o = common::bin()
+        .args(["run", "scenarios/psc-ciba/ciba-poll.yaml", "--filter", "bound-token-at-the-resource"])
+        .args(["--target", target.to_str().unwrap(), "--report-json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    stop(child);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let case = &report["suites"][0]["cases"][0];
+    assert_eq!(case["outcome"], "skipped", "{case}");
+    assert!(case["reason"].as_str().unwrap().contains("no client with a certificate other than"), "{case}");
+    assert!(case["steps"].as_array().is_none_or(|s| s.is_empty()), "skipped before any traffic: {case}");
+}

@@ -513,6 +513,24 @@ impl Runner {
         if case.steps.iter().any(|s| matches!(s.action, Action::Resource(_))) && self.target.resource.is_none() {
             return Some("the target has no `resource` to call".into());
         }
+        // A call with another client's certificate needs a client holding a different one.
+        let other_certificate = case.steps.iter().any(|s| {
+            matches!(&s.action, Action::Resource(r) if r.certificate == Some(crate::model::ResourceCertificate::Other))
+        });
+        if other_certificate {
+            let own = client.identity.as_ref().map(|i| i.cert_sha256.as_slice());
+            let other = self
+                .target
+                .clients
+                .values()
+                .filter_map(|c| c.identity.as_ref())
+                .any(|i| Some(i.cert_sha256.as_slice()) != own);
+            if !other {
+                return Some(format!(
+                    "the case presents another client's certificate, and the target has no client with a certificate other than `{name}`'s"
+                ));
+            }
+        }
         // A case that plays the user through the hook cannot run without one: skipped at once, not
         // polled until expires_in runs out.
         let needs_hook = case.steps.iter().any(|s| match &s.action {
