@@ -144,6 +144,15 @@ impl Target {
         }
     }
 
+    /// A client holding a certificate other than `own` (any certificate when `own` is none): the
+    /// "other certificate" a bound token must be refused over (RFC 8705 §3).
+    pub fn client_with_other_certificate(&self, own: Option<&ClientIdentity>) -> Option<&str> {
+        self.clients
+            .iter()
+            .find(|(_, c)| c.identity.as_ref().is_some_and(|i| own.is_none_or(|o| o.cert_sha256 != i.cert_sha256)))
+            .map(|(name, _)| name.as_str())
+    }
+
     pub fn client_names(&self) -> impl Iterator<Item = &str> {
         self.clients.keys().map(String::as_str)
     }

@@ -517,19 +517,10 @@ impl Runner {
         let other_certificate = case.steps.iter().any(|s| {
             matches!(&s.action, Action::Resource(r) if r.certificate == Some(crate::model::ResourceCertificate::Other))
         });
-        if other_certificate {
-            let own = client.identity.as_ref().map(|i| i.cert_sha256.as_slice());
-            let other = self
-                .target
-                .clients
-                .values()
-                .filter_map(|c| c.identity.as_ref())
-                .any(|i| Some(i.cert_sha256.as_slice()) != own);
-            if !other {
-                return Some(format!(
-                    "the case presents another client's certificate, and the target has no client with a certificate other than `{name}`'s"
-                ));
-            }
+        if other_certificate && self.target.client_with_other_certificate(client.identity.as_ref()).is_none() {
+            return Some(format!(
+                "the case presents another client's certificate, and the target has no client with a certificate other than `{name}`'s"
+            ));
         }
         // A case that plays the user through the hook cannot run without one: skipped at once, not
         // polled until expires_in runs out.

@@ -386,10 +386,7 @@ impl Runner {
             Some(ResourceCertificate::None) => None,
             Some(ResourceCertificate::Other) => {
                 let own = owner.as_ref().and_then(|n| self.target.clients.get(n)).and_then(|c| c.identity.as_ref());
-                let other = self.target.clients.iter().find(|(_, c)| {
-                    c.identity.as_ref().is_some_and(|i| own.is_none_or(|o| o.cert_sha256 != i.cert_sha256))
-                });
-                Some(other.map(|(n, _)| n.clone()).ok_or_else(|| {
+                Some(self.target.client_with_other_certificate(own).map(str::to_owned).ok_or_else(|| {
                     StepFailure::Precondition(precondition("the target has no other client with a certificate".into()))
                 })?)
             }
