@@ -39,6 +39,10 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 
 /// Timer rounding allowed on every "waits at least" rule.
 pub const TIMER_SLACK: Duration = Duration::from_millis(20);
+/// A poll arriving this soon after a final CIBA answer may have been sent together with the
+/// answered one, before the client had the answer: `one-poll-in-flight` and `interval` judge it
+/// (it is sooner than any interval), `stops-polling` judges the polls that react to the answer.
+pub const SENT_WITH_THE_FINAL_POLL: Duration = Duration::from_millis(250);
 /// After a 5xx, at most this many requests in the second that follows.
 pub const BACKOFF_MAX_PER_SECOND: usize = 5;
 /// After a 401 invalid_token, at most one token request in this window.
@@ -603,7 +607,10 @@ pub const CHECKS: &[ClientCheckDef] = &[
                     matches!(p.answer.error.as_deref(), Some("access_denied" | "expired_token" | "invalid_grant"))
                 });
                 let expired_at = flow.answered + flow.expires_in;
-                let limit = final_at.map(|f| f.answered).unwrap_or(Duration::MAX).min(expired_at + TIMER_SLACK);
+                let limit = final_at
+                    .map(|f| f.answered + SENT_WITH_THE_FINAL_POLL)
+                    .unwrap_or(Duration::MAX)
+                    .min(expired_at + TIMER_SLACK);
                 // A client that exited polls no more: that too is stopping.
                 if final_at.is_some() || o.duration > expired_at || matches!(o.end, ClientEnd::Exited { .. }) {
                     judged += 1;
