@@ -453,9 +453,7 @@ fn cnf_thumbprint(x: &Exchange) -> Verdict {
     };
     // RFC 8705 §3.4: binding is what the client registered for; a server may bind anyway.
     if !cert.bound_tokens {
-        return Verdict::na(
-            "the client did not register for certificate-bound tokens (`tls_client_certificate_bound_access_tokens` in the target)",
-        );
+        return Verdict::na(super::NOT_REGISTERED_FOR_BINDING);
     }
     let expected = cert.thumbprint.clone().unwrap_or_default();
     let Some(claims) = body.get("access_token").and_then(Value::as_str).and_then(jwt_claims) else {

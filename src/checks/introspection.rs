@@ -118,9 +118,7 @@ pub const CHECKS: &[CheckDef] = &[
             let subject = x.context.subject.as_ref();
             let issued_with = subject.and_then(|s| s.issued_with_cert.clone());
             if issued_with.is_some() && !subject.is_some_and(|s| s.bound_tokens) {
-                return Verdict::na(
-                    "the token's client did not register for certificate-bound tokens (`tls_client_certificate_bound_access_tokens` in the target)",
-                );
+                return Verdict::na(super::NOT_REGISTERED_FOR_BINDING);
             }
             judges(issued_with.is_some(), "introspects a token issued over mTLS", || {
                 "introspected a token issued without a certificate".into()

@@ -227,6 +227,10 @@ pub const BUNDLES: &[Bundle] = &[
 /// the steps that expect it.
 pub const ACCESS_TOKEN_SIGNATURE: &str = "rfc9068.4.signature";
 
+/// Why the binding checks do not apply to a client that did not ask for bound tokens (RFC 8705
+/// §3.4): a server may bind them anyway, but need not.
+pub(crate) const NOT_REGISTERED_FOR_BINDING: &str = "the client did not register for certificate-bound tokens (`tls_client_certificate_bound_access_tokens` in the target)";
+
 /// Every check, in catalogue order.
 pub fn catalogue() -> impl Iterator<Item = &'static CheckDef> {
     token_success::CHECKS
