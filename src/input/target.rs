@@ -192,13 +192,13 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
     let clients = file.clients.iter().map(|(name, def)| (name.clone(), client(v, name, def))).collect();
     let ca = match file.tls.as_ref().and_then(|t| t.ca.as_ref()) {
         None => Default::default(),
-        Some(c) => {
-            let path = v.path(c);
-            crate::support::pki::ca_bundle(&path).unwrap_or_else(|e| {
+        Some(c) => match v.path(c) {
+            None => Default::default(),
+            Some(path) => crate::support::pki::ca_bundle(&path).unwrap_or_else(|e| {
                 v.error(at(c), e.to_string());
                 Default::default()
-            })
-        }
+            }),
+        },
     };
     let tls_minimum = match file.tls.as_ref().and_then(|t| t.minimum.as_ref()) {
         None => TlsMinimum::default(),
@@ -302,7 +302,7 @@ fn client(v: &mut Validator<'_>, name: &str, def: &ClientDef) -> Client {
     // Files that cannot be loaded make the client unusable, said when something uses it.
     let mut unusable = None;
     let key = def.private_key.as_ref().and_then(|p| {
-        let path = v.path(p);
+        let path = v.path(p)?;
         let loaded = KeyPair::load(&path, def.kid_style)
             .and_then(|k| match def.alg {
                 Some(alg) => k.require_alg(alg),
@@ -430,10 +430,11 @@ fn identity(
     let loaded = match (&def.certificate, &def.certificate_key, &def.pkcs12) {
         (Some(c), Some(k), None) => {
             let (cert, key) = (v.path(c), v.path(k));
+            let (cert, key) = (cert?, key?);
             crate::support::pki::identity_from_pem(&cert, &key).map_err(|e| (c, e))
         }
         (None, None, Some(p)) => {
-            let path = v.path(p);
+            let path = v.path(p)?;
             let password = def.pkcs12_password.as_ref().map(|p| v.text(p)).unwrap_or_default();
             crate::support::pki::identity_from_pkcs12(&path, &password).map_err(|e| (p, e))
         }

@@ -13,6 +13,9 @@ use super::{InputError, InputErrors};
 use crate::model::Named;
 use crate::support::diagnostics::{LocatedError, SourceFile, Span, did_you_mean};
 
+/// Longer than any path a target names: a longer value is a file's contents.
+const MAX_PATH_LEN: usize = 4096;
+
 pub struct Validator<'a> {
     pub source: &'a SourceFile,
     errors: Vec<LocatedError>,
@@ -130,10 +133,20 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// A path written in the file, relative to the file's folder.
-    pub fn path(&mut self, v: &Spanned<String>) -> PathBuf {
+    /// A path written in the file, relative to the file's folder. A value that expanded to a
+    /// file's contents (`${file:key.pem}` where the path was meant) is refused without quoting
+    /// the expansion: it is usually a private key.
+    pub fn path(&mut self, v: &Spanned<String>) -> Option<PathBuf> {
         let rel = self.text(v);
-        self.base_dir().join(rel)
+        if rel.contains('\n') || rel.contains("-----BEGIN") || rel.len() > MAX_PATH_LEN {
+            self.error_help(
+                at(v),
+                format!("`{}` expands to a file's contents, not to a path", v.value),
+                "write the path itself (e.g. `keys/client.pem`, or `${env:KEY_PATH}` holding a path)",
+            );
+            return None;
+        }
+        Some(self.base_dir().join(rel))
     }
 
     /// One of `choices`, with "did you mean" when it is not.

@@ -414,9 +414,60 @@ pub fn redact_body(body: &[u8], json: Option<&serde_json::Value>) -> String {
             let jws = trimmed.split('.').count() == 3
                 && trimmed.len() > 40
                 && trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if jws { fingerprint(trimmed) } else { text }
+            if jws { fingerprint(trimmed) } else { mask_named_values(&text) }
         }
     }
+}
+
+/// Fingerprints the value after every sensitive member name in a body that is not complete JSON
+/// (form-encoded, a BOM before the JSON, a body cut at the size limit): the run only learns a
+/// token's value from parsed JSON, so without this an unparseable answer would show it raw.
+fn mask_named_values(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let is_value_end = |b: u8| b"&\",;}]<> \t\r\n'".contains(&b);
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let name = SENSITIVE_MEMBERS.iter().find(|name| {
+            bytes[i..].starts_with(name.as_bytes())
+                && (i == 0 || !is_name_byte(bytes[i - 1]))
+                && bytes.get(i + name.len()).is_none_or(|&b| !is_name_byte(b))
+        });
+        let Some(name) = name else {
+            i += 1;
+            continue;
+        };
+        // After the name: an optional closing quote, blanks, `=` or `:`, blanks, an opening quote.
+        let mut j = i + name.len();
+        j += usize::from(bytes.get(j) == Some(&b'"'));
+        while bytes.get(j).is_some_and(|b| b.is_ascii_whitespace()) {
+            j += 1;
+        }
+        if !matches!(bytes.get(j), Some(b'=' | b':')) {
+            i += name.len();
+            continue;
+        }
+        j += 1;
+        while bytes.get(j).is_some_and(|b| b.is_ascii_whitespace()) {
+            j += 1;
+        }
+        j += usize::from(bytes.get(j) == Some(&b'"'));
+        let start = j;
+        while bytes.get(j).is_some_and(|&b| !is_value_end(b)) {
+            j += 1;
+        }
+        // Short values are words ("code: 500" on an error page), not credentials.
+        if j - start >= crate::support::secret::MIN_SCRUB_LEN {
+            out.push_str(&text[copied..start]);
+            out.push_str(&fingerprint(&text[start..j]));
+            copied = j;
+        }
+        i = j.max(i + name.len());
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 fn redact_json(value: &mut serde_json::Value) {
@@ -454,6 +505,21 @@ mod tests {
     #[test]
     fn media_type_ignores_parameters_and_case() {
         assert_eq!(response("{}").media_type().as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_shows_no_token() {
+        let form = "access_token=LEAKYTOKEN0123456789&token_type=Bearer&expires_in=60";
+        let with_bom = "\u{feff}{\"access_token\" : \"LEAKYTOKEN0123456789\",\"refresh_token\":\"R-LEAKY-99\",\"token_type\":\"Bearer\"}";
+        let cut = "{\"token_type\":\"Bearer\",\"access_token\":\"LEAKYTOKEN01234";
+        for body in [form, with_bom, cut] {
+            let shown = redact_body(body.as_bytes(), None);
+            assert!(!shown.contains("LEAKY"), "{shown}");
+            assert!(shown.contains("token_type"), "the rest of the body stays readable: {shown}");
+        }
+        // A word that only contains a member name, or a name with no value, is left alone.
+        let prose = "the tokens expired; see access_token docs";
+        assert_eq!(redact_body(prose.as_bytes(), None), prose);
     }
 
     #[test]

@@ -63,7 +63,8 @@ impl SourceFile {
     /// The same file, whose errors quote it with the values of `keys` masked (`*` for every
     /// character, so columns stay right): a line with a secret on it can be shown safely.
     pub fn masking(mut self, keys: &[&str]) -> Self {
-        self.shown = Arc::new(mask_values(&self.text, keys, |value| "*".repeat(value.chars().count())));
+        let masked = mask_values(&self.text, keys, |value| "*".repeat(value.chars().count()));
+        self.shown = Arc::new(mask_continuations(&masked, keys));
         self
     }
 
@@ -103,8 +104,9 @@ pub fn mask_values(text: &str, keys: &[&str], replace: impl Fn(&str) -> String) 
                     let word_before =
                         rest[..start].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_');
                     let after = rest[end..].trim_start_matches([' ', '\t']);
+                    let after_quote = rest[end..].strip_prefix(['"', '\'']).unwrap_or(&rest[end..]);
                     let is_key = !word_before
-                        && (after.starts_with(':') || rest[end..].starts_with("\":") || rest[end..].starts_with("':"));
+                        && (after.starts_with(':') || after_quote.trim_start_matches([' ', '\t']).starts_with(':'));
                     if is_key && found.is_none_or(|(s, _)| start < s) {
                         found = Some((start, end));
                     }
@@ -132,6 +134,69 @@ pub fn mask_values(text: &str, keys: &[&str], replace: impl Fn(&str) -> String) 
             }
             rest = &value[len..];
         }
+    }
+    out
+}
+
+/// Masks what [`mask_values`] cannot see on one line: a secret whose value goes on past its
+/// line (a block scalar, a flow collection, a quoted string continued, the value on the next
+/// line) or sits under a complex key (`? client_secret` / `: value`). Every line indented
+/// deeper than the key that follows it has its characters masked, and so does the rest of a
+/// key line whose value starts a multi-line form. Errors quote whole lines; this errs towards
+/// masking too much.
+fn mask_continuations(text: &str, keys: &[&str]) -> String {
+    let indent_of = |line: &str| line.len() - line.trim_start_matches([' ', '\t']).len();
+    let stars = |s: &str| s.chars().map(|c| if c.is_whitespace() { c } else { '*' }).collect::<String>();
+    let names_key = |s: &str| {
+        let s = s.trim_start_matches(['"', '\'']);
+        keys.iter().find(|k| s.starts_with(**k) && !s[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+    };
+    let mut out = String::with_capacity(text.len());
+    // The indentation of the key whose value is still going on, if any.
+    let mut open: Option<usize> = None;
+    // A `? key` line was seen at this indentation: its `:` line holds the value.
+    let mut complex: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let indent = indent_of(line);
+        let body = &line[indent..];
+        if let Some(at) = open {
+            if body.trim().is_empty() || indent > at {
+                out.push_str(&stars(line));
+                continue;
+            }
+            open = None;
+        }
+        if complex == Some(indent) && body.starts_with(':') {
+            out.push_str(&line[..indent + 1]);
+            out.push_str(&stars(&line[indent + 1..]));
+            open = Some(indent);
+            complex = None;
+            continue;
+        }
+        complex = None;
+        if body.strip_prefix("? ").is_some_and(|rest| names_key(rest.trim_start()).is_some()) {
+            complex = Some(indent);
+        }
+        // `key:` with nothing after it, or a value that starts a multi-line form.
+        let key_value = names_key(body.strip_prefix("- ").unwrap_or(body)).and_then(|_| {
+            let colon = body.find(':')?;
+            Some(body[colon + 1..].trim())
+        });
+        if let Some(value) = key_value {
+            let unterminated = |q: char| value.starts_with(q) && (value.len() < 2 || !value.ends_with(q));
+            let multi_line = value.is_empty()
+                || value.starts_with(['|', '>', '[', '{', '&', '!'])
+                || unterminated('"')
+                || unterminated('\'');
+            if multi_line {
+                let colon = indent + body.find(':').unwrap_or(0) + 1;
+                out.push_str(&line[..colon]);
+                out.push_str(&stars(&line[colon..]));
+                open = Some(indent);
+                continue;
+            }
+        }
+        out.push_str(line);
     }
     out
 }
@@ -255,6 +320,28 @@ mod tests {
         let f = SourceFile::new(Path::new("t.yaml"), text.into()).masking(&["client_secret"]);
         let e = f.error_at(Span { line: 2, column: 18, offset: 0, len: 8 }, "bad");
         assert!(!render(&e, false).contains("hunter22"), "{}", render(&e, false));
+    }
+
+    #[test]
+    fn secret_values_over_several_lines_are_masked() {
+        for text in [
+            "c:\n  client_secret: >-\n    hunter22secret\n  client_id: x\n",
+            "c:\n  client_secret: \"hunter22\n    secret\"\n  client_id: x\n",
+            "c:\n  \"client_secret\" : hunter22secret\n",
+            "c:\n  ? client_secret\n  : hunter22secret\n",
+            "c:\n  client_secret: [hunter22secret]\n",
+            "c:\n  client_secret:\n    hunter22secret\n",
+            "c:\n  client_secret: |\n\n    hunter22secret\n",
+        ] {
+            let f = SourceFile::new(Path::new("t.yaml"), text.into()).masking(&["client_secret"]);
+            assert!(!f.shown.contains("hunter22"), "{}", f.shown);
+            assert_eq!(f.shown.len(), text.len(), "columns stay right: {}", f.shown);
+            assert!(f.shown.contains("client_secret"), "the key stays readable: {}", f.shown);
+        }
+        // The lines after the secret's value are shown as they are.
+        let f = SourceFile::new(Path::new("t.yaml"), "c:\n  client_secret: >-\n    s3cr3t\n  client_id: x\n".into())
+            .masking(&["client_secret"]);
+        assert!(f.shown.ends_with("  client_id: x\n"), "{}", f.shown);
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub fn fingerprint(value: &str) -> String {
 
 /// Values shorter than this are not scrubbed from free text: replacing every `a` or `42` in a
 /// report would destroy it, and such values are not secrets worth the name.
-const MIN_SCRUB_LEN: usize = 6;
+pub const MIN_SCRUB_LEN: usize = 6;
 
 /// How a scrubbed value is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
