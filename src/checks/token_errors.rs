@@ -2,7 +2,7 @@
 
 use super::wire::{auth_scheme, is_error_charset, param, parse_challenge};
 use super::{CheckDef, Severity, Verdict, judges};
-use crate::protocol::exchange::Exchange;
+use crate::protocol::exchange::{AuthUsed, Exchange};
 
 /// Checks of the `error-response` bundle: the format of any error answer.
 pub const ERROR_RESPONSE: &[&str] = &[
@@ -172,7 +172,18 @@ fn post_only(x: &Exchange) -> Verdict {
     if let Some(v) = judges(x.request.method == "GET", "is a GET", || format!("was a {}", x.request.method)) {
         return v;
     }
-    let issued = x.response.is_success() && x.response.json_str("access_token").is_some();
+    // A GET without the client's credentials is refused for those alone: it would prove
+    // nothing about GET. Only Basic and a TLS certificate can carry them outside the URL.
+    let authenticated = matches!(x.context.auth, Some(AuthUsed::ClientSecretBasic | AuthUsed::TlsClientAuth));
+    if let Some(v) = judges(authenticated, "carries the client's credentials (Basic, or its TLS certificate)", || {
+        String::from("carried none, so a refusal would not be about GET")
+    }) {
+        return v;
+    }
+    // A token handed out counts whether or not its body parses (form-encoded, cut short).
+    let r = &x.response;
+    let issued = r.is_success()
+        && (r.json_str("access_token").is_some() || String::from_utf8_lossy(&r.body).contains("access_token"));
     Verdict::from_bool(!issued, "no access token", || x.response.summary())
 }
 

@@ -2,7 +2,7 @@
 
 use super::{CaseState, DEFAULT_INTROSPECTION_CLIENT, PreparedToken, Runner, StepFailure, precondition};
 use crate::model::{AssertionSpec, AuthChoice, Client, IntrospectSpec, RevokeSpec, TokenRef, TokenSpec, WaitSpec};
-use crate::protocol::exchange::TokenFacts;
+use crate::protocol::exchange::{AuthUsed, TokenFacts};
 use crate::protocol::flows;
 use crate::results::StepResult;
 use crate::support::secret::Secret;
@@ -58,7 +58,7 @@ impl Runner {
             facts,
             spec.jwt,
         );
-        context.deviations.wrong_secret = spec.wrong_secret;
+        context.deviations.wrong_secret = spec.wrong_secret && context.auth.is_some_and(AuthUsed::sends_secret);
         context.by_bearer_token = spec.bearer_token;
         context.certificate = Some(super::ciba_steps::certificate_facts(caller, true));
         Ok(PreparedToken { request, context, jku_path: None, via: Some(name.to_string()), dpop: None })

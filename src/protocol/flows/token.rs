@@ -82,7 +82,9 @@ pub fn build(
         requested_scope: scope,
         client_id: Some(client.client_id.clone()),
         deviations: Deviations {
-            wrong_secret: spec.wrong_secret,
+            // Wrong only if a secret went out: a client that authenticated another way sent
+            // no wrong secret, and its refusal says nothing about one.
+            wrong_secret: spec.wrong_secret && used.sends_secret(),
             unknown_client: spec.client_id.is_some(),
             unregistered_method: choice.method().is_some_and(|m| !client.methods.contains(&m)),
             ..Deviations::default()
