@@ -329,6 +329,8 @@ fn a_check_fails_on_a_request_it_is_not_about() {
             "client_secret in the form",
         ),
         ("rfc6749.3.2.post-only", to(invalid_client(), "POST", &[BASIC], &[CC]), "was a POST"),
+        // A GET refused for its missing credentials proves nothing about GET.
+        ("rfc6749.3.2.post-only", to(invalid_client(), "GET", &[], &[CC]), "carried none"),
         ("rfc6749.3.3.scope-order", to(issued(), "POST", &[BASIC], &[CC, ("scope", "implant")]), "asked for `implant`"),
         ("rfc7523.3.3.aud", with_assertion(invalid_client(), good_assertion_claims(), "s"), "sent an assertion"),
         ("rfc6749.5.2.invalid-client", registered_credentials, "own credentials"),
@@ -345,4 +347,19 @@ fn a_check_fails_on_a_request_it_is_not_about() {
             other => panic!("{id} on a request it is not about: {other:?}"),
         }
     }
+}
+
+/// OIDC Discovery §4.3: the issuer is identical to the configured one; only the `/` a URL
+/// parser adds to an empty path may differ.
+#[test]
+fn the_issuer_is_compared_exactly_but_for_an_empty_path() {
+    let check = checks::find("oidc.discovery.issuer").unwrap();
+    let verdict = |seen: &str, expected: &str| {
+        let context = RequestContext { expected_issuer: Some(expected.into()), ..RequestContext::default() };
+        (check.evaluate)(&answer(200, &[], json!({ "issuer": seen }), context))
+    };
+    assert_eq!(verdict("https://as.example", "https://as.example/"), Verdict::Pass);
+    assert_eq!(verdict("https://as.example/realms/a", "https://as.example/realms/a"), Verdict::Pass);
+    assert!(matches!(verdict("https://as.example/realms/a/", "https://as.example/realms/a"), Verdict::Fail { .. }));
+    assert!(matches!(verdict("https://as.example/realms/a", "https://as.example/realms/a/"), Verdict::Fail { .. }));
 }

@@ -17,7 +17,7 @@ pub const CHECKS: &[CheckDef] = &[
         severity: Severity::Must,
         rule: "OIDC Discovery §4.3, RFC 8414 §3.3",
         url: "https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfigurationValidation",
-        summary: "`issuer` is identical to the issuer the document was fetched for",
+        summary: "`issuer` is identical to the issuer the document was fetched for, in every metadata document the server publishes",
         evaluate: issuer_matches,
     },
     CheckDef {
@@ -163,12 +163,26 @@ fn issuer_matches(x: &Exchange) -> Verdict {
     let Some(expected) = x.context.expected_issuer.as_deref() else {
         return Verdict::na("no configured issuer to compare with");
     };
-    // The configured issuer is parsed as a URL, which adds `/` to an empty path; only that differs.
-    let normalise = |s: &str| s.strip_suffix('/').unwrap_or(s).to_string();
+    // The configured issuer is parsed as a URL, which adds `/` to an empty path: only there may
+    // the two differ by that `/`. Anywhere else the issuer is compared exactly (OIDC Discovery
+    // §4.3: identical), so `…/realms/a/` is not `…/realms/a`.
+    let empty_path = url::Url::parse(expected).is_ok_and(|u| u.path() == "/") && expected.ends_with('/');
+    let same = |seen: &str| seen == expected || (empty_path && format!("{seen}/") == expected);
+    // RFC 8414 §3.3: the issuer of every metadata document is the one the server is; a server
+    // publishing both documents is judged on both.
+    if let Some(other) = &x.context.also_published {
+        match other.issuer.as_deref() {
+            Some(seen) if same(seen) => {}
+            seen => {
+                return Verdict::fail(
+                    format!("issuer {expected} in both metadata documents"),
+                    format!("{} says {}", other.url, seen.map_or("no issuer".into(), |s| format!("issuer {s}"))),
+                );
+            }
+        }
+    }
     match doc.get("issuer").and_then(Value::as_str) {
-        Some(seen) => Verdict::from_bool(normalise(seen) == normalise(expected), format!("issuer {expected}"), || {
-            format!("issuer {seen}")
-        }),
+        Some(seen) => Verdict::from_bool(same(seen), format!("issuer {expected}"), || format!("issuer {seen}")),
         None => Verdict::fail(format!("issuer {expected}"), "no issuer member"),
     }
 }

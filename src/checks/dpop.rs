@@ -154,9 +154,17 @@ pub const CHECKS: &[CheckDef] = &[
             Some(asked) if !asked.header => {
                 Verdict::fail("a DPoP-Nonce header with the use_dpop_nonce error", x.response.summary())
             }
-            Some(_) => Verdict::from_bool(!asks_nonce(&x.response), "the proof with the server's nonce taken", || {
-                format!("use_dpop_nonce again ({})", x.response.summary())
-            }),
+            // Taken means answered: a retry refused in any way (the nonce asked for again, the
+            // proof called invalid, a 401) shows the server did not take the proof it asked for.
+            Some(_) if asks_nonce(&x.response) => Verdict::fail(
+                "the proof with the server's nonce taken",
+                format!("use_dpop_nonce again ({})", x.response.summary()),
+            ),
+            Some(_) => {
+                Verdict::from_bool(x.response.is_success(), "the proof with the server's nonce taken (a 2xx)", || {
+                    x.response.summary()
+                })
+            }
         },
     },
 ];

@@ -78,6 +78,29 @@ pub const CHECKS: &[CheckDef] = &[
             }
         },
     },
+    CheckDef {
+        id: super::INTROSPECTION_SIGNATURE,
+        severity: Severity::Must,
+        rule: "RFC 9701 §5, §6",
+        url: RFC9701_5,
+        summary: "the JWT answer is signed with an asymmetric algorithm by a key in the server's JWKS",
+        evaluate: |x| match answer(x) {
+            Err(na) => na,
+            Ok((header, _)) => {
+                // §6: the answer is signed (and may be encrypted on top); a MAC or none is no
+                // signature a resource server can verify with the server's published keys.
+                let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+                if alg.is_empty() || alg.eq_ignore_ascii_case("none") || alg.starts_with("HS") {
+                    return Verdict::fail("an asymmetric alg", format!("alg {alg:?}"));
+                }
+                match &x.context.answer_signature {
+                    Some(Ok(())) => Verdict::Pass,
+                    Some(Err(why)) => Verdict::fail("a signature that verifies with a key at jwks_uri", why.clone()),
+                    None => Verdict::na("the signature was not checked"),
+                }
+            }
+        },
+    },
 ];
 
 fn not_asked(x: &Exchange) -> Option<Verdict> {

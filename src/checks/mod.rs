@@ -198,7 +198,7 @@ pub const BUNDLES: &[Bundle] = &[
     Bundle {
         name: "jwt-introspection",
         summary: "an introspection answer as a signed JWT (RFC 9701 §5)",
-        checks: &["rfc9701.5.content-type", "rfc9701.5.typ", "rfc9701.5.claims"],
+        checks: &["rfc9701.5.content-type", "rfc9701.5.typ", "rfc9701.5.claims", INTROSPECTION_SIGNATURE],
     },
     Bundle {
         name: "token-exchange-response",
@@ -226,6 +226,8 @@ pub const BUNDLES: &[Bundle] = &[
 /// The check that reads a JWT access token's signature: the runner fetches the server's JWKS for
 /// the steps that expect it.
 pub const ACCESS_TOKEN_SIGNATURE: &str = "rfc9068.4.signature";
+/// The check that reads a JWT introspection answer's signature: the runner fetches the JWKS for it.
+pub const INTROSPECTION_SIGNATURE: &str = "rfc9701.5.signature";
 
 /// Why the binding checks do not apply to a client that did not ask for bound tokens (RFC 8705
 /// §3.4): a server may bind them anyway, but need not.

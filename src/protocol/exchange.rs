@@ -31,6 +31,19 @@ impl AuthUsed {
     pub fn used_authorization_header(self) -> bool {
         matches!(self, AuthUsed::ClientSecretBasic | AuthUsed::Both)
     }
+
+    /// The method put a client secret on the wire.
+    pub fn sends_secret(self) -> bool {
+        matches!(self, AuthUsed::ClientSecretBasic | AuthUsed::ClientSecretPost | AuthUsed::Both)
+    }
+}
+
+/// A second metadata document a server publishes (RFC 8414 beside OpenID Discovery): both
+/// must name the same issuer.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlsoPublished {
+    pub url: String,
+    pub issuer: Option<String>,
 }
 
 /// What the step meant to ask, for checks that compare the answer with the question.
@@ -47,6 +60,8 @@ pub struct RequestContext {
     /// `oauth-authorization-server`), and the standard places already tried without one.
     pub document: Option<&'static str>,
     pub tried: Vec<String>,
+    /// For discovery of OpenID metadata: the RFC 8414 document the server also publishes.
+    pub also_published: Option<AlsoPublished>,
     /// For a `jku` assertion: how often the server fetched the harness-served URL.
     pub jku_fetches: Option<usize>,
     /// For an assertion after a `rotate_key` step: which key signed it, and the JWKS fetches.
@@ -72,6 +87,8 @@ pub struct RequestContext {
     /// RFC 9068 §4: the JWT access token's signature against the server's `jwks_uri`, when a
     /// check of the step reads it.
     pub access_token_signature: Option<Result<(), String>>,
+    /// For a JWT introspection answer (RFC 9701): its signature against the server's JWKS.
+    pub answer_signature: Option<Result<(), String>>,
     /// RFC 9325: which TLS versions the endpoint accepted.
     pub tls: Option<TlsFacts>,
     /// RFC 8707: the token was asked for another resource than the target's.

@@ -366,6 +366,18 @@ impl Runner {
         Ok((!found).then_some(tried))
     }
 
+    /// The RFC 8414 document, if the server publishes one (a 200 JSON object at its place).
+    async fn rfc8414_document(&self, result: &mut StepResult) -> Option<crate::protocol::exchange::AlsoPublished> {
+        let (request, context) = flows::discovery::get(flows::discovery::rfc8414_url(&self.target.issuer));
+        let exchange = self.exchange(request, context).await.ok()?;
+        result.setup.push(self.view(&exchange));
+        let doc = exchange.response.json_object().filter(|_| exchange.response.status == 200)?;
+        Some(crate::protocol::exchange::AlsoPublished {
+            url: exchange.request.url.clone(),
+            issuer: doc.get("issuer").and_then(serde_json::Value::as_str).map(str::to_owned),
+        })
+    }
+
     /// Runs a lane's cases in order, each one's CIBA requests after the previous one's are over:
     /// a case starts once the one before it has polled its last (what follows — an exchange, a
     /// wait — overlaps the next case). Keeps each result as it finishes.
@@ -585,7 +597,12 @@ impl Runner {
                     Doc::OauthAuthorizationServer => flows::discovery::get(flows::discovery::rfc8414_url(issuer)),
                     Doc::ServerMetadata => match self.openid_metadata(&mut result).await {
                         // OpenID Provider metadata is there: the step judges it.
-                        Ok(None) => flows::discovery::build(issuer, spec.document.well_known_path()),
+                        // …and so is RFC 8414's, where the server publishes it too.
+                        Ok(None) => {
+                            let (r, mut c) = flows::discovery::build(issuer, spec.document.well_known_path());
+                            c.also_published = self.rfc8414_document(&mut result).await;
+                            (r, c)
+                        }
                         // None: RFC 8414's location next, saying what the first place answered.
                         Ok(Some(tried)) => {
                             let (r, mut c) = flows::discovery::get(flows::discovery::rfc8414_url(issuer));
@@ -685,6 +702,11 @@ impl Runner {
                         facts.unknown_kid_requests = r.unknown_kid_requests;
                         facts.unknown_kid_fetches = r.unknown_kid_fetches;
                     }
+                }
+                if matches!(step.action, Action::Introspect(_))
+                    && resolve_expected(&step.expect).iter().any(|c| c.id == crate::checks::INTROSPECTION_SIGNATURE)
+                {
+                    exchange.context.answer_signature = self.answer_signature(&exchange).await;
                 }
                 // An introspection that names the token's binding tells later steps (RFC 8705 §3.2).
                 if matches!(step.action, Action::Introspect(_)) {

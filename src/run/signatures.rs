@@ -46,6 +46,18 @@ impl Runner {
     pub(super) async fn access_token_signature(&self, exchange: &Exchange) -> Option<Result<(), String>> {
         let token = exchange.response.json_str("access_token").filter(|_| exchange.response.is_success())?;
         crate::checks::wire::jwt_claims(token)?;
+        Some(self.verify_with_metadata_keys(token).await)
+    }
+
+    /// The signature of a JWT introspection answer (RFC 9701 §5) against the server's
+    /// `jwks_uri`; `None` when the answer is not a JWT.
+    pub(super) async fn answer_signature(&self, exchange: &Exchange) -> Option<Result<(), String>> {
+        let text = std::str::from_utf8(&exchange.response.body).ok()?.trim();
+        crate::checks::wire::jwt_claims(text).filter(|_| exchange.response.status == 200)?;
+        Some(self.verify_with_metadata_keys(text).await)
+    }
+
+    async fn verify_with_metadata_keys(&self, token: &str) -> Result<(), String> {
         let jwks_uri = self
             .endpoints
             .metadata
@@ -53,9 +65,9 @@ impl Runner {
             .and_then(|m| m.get("jwks_uri"))
             .and_then(Value::as_str)
             .and_then(|u| Url::parse(u).ok());
-        Some(match jwks_uri {
+        match jwks_uri {
             Some(uri) => self.verify_with_jwks(&uri, token).await,
             None => Err("the server's metadata names no jwks_uri to verify it with".into()),
-        })
+        }
     }
 }

@@ -88,6 +88,8 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("metadata-text-plain", &["rfc8414.3.served"]),
     ("metadata-no-response-types", &["rfc8414.2.required-members"]),
     ("discovery-issuer-mismatch", &["oidc.discovery.issuer"]),
+    // Judged on the openid-configuration step, which fetches RFC 8414's document beside it.
+    ("rfc8414-issuer-mismatch", &["oidc.discovery.issuer"]),
     ("introspect-no-auth", &["rfc7662.2.1.no-credentials-401", "rfc7662.2.1.wrong-credentials-401"]),
     ("introspect-expired-active", &["rfc7662.4.expired-inactive"]),
     ("introspect-unknown-active", &["rfc7662.2.2.inactive"]),
@@ -108,6 +110,7 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("access-token-sub-not-client", &["rfc9068.2.2.sub-client"]),
     ("introspection-jwt-ignored", &["rfc9701.5.content-type"]),
     ("introspection-jwt-typ-jwt", &["rfc9701.5.typ"]),
+    ("introspection-jwt-unpublished-key", &["rfc9701.5.signature"]),
     ("introspection-jwt-no-aud", &["rfc9701.5.claims"]),
     // A server that ignores DPoP also takes every broken proof, and binds no token (the
     // introspection and resource checks of its tokens are blocked: no binding to judge).
@@ -121,6 +124,9 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("dpop-replay-accepted", &["rfc9449.11.1.replayed-proof"]),
     // Without the nonce no client can follow: the token is never issued.
     ("dpop-nonce-without-header", &["rfc9449.8.nonce", "rfc9449.5.token-type"]),
+    // Before, any retry answer but use_dpop_nonce passed: a server refusing every proof with
+    // its nonce looked conformant.
+    ("dpop-nonce-never-taken", &["rfc9449.8.nonce", "rfc9449.5.token-type"]),
     ("introspection-dpop-unbound", &["rfc9449.6.2.introspection"]),
     // A resource without the DPoP scheme refuses the good proof, and answers the broken ones with
     // a Bearer challenge, not a DPoP one.

@@ -25,6 +25,8 @@ pub struct App {
     pub key: Arc<SigningKey>,
     /// Signs (and reads back) access tokens: `key`, unless a defect says otherwise.
     pub token_key: Arc<SigningKey>,
+    /// Signs JWT introspection answers (RFC 9701): `key`, unless a defect says otherwise.
+    pub introspection_key: Arc<SigningKey>,
     pub tokens: Arc<IssuedTokens>,
     pub replay: Arc<ReplayCache>,
     pub jwks_cache: Arc<JwksCache>,
@@ -42,7 +44,8 @@ impl Handle for App {
             "/connect/introspect" => self.introspect(request),
             "/connect/revocation" => self.revoke(request),
             // The same metadata at OIDC Discovery's place and at RFC 8414's (the issuer has no path).
-            "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => self.discovery(),
+            "/.well-known/openid-configuration" => self.discovery(false),
+            "/.well-known/oauth-authorization-server" => self.discovery(true),
             "/.well-known/smart-configuration" => self.smart_configuration(request),
             "/.well-known/openid-configuration/jwks" => json_ok(&self.key.jwks()),
             RESOURCE_PATH => self.resource(request, r#"Bearer realm="implant""#, |s| s == RESOURCE_SCOPE),
@@ -105,8 +108,10 @@ impl App {
         format!("{}/connect/token", self.issuer)
     }
 
-    fn discovery(&self) -> ResponseTemplate {
-        let issuer = if self.defects.on(Defect::DiscoveryIssuerMismatch) {
+    fn discovery(&self, rfc8414: bool) -> ResponseTemplate {
+        let issuer = if self.defects.on(Defect::DiscoveryIssuerMismatch)
+            || (rfc8414 && self.defects.on(Defect::Rfc8414IssuerMismatch))
+        {
             format!("{}/identity", self.issuer)
         } else {
             self.issuer.clone()
@@ -254,6 +259,9 @@ impl App {
                             dpop_nonce: true,
                             ..OAuthError::new("use_dpop_nonce", "the DPoP proof must carry the server's nonce")
                         });
+                    }
+                    Ok(_) if client.dpop_nonce && self.defects.on(Defect::DpopNonceNeverTaken) => {
+                        return Err(OAuthError::new("invalid_dpop_proof", "the nonce is not valid"));
                     }
                     Ok(p) => Some(p.jkt),
                     Err(why) => return Err(OAuthError::new("invalid_dpop_proof", why)),
@@ -457,7 +465,7 @@ impl App {
         }
         let typ = if self.defects.on(Defect::IntrospectionJwtTypJwt) { "JWT" } else { "token-introspection+jwt" };
         ResponseTemplate::new(200)
-            .set_body_raw(self.key.sign(&claims, typ), INTROSPECTION_JWT)
+            .set_body_raw(self.introspection_key.sign(&claims, typ), INTROSPECTION_JWT)
             .insert_header("Cache-Control", "no-store")
     }
 

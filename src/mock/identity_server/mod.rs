@@ -74,6 +74,7 @@ defects! {
         MetadataTextPlain => ("metadata-text-plain", "RFC 8414 §3: the metadata is sent as text/plain, not application/json"),
         MetadataNoResponseTypes => ("metadata-no-response-types", "RFC 8414 §2: the metadata lacks the REQUIRED response_types_supported"),
         DiscoveryIssuerMismatch => ("discovery-issuer-mismatch", "OIDC Discovery §4.3: issuer differs from the URL the document was fetched from"),
+        Rfc8414IssuerMismatch => ("rfc8414-issuer-mismatch", "RFC 8414 §3.3: the oauth-authorization-server document names another issuer than the openid-configuration one"),
         IntrospectNoAuth => ("introspect-no-auth", "RFC 7662 §2.1: introspection answers callers without (valid) credentials"),
         IntrospectExpiredActive => ("introspect-expired-active", "RFC 7662 §4: an expired token is introspected active"),
         IntrospectUnknownActive => ("introspect-unknown-active", "RFC 7662 §2.2: a token nobody issued is introspected active"),
@@ -92,6 +93,7 @@ defects! {
         AccessTokenSubNotClient => ("access-token-sub-not-client", "RFC 9068 §2.2: a client_credentials JWT access token's sub is an opaque id, not the client's"),
         IntrospectionJwtIgnored => ("introspection-jwt-ignored", "RFC 9701 §4: a caller asking for a JWT introspection answer gets plain JSON"),
         IntrospectionJwtTypJwt => ("introspection-jwt-typ-jwt", "RFC 9701 §5: the JWT introspection answer is typed `JWT`, not token-introspection+jwt"),
+        IntrospectionJwtUnpublishedKey => ("introspection-jwt-unpublished-key", "RFC 9701 §5: the JWT introspection answer is signed by a key the server's JWKS does not hold"),
         IntrospectionJwtNoAud => ("introspection-jwt-no-aud", "RFC 9701 §5: the JWT introspection answer does not name the caller in aud"),
         DpopIgnored => ("dpop-ignored", "RFC 9449 §5: a token asked for with a DPoP proof is a plain Bearer token, bound to no key"),
         DpopSignatureUnchecked => ("dpop-signature-unchecked", "RFC 9449 §4.3 (5), (6): a DPoP proof's alg and signature are not checked"),
@@ -99,6 +101,7 @@ defects! {
         DpopIatUnchecked => ("dpop-iat-unchecked", "RFC 9449 §4.3 (11): a DPoP proof made ten minutes ago is accepted"),
         DpopReplayAccepted => ("dpop-replay-accepted", "RFC 9449 §11.1: the same DPoP proof (jti) is accepted twice"),
         DpopNonceWithoutHeader => ("dpop-nonce-without-header", "RFC 9449 §8: use_dpop_nonce is answered without the DPoP-Nonce header, so no client can follow it"),
+        DpopNonceNeverTaken => ("dpop-nonce-never-taken", "RFC 9449 §8: a proof that carries the server's nonce is refused as invalid_dpop_proof"),
         IntrospectionDpopUnbound => ("introspection-dpop-unbound", "RFC 9449 §6.2: introspecting a DPoP-bound token gives no cnf.jkt and token_type Bearer"),
         ResourceDpopUnsupported => ("resource-dpop-unsupported", "RFC 9449 §7.1: the resource knows only the Bearer scheme: a DPoP-bound token with its proof is refused"),
         ResourceDpopAsBearer => ("resource-dpop-as-bearer", "RFC 9449 §7.2: the resource accepts a DPoP-bound token sent as a Bearer token"),
@@ -160,6 +163,11 @@ impl IdentityServerMock {
             token_ttl_secs: config.token_ttl_secs,
             defects: config.defects.clone(),
             token_key: if config.defects.on(Defect::AccessTokenUnpublishedKey) {
+                Arc::new(SigningKey::generate())
+            } else {
+                key.clone()
+            },
+            introspection_key: if config.defects.on(Defect::IntrospectionJwtUnpublishedKey) {
                 Arc::new(SigningKey::generate())
             } else {
                 key.clone()
