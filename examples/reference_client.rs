@@ -83,6 +83,7 @@ enum Misbehaviour {
     SendExpiredToken,
     BearerInQuery,
     RetryLoopOnInvalidToken,
+    ReuseRefusedToken,
     Retry503AtOnce,
     IgnoreInterval,
     IgnoreSlowDown,
@@ -144,6 +145,11 @@ const ALL: &[(Misbehaviour, &str, &str)] = &[
         Misbehaviour::RetryLoopOnInvalidToken,
         "retry-loop-on-invalid-token",
         "RFC 6750 §3.1: after invalid_token, one new token and one retry, not a loop",
+    ),
+    (
+        Misbehaviour::ReuseRefusedToken,
+        "reuse-refused-token",
+        "RFC 6750 §3.1: a token the resource refused with invalid_token is not sent again",
     ),
     (
         Misbehaviour::Retry503AtOnce,
@@ -844,6 +850,9 @@ async fn round(
         log_failure("resource call", &answer);
         return pause_after(cfg, &answer, backoff);
     }
+    if cfg.on(Misbehaviour::ReuseRefusedToken) {
+        return ROUND_PAUSE;
+    }
     // RFC 6750 §3.1: the token is refused; one new token, one retry (`retry-loop…`: up to 10).
     log("resource call: 401 invalid_token, renewing the token");
     *cached = None;
@@ -854,12 +863,13 @@ async fn round(
             Err(pause) => return pause,
         };
         let answer = call_resource(cfg, http, resource, &token.value).await;
-        *cached = Some(token);
         if !matches!(answer, Answer::InvalidToken) {
+            *cached = Some(token);
             log_failure("resource call", &answer);
             return pause_after(cfg, &answer, backoff);
         }
     }
+    // A refused token stays refused: the next round, after the pause, gets another.
     log("resource call: a fresh token was refused too; waiting");
     AFTER_REFUSAL
 }

@@ -267,6 +267,35 @@ pub const CHECKS: &[ClientCheckDef] = &[
         },
     },
     ClientCheckDef {
+        id: "client.resource.issued-token",
+        severity: Severity::Should,
+        rule: "RFC 6750 §3.1",
+        url: "https://www.rfc-editor.org/rfc/rfc6750#section-3.1",
+        summary: "every resource call carries a token the server issued, never one the resource refused with invalid_token",
+        evaluate: |o, _| {
+            let issued: HashSet<&str> = o.token_requests().filter_map(|r| r.answer.access_token.as_deref()).collect();
+            // A token the resource called invalid stays refused: sending it again is a call
+            // that cannot succeed (a revoked token, on a real server).
+            let refused: Vec<(&str, Duration)> = o
+                .of(Endpoint::Resource)
+                .filter(|r| r.answer.error.as_deref() == Some("invalid_token"))
+                .filter_map(|r| Some((r.bearer()?, r.answered)))
+                .collect();
+            every(o.of(Endpoint::Resource), "the client called no resource", |r| {
+                let Some(token) = r.bearer() else { return Err("a call with no token".into()) };
+                if !issued.contains(token) {
+                    return Err("a call with a token the server never issued".into());
+                }
+                match refused.iter().find(|(t, when)| *t == token && r.at >= *when) {
+                    Some((_, when)) => {
+                        Err(format!("a call with the token the resource refused at {:.2} s", when.as_secs_f64()))
+                    }
+                    None => Ok(()),
+                }
+            })
+        },
+    },
+    ClientCheckDef {
         id: "client.resource.one-renewal-after-invalid-token",
         severity: Severity::Should,
         rule: "RFC 6750 §3.1",
