@@ -65,6 +65,14 @@ const PAST_EXPIRY: Duration = Duration::from_millis(50);
 const MAX_POLLS: u32 = 200;
 const MAX_POLLS_AFTER_DENIAL: u32 = 20;
 const MAX_BACKCHANNEL_RETRIES: u32 = 3;
+/// `unregistered-scope`: a scope no mock registration holds.
+const UNREGISTERED_SCOPE: &str = "admin";
+/// `iss-not-client-id`: the service's own name where the client_id belongs.
+const NOT_THE_CLIENT_ID: &str = "backend-service";
+/// `iat-in-future`: how far ahead of the clock the assertion claims to have been issued.
+const IAT_AHEAD: u64 = 60;
+/// `wrong-assertion-type`: the SAML bearer URN (RFC 7522) on a JWT.
+const SAML_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer";
 const FINAL_POLL_ERRORS: &[&str] = &["access_denied", "expired_token", "invalid_grant"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +100,14 @@ enum Misbehaviour {
     NoOpenidScope,
     NoBindingMessage,
     NoClientCertificate,
+    NoGrantType,
+    OtherAuthMethod,
+    UnregisteredScope,
+    WrongAssertionType,
+    AlgHs256,
+    IssNotClientId,
+    IatInFuture,
+    TwoHints,
 }
 
 /// Every misbehaviour: its name on the command line and the rule it breaks.
@@ -191,6 +207,30 @@ const ALL: &[(Misbehaviour, &str, &str)] = &[
         "no-client-certificate",
         "RFC 8705 §2: a mutual-TLS client presents its client certificate",
     ),
+    (Misbehaviour::NoGrantType, "no-grant-type", "RFC 6749 §4.4.2: grant_type=client_credentials is REQUIRED"),
+    (
+        Misbehaviour::OtherAuthMethod,
+        "other-auth-method",
+        "RFC 7591 §2: the client authenticates with its registered token_endpoint_auth_method",
+    ),
+    (
+        Misbehaviour::UnregisteredScope,
+        "unregistered-scope",
+        "RFC 6749 §3.3: the client asks only for scopes it is registered for",
+    ),
+    (
+        Misbehaviour::WrongAssertionType,
+        "wrong-assertion-type",
+        "RFC 7521 §4.2, RFC 7523 §2.2: client_assertion_type is the jwt-bearer URN",
+    ),
+    (
+        Misbehaviour::AlgHs256,
+        "alg-hs256",
+        "SMART Backend Services: assertions are signed with RS384 or ES384, not a shared-key HS256",
+    ),
+    (Misbehaviour::IssNotClientId, "iss-not-client-id", "RFC 7523 §3: iss and sub are both the client_id"),
+    (Misbehaviour::IatInFuture, "iat-in-future", "RFC 7519 §4.1.6: iat is the time the assertion was issued"),
+    (Misbehaviour::TwoHints, "two-hints", "CIBA Core §7.1: exactly one of login_hint_token, id_token_hint, login_hint"),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -578,7 +618,20 @@ async fn token_request(
 fn client_auth(cfg: &Config) -> Result<ClientAuth, String> {
     let two = cfg.on(Misbehaviour::TwoAuthMethods);
     let client_id = || ("client_id", cfg.client_id.clone());
-    Ok(match &cfg.auth {
+    // `other-auth-method`: the other secret method than the registered one.
+    let swapped;
+    let auth = match &cfg.auth {
+        Auth::SecretBasic(secret) if cfg.on(Misbehaviour::OtherAuthMethod) => {
+            swapped = Auth::SecretPost(secret.clone());
+            &swapped
+        }
+        Auth::SecretPost(secret) if cfg.on(Misbehaviour::OtherAuthMethod) => {
+            swapped = Auth::SecretBasic(secret.clone());
+            &swapped
+        }
+        auth => auth,
+    };
+    Ok(match auth {
         Auth::SecretBasic(secret) => ClientAuth {
             basic: Some(basic_credentials(cfg, secret)),
             params: if two { vec![client_id(), ("client_secret", secret.clone())] } else { Vec::new() },
@@ -590,7 +643,10 @@ fn client_auth(cfg: &Config) -> Result<ClientAuth, String> {
         Auth::PrivateKeyJwt(signer) => ClientAuth {
             basic: None,
             params: vec![
-                ("client_assertion_type", JWT_BEARER.to_owned()),
+                (
+                    "client_assertion_type",
+                    if cfg.on(Misbehaviour::WrongAssertionType) { SAML_BEARER } else { JWT_BEARER }.to_owned(),
+                ),
                 ("client_assertion", assertion(cfg, signer)?),
             ],
         },
@@ -620,20 +676,26 @@ fn assertion(cfg: &Config, signer: &Signer) -> Result<String, String> {
         _ => cfg.token_endpoint.as_str(),
     };
     let lifetime = if cfg.on(Misbehaviour::ExpOneHour) { 3600 } else { ASSERTION_LIFETIME };
+    let iss = if cfg.on(Misbehaviour::IssNotClientId) { NOT_THE_CLIENT_ID } else { cfg.client_id.as_str() };
+    let iat = if cfg.on(Misbehaviour::IatInFuture) { now + IAT_AHEAD } else { now };
     let mut claims = Map::new();
-    claims.insert("iss".into(), json!(cfg.client_id));
+    claims.insert("iss".into(), json!(iss));
     claims.insert("sub".into(), json!(cfg.client_id));
     claims.insert("aud".into(), json!(aud));
     claims.insert("exp".into(), json!(now + lifetime));
-    claims.insert("iat".into(), json!(now));
+    claims.insert("iat".into(), json!(iat));
     if !cfg.on(Misbehaviour::NoJti) {
         let jti = if cfg.on(Misbehaviour::ReuseJti) { signer.fixed_jti.clone() } else { fresh_id() };
         claims.insert("jti".into(), json!(jti));
     }
-    let mut header = Header::new(signer.alg);
+    // `alg-hs256`: a MAC keyed with the client_id, as a client that never read the profile might.
+    let hs256 = EncodingKey::from_secret(cfg.client_id.as_bytes());
+    let (alg, key) =
+        if cfg.on(Misbehaviour::AlgHs256) { (Algorithm::HS256, &hs256) } else { (signer.alg, &signer.key) };
+    let mut header = Header::new(alg);
     header.kid =
         Some(if cfg.on(Misbehaviour::KidUnknown) { "not-a-registered-kid".to_owned() } else { signer.kid.clone() });
-    jsonwebtoken::encode(&header, &Value::Object(claims), &signer.key)
+    jsonwebtoken::encode(&header, &Value::Object(claims), key)
         .map_err(|e| format!("cannot sign the client assertion: {e}"))
 }
 
@@ -806,9 +868,18 @@ async fn service_loop(cfg: &Config, http: &Client, resource: &Url) -> ExitCode {
 
 /// One client-credentials token request (a single attempt); Err is the pause before the next.
 async fn fetch_token(cfg: &Config, http: &Client, backoff: &mut Backoff) -> Result<Token, Duration> {
-    let mut params = vec![("grant_type", "client_credentials".to_owned())];
-    if let Some(scope) = &cfg.scope {
-        params.push(("scope", scope.clone()));
+    let mut params = Vec::new();
+    if !cfg.on(Misbehaviour::NoGrantType) {
+        params.push(("grant_type", "client_credentials".to_owned()));
+    }
+    // `unregistered-scope`: one scope more than the registration holds.
+    let scope = match (&cfg.scope, cfg.on(Misbehaviour::UnregisteredScope)) {
+        (Some(scope), true) => Some(format!("{scope} {UNREGISTERED_SCOPE}")),
+        (None, true) => Some(UNREGISTERED_SCOPE.to_owned()),
+        (scope, false) => scope.clone(),
+    };
+    if let Some(scope) = scope {
+        params.push(("scope", scope));
     }
     let answer = token_request(cfg, http, Endpoint::Token, params).await;
     if let Answer::Success { body, arrived } = &answer {
@@ -970,6 +1041,10 @@ async fn ciba_flow(cfg: &Config, http: &Client, ciba: &Ciba) -> ExitCode {
         params.push(("scope", scope));
     }
     params.push(("login_hint", ciba.login_hint.clone()));
+    // `two-hints`: the same user named twice, as a login_hint_token too.
+    if cfg.on(Misbehaviour::TwoHints) {
+        params.push(("login_hint_token", ciba.login_hint.clone()));
+    }
     if !cfg.on(Misbehaviour::NoBindingMessage) {
         params.push(("binding_message", binding_message()));
     }
