@@ -18,6 +18,7 @@ use crate::protocol::observation::{ClientEnd, Observation, Registration, Timelin
 use crate::results::{CaseResult, CheckOutcome, RunReport, StepResult, SuiteResult, Summary, VerdictKind};
 use crate::run::outcome::{outcome_from, outcome_of};
 use crate::support::diagnostics::{LocatedError, did_you_mean};
+use crate::support::http_body::{Capped, read_capped};
 use crate::support::secret::Redactor;
 
 pub use child::SpawnError;
@@ -256,7 +257,11 @@ fn describe(o: &Observation, end: &ClientEnd, observe: Observe, tail: &[String],
         note.push_str(&format!("; {} more answered but not recorded", o.unrecorded));
     }
     let failed_exit = matches!(end, ClientEnd::Exited { code: Some(c) } if *c != 0);
-    if (failed_exit || o.requests.is_empty()) && !tail.is_empty() {
+    // Tokens issued after the record filled were never registered with the redactor: the
+    // client's own words could quote one, so they are withheld then.
+    if (failed_exit || o.requests.is_empty()) && !tail.is_empty() && o.unrecorded > 0 {
+        note.push_str("; its last output is withheld (it could quote a token issued after the record filled)");
+    } else if (failed_exit || o.requests.is_empty()) && !tail.is_empty() {
         note.push_str("; its last output: ");
         note.push_str(&redactor.scrub(&tail.iter().rev().take(3).rev().cloned().collect::<Vec<_>>().join(" ⏎ ")));
     }
@@ -268,13 +273,13 @@ async fn fetch_jwks(url: &str) -> Result<String, String> {
     const MAX: usize = 64 * 1024;
     let client =
         reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().map_err(|e| e.to_string())?;
-    let response = client.get(url).send().await.map_err(|e| format!("could not be fetched: {e}"))?;
+    let mut response = client.get(url).send().await.map_err(|e| format!("could not be fetched: {e}"))?;
     if !response.status().is_success() {
         return Err(format!("answered {}", response.status().as_u16()));
     }
-    let body = response.bytes().await.map_err(|e| e.to_string())?;
-    if body.len() > MAX {
+    let Capped { body, truncated } = read_capped(&mut response, MAX).await.map_err(|e| e.to_string())?;
+    if truncated {
         return Err(format!("larger than {MAX} bytes"));
     }
-    String::from_utf8(body.to_vec()).map_err(|_| "not UTF-8".into())
+    String::from_utf8(body).map_err(|_| "not UTF-8".into())
 }

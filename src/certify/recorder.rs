@@ -13,8 +13,11 @@ use crate::protocol::observation::{Answer, ClientEnd, Endpoint, Observation, See
 use crate::support::http_server::{Handle, Reply, Request, SUBJECT_HEADER, THUMBPRINT_HEADER};
 use crate::support::secret::Redactor;
 
-/// A case records at most this many requests; later ones are answered and counted.
+/// A case records at most this many requests, of at most this many bytes in all (a client that
+/// sends megabyte forms fills the budget long before the count); later ones are answered and
+/// counted.
 pub const MAX_RECORDED: usize = 5000;
+pub const MAX_RECORDED_BYTES: usize = 64 * 1024 * 1024;
 
 /// The mock's paths, to tell endpoints apart.
 #[derive(Debug, Clone)]
@@ -39,6 +42,8 @@ pub struct Recorder {
 struct State {
     counts: HashMap<&'static str, u32>,
     seen: Vec<Seen>,
+    /// What `seen` holds, by [`recorded_size`].
+    bytes: usize,
     unrecorded: u64,
 }
 
@@ -126,12 +131,6 @@ impl Handle for Recorder {
         }
         let answered = self.started.elapsed() + reply.delay().unwrap_or_default();
         let answer = read_answer(&reply, scripted.is_some());
-        // Whatever the mock issued or the client sent as a credential is never shown.
-        for secret in
-            answer.access_token.iter().chain(form.iter().filter(|(k, _)| k == "client_assertion").map(|(_, v)| v))
-        {
-            self.redactor.register(secret);
-        }
         let seen = Seen {
             at,
             answered,
@@ -151,13 +150,28 @@ impl Handle for Recorder {
             answer,
         };
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.seen.len() < MAX_RECORDED {
+        let size = recorded_size(&seen);
+        // Once full, full for good: a later request never names a token whose issue went unseen.
+        if state.unrecorded == 0 && state.seen.len() < MAX_RECORDED && state.bytes + size <= MAX_RECORDED_BYTES {
+            // Whatever the mock issued or the client sent as a credential is never shown. Only
+            // what is recorded can be shown, so the redactor grows no faster than the record.
+            let assertions = seen.form.iter().filter(|(k, _)| k == "client_assertion").map(|(_, v)| v);
+            for secret in seen.answer.access_token.iter().chain(assertions) {
+                self.redactor.register(secret);
+            }
+            state.bytes += size;
             state.seen.push(seen);
         } else {
             state.unrecorded += 1;
         }
         reply
     }
+}
+
+/// The bytes a recorded request keeps: what the client chose to send (the rest is fixed-size).
+fn recorded_size(seen: &Seen) -> usize {
+    let pairs = |p: &[(String, String)]| p.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    seen.path.len() + pairs(&seen.query) + pairs(&seen.headers) + pairs(&seen.form)
 }
 
 fn query(request: &Request) -> Vec<(String, String)> {
@@ -210,5 +224,52 @@ fn scripted_answer(injection: &Injection) -> Reply {
             "www-authenticate",
             r#"Bearer error="invalid_token", error_description="the access token is no longer valid""#,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// A mock that issues a fresh token for every request.
+    struct Issuing(std::sync::atomic::AtomicU32);
+
+    impl Handle for Issuing {
+        fn handle(&self, _: &Request) -> Reply {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Reply::new(200).set_body_json(serde_json::json!({ "access_token": format!("issued-token-number-{n:08}") }))
+        }
+    }
+
+    fn token_request(body_len: usize) -> Request {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+        let body = format!("grant_type=client_credentials&pad={}", "x".repeat(body_len)).into_bytes();
+        Request { url: "http://127.0.0.1/connect/token".parse().unwrap(), method: hyper::Method::POST, headers, body }
+    }
+
+    #[test]
+    fn the_record_is_bounded_in_bytes_and_stops_for_good_when_full() {
+        let paths = Paths { token: "/connect/token".into(), backchannel: None, resource: "/api".into() };
+        let redactor = Redactor::new();
+        let recorder = Recorder::new(Arc::new(Issuing(0.into())), paths, Vec::new(), None, redactor.clone());
+        // Megabyte forms fill the byte budget long before the request count.
+        let big = token_request(1024 * 1024);
+        for _ in 0..MAX_RECORDED_BYTES / (1024 * 1024) + 5 {
+            recorder.handle(&big);
+        }
+        // A small request after the record filled is not recorded either, nor is its token
+        // registered (the redactor grows no faster than the record).
+        recorder.handle(&token_request(1));
+        let o = recorder.observation(ClientEnd::Ended, None);
+        let kept: usize = o.requests.iter().map(recorded_size).sum();
+        assert!(kept <= MAX_RECORDED_BYTES, "{kept}");
+        assert!(o.requests.len() < MAX_RECORDED && o.requests.len() >= 60, "{}", o.requests.len());
+        assert_eq!(o.unrecorded as usize, MAX_RECORDED_BYTES / (1024 * 1024) + 6 - o.requests.len());
+        let first = "issued-token-number-00000000";
+        let last = format!("issued-token-number-{:08}", MAX_RECORDED_BYTES / (1024 * 1024) + 5);
+        assert!(!redactor.scrub(first).contains(first), "a recorded token is scrubbed");
+        assert_eq!(redactor.scrub(&last), last, "an unrecorded token was never registered");
     }
 }

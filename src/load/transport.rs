@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 
+use crate::support::http_body::{Capped, read_capped};
 use crate::support::secret::Secret;
 
 /// Answers larger than this are cut (and counted as a failed read): a load run keeps no bodies.
@@ -115,10 +116,13 @@ impl Transport {
                 if let Some(proof) = dpop {
                     request = request.header(DPOP, proof);
                 }
-                let response = request.send().await.map_err(reqwest_kind)?;
+                let mut response = request.send().await.map_err(reqwest_kind)?;
                 let status = response.status().as_u16();
-                let body = response.bytes().await.map_err(reqwest_kind)?;
-                Ok(Answer { status, body })
+                // Over the cap is a failed read, as on the hyper paths (`Limited`).
+                match read_capped(&mut response, BODY_CAP).await.map_err(reqwest_kind)? {
+                    Capped { truncated: true, .. } => Err("body read"),
+                    Capped { body, .. } => Ok(Answer { status, body: body.into() }),
+                }
             }
             Transport::Hyper(h) => h.post(body, authorization, dpop).await,
             Transport::HyperTls(h) => h.post(body, authorization, dpop).await,

@@ -8,6 +8,7 @@ use reqwest::Method;
 use url::Url;
 
 use crate::protocol::exchange::{RecordedRequest, RecordedResponse};
+use crate::support::http_body::{Capped, read_capped};
 use crate::support::secret::Secret;
 
 /// Bodies larger than this are cut; no OAuth answer comes near it.
@@ -215,17 +216,8 @@ impl HttpClient {
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let mut body = Vec::new();
-        let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&url, &e))? {
-            let room = self.body_cap - body.len();
-            if chunk.len() > room {
-                body.extend_from_slice(&chunk[..room]);
-                truncated = true;
-                break;
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let Capped { body, truncated } =
+            read_capped(&mut response, self.body_cap).await.map_err(|e| self.classify(&url, &e))?;
         Ok(RecordedResponse::new(status, headers, body, truncated, started.elapsed()))
     }
 

@@ -18,6 +18,7 @@ use crate::model::AuthMethod;
 use crate::model::mock_clients::ClientConfig;
 use crate::protocol::auth::assertion::ASSERTION_TYPE;
 use crate::support::clock::unix_now;
+use crate::support::http_body::{Capped, read_capped};
 
 /// Algorithms the mock advertises in `token_endpoint_auth_signing_alg_values_supported`.
 /// RS512 is advertised too: an RS384-registered key signing with it must still be refused.
@@ -66,6 +67,8 @@ struct CachedJwks {
 /// Without a `max-age`, how long a fetched JWKS is kept; and the longest it is kept whatever it says.
 const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(60);
 const LONGEST_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+/// A client's key set larger than this is no key set (a few keys are a few KiB).
+const MAX_JWKS_BODY: usize = 64 * 1024;
 /// After a fetch, an unknown kid does not cause another for this long.
 const UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(5);
 
@@ -121,7 +124,7 @@ fn fetch_jwks(url: &str) -> Option<(Value, Duration)> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
         rt.block_on(async {
             let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().ok()?;
-            let response = client.get(&url).send().await.ok()?;
+            let mut response = client.get(&url).send().await.ok()?;
             let kept = response
                 .headers()
                 .get("cache-control")
@@ -129,7 +132,9 @@ fn fetch_jwks(url: &str) -> Option<(Value, Duration)> {
                 .and_then(max_age)
                 .unwrap_or(DEFAULT_JWKS_MAX_AGE)
                 .min(LONGEST_JWKS_MAX_AGE);
-            let body = response.bytes().await.ok()?;
+            let Capped { body, truncated: false } = read_capped(&mut response, MAX_JWKS_BODY).await.ok()? else {
+                return None;
+            };
             Some((serde_json::from_slice(&body).ok()?, kept))
         })
     })
