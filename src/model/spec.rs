@@ -353,6 +353,8 @@ pub enum DpopProof {
     Good,
     /// No `typ: dpop+jwt` (§4.3 (4)).
     NoTyp,
+    /// `typ: JWT`, the generic type, where `dpop+jwt` is required (§4.3 (4)).
+    WrongTyp,
     /// `alg: none`, no signature (§4.3 (5)).
     AlgNone,
     /// A private key member in `jwk` (§4.3 (7)).
@@ -376,6 +378,7 @@ impl DpopProof {
         match self {
             DpopProof::Good => "good",
             DpopProof::NoTyp => "no typ",
+            DpopProof::WrongTyp => "typ JWT",
             DpopProof::AlgNone => "alg none",
             DpopProof::PrivateJwk => "a private key in jwk",
             DpopProof::BadSignature => "a bad signature",

@@ -118,6 +118,8 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
         "dpop-ignored",
         &["rfc9449.4.3.invalid-proof", "rfc9449.11.1.replayed-proof", "rfc9449.5.token-type", "rfc9449.6.cnf-jkt"],
     ),
+    ("dpop-typ-unchecked", &["rfc9449.4.3.invalid-proof"]),
+    ("dpop-private-jwk-accepted", &["rfc9449.4.3.invalid-proof"]),
     ("dpop-signature-unchecked", &["rfc9449.4.3.invalid-proof"]),
     ("dpop-htu-unchecked", &["rfc9449.4.3.invalid-proof"]),
     ("dpop-iat-unchecked", &["rfc9449.4.3.invalid-proof"]),

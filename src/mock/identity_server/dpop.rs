@@ -39,11 +39,13 @@ pub fn verify(
     };
     let (header, claims) = (json(h).ok_or("unreadable header")?, json(p).ok_or("unreadable claims")?);
     let text = |m: &serde_json::Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
-    if text(&header, "typ").as_deref() != Some("dpop+jwt") {
+    if text(&header, "typ").as_deref() != Some("dpop+jwt") && !defects.on(Defect::DpopTypUnchecked) {
         return Err("typ must be dpop+jwt");
     }
     let jwk = header.get("jwk").and_then(Value::as_object).ok_or("no jwk")?;
-    if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|m| jwk.contains_key(*m)) {
+    if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|m| jwk.contains_key(*m))
+        && !defects.on(Defect::DpopPrivateJwkAccepted)
+    {
         return Err("jwk holds a private key");
     }
     let alg = text(&header, "alg").unwrap_or_default();

@@ -96,6 +96,8 @@ defects! {
         IntrospectionJwtUnpublishedKey => ("introspection-jwt-unpublished-key", "RFC 9701 §5: the JWT introspection answer is signed by a key the server's JWKS does not hold"),
         IntrospectionJwtNoAud => ("introspection-jwt-no-aud", "RFC 9701 §5: the JWT introspection answer does not name the caller in aud"),
         DpopIgnored => ("dpop-ignored", "RFC 9449 §5: a token asked for with a DPoP proof is a plain Bearer token, bound to no key"),
+        DpopTypUnchecked => ("dpop-typ-unchecked", "RFC 9449 §4.3 (4): a DPoP proof typed JWT, or not typed at all, is accepted"),
+        DpopPrivateJwkAccepted => ("dpop-private-jwk-accepted", "RFC 9449 §4.3 (7): a DPoP proof whose jwk holds a private key is accepted"),
         DpopSignatureUnchecked => ("dpop-signature-unchecked", "RFC 9449 §4.3 (5), (6): a DPoP proof's alg and signature are not checked"),
         DpopHtuUnchecked => ("dpop-htu-unchecked", "RFC 9449 §4.3 (8), (9): a DPoP proof for another method or URL is accepted"),
         DpopIatUnchecked => ("dpop-iat-unchecked", "RFC 9449 §4.3 (11): a DPoP proof made ten minutes ago is accepted"),

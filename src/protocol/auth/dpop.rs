@@ -43,8 +43,10 @@ pub fn proof(key: &KeyPair, method: &str, url: &str, kind: DpopProof, bind: Bind
         _ => key.alg.name(),
     };
     let mut header = json!({ "typ": "dpop+jwt", "alg": alg, "jwk": Value::Object(jwk) });
-    if kind == DpopProof::NoTyp {
-        header.as_object_mut().map(|h| h.remove("typ"));
+    match kind {
+        DpopProof::NoTyp => _ = header.as_object_mut().map(|h| h.remove("typ")),
+        DpopProof::WrongTyp => header["typ"] = json!("JWT"),
+        _ => {}
     }
     let htm = if kind == DpopProof::WrongHtm { "GET" } else { method };
     let htu = if kind == DpopProof::WrongHtu { "https://elsewhere.oauth-harness.invalid/token" } else { url };
