@@ -416,6 +416,10 @@ pub struct PscMockArgs {
     /// Offer TLS 1.3 only, as a server held to a TLS 1.3 floor
     #[arg(long)]
     pub tls13_only: bool,
+    /// Take mutual TLS only at the RFC 8705 §5 mtls_endpoint_aliases (under /mtls), as a
+    /// deployment with a separate mTLS host does
+    #[arg(long)]
+    pub mtls_endpoint_aliases: bool,
     /// Lifetime of the access tokens and id_tokens (PSC uses 120 s)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub token_lifetime: Option<Duration>,

@@ -148,6 +148,32 @@ fn a_server_keeping_one_pending_request_per_user_passes_at_any_concurrency() {
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
 }
 
+/// A deployment that takes mutual TLS only at its RFC 8705 §5 `mtls_endpoint_aliases` (its
+/// conventional endpoints never see a certificate) passes the whole suite: every request that
+/// carries a certificate goes to the alias. The same target with the conventional endpoints
+/// named by hand (which turns the aliases off) fails the certificate clients' cases: the test
+/// could fail, and it is the aliases that make it pass.
+#[test]
+fn a_server_taking_mutual_tls_at_its_endpoint_aliases_only_passes_the_suite() {
+    let (child, port) = standalone_psc(&["--mtls-endpoint-aliases"]);
+    let dir = tempfile::tempdir().unwrap();
+    let aliased = dir.path().join("psc.yaml");
+    std::fs::write(&aliased, psc_local(port)).unwrap();
+    let realm = format!("https://127.0.0.1:{port}/realms/esante-wallet/protocol/openid-connect");
+    let by_hand = dir.path().join("psc-by-hand.yaml");
+    let pinned = format!("ciba:\n  backchannel_endpoint: {realm}/ext/ciba/auth\n  token_endpoint: {realm}/token\n");
+    std::fs::write(&by_hand, psc_local(port).replacen("ciba:\n", &pinned, 1)).unwrap();
+    let run = |target: &std::path::Path| {
+        common::bin().args(["run", "scenarios/psc-ciba", "--target", target.to_str().unwrap()]).output().unwrap()
+    };
+    let (followed, pinned) = (run(&aliased), run(&by_hand));
+    stop(child);
+    assert_eq!(code(&followed), 0, "{}{}", stdout(&followed), stderr(&followed));
+    assert!(stdout(&followed).contains(" 0 failed, 0 skipped, 0 errors"), "{}", stdout(&followed));
+    assert_eq!(code(&pinned), 1, "{}{}", stdout(&pinned), stderr(&pinned));
+    assert!(stdout(&pinned).contains("FAIL  happy-path-card"), "{}", stdout(&pinned));
+}
+
 fn target_with_client(dir: &std::path::Path, client: &str) -> std::path::PathBuf {
     let path = dir.join("t.yaml");
     std::fs::write(

@@ -27,6 +27,7 @@ async fn psc_mock(args: PscMockArgs, out: &Output) -> Result<Outcome, Failure> {
         defects: DefectSet::new(defects),
         one_pending_per_user: args.one_pending_per_user,
         tls13_only: args.tls13_only,
+        mtls_endpoint_aliases: args.mtls_endpoint_aliases,
         ..Default::default()
     };
     if let Some(i) = args.interval {

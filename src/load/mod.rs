@@ -268,10 +268,12 @@ async fn prepare_path(
     let path_error = |reason: String| LoadError::Path { path: spec.name.clone(), reason };
     let client = target.clients.get(&spec.client).ok_or_else(|| path_error(format!("no client `{}`", spec.client)))?;
     let method = spec.auth.unwrap_or(client.auth);
+    // A client with a certificate presents it (transport_for), at the mTLS aliases then.
+    let mtls = client.identity.is_some();
     let (url, bodies) = match spec.kind {
-        PathKind::Token => (endpoints.token.clone(), Bodies::Fixed(token_params(client.scope.as_deref()))),
+        PathKind::Token => (endpoints.token_for(mtls).clone(), Bodies::Fixed(token_params(client.scope.as_deref()))),
         PathKind::Introspection => {
-            let url = endpoints.introspection.clone().ok_or_else(|| LoadError::MissingEndpoint {
+            let url = endpoints.introspection_for(mtls).cloned().ok_or_else(|| LoadError::MissingEndpoint {
                 path: spec.name.clone(),
                 member: "introspection_endpoint",
             })?;
@@ -301,8 +303,14 @@ async fn prepare_path(
             Bodies::Fixed(params) => format!("{params}&"),
             Bodies::Cycle { .. } => String::new(),
         };
-        let pool =
-            Arc::new(SigningPool::start(key, &client.client_id, endpoints.token.as_str(), &prefix, capacity, workers));
+        let pool = Arc::new(SigningPool::start(
+            key,
+            &client.client_id,
+            endpoints.token_for(mtls).as_str(),
+            &prefix,
+            capacity,
+            workers,
+        ));
         (hooks.on_status)(&format!(
             "path `{}`: signing up to {capacity} client assertions ahead of the run…",
             spec.name
@@ -410,11 +418,12 @@ async fn mint_tokens(
     let minting = |reason: String| LoadError::Minting { path: spec.name.clone(), reason };
     let (name, _) = spec.token_client.as_ref().ok_or_else(|| minting("no token_client".into()))?;
     let client = target.clients.get(name).ok_or_else(|| minting(format!("no client `{name}`")))?;
+    let token_endpoint = endpoints.token_for(client.identity.is_some());
     let pool = match client.auth {
         AuthMethod::PrivateKeyJwt => {
             let key = client.key.clone().ok_or_else(|| minting(format!("client `{name}` has no private_key")))?;
             let prefix = format!("{}&", token_params(client.scope.as_deref()));
-            Some(Arc::new(SigningPool::start(key, &client.client_id, endpoints.token.as_str(), &prefix, 4, 1)))
+            Some(Arc::new(SigningPool::start(key, &client.client_id, token_endpoint.as_str(), &prefix, 4, 1)))
         }
         _ => None,
     };
@@ -422,7 +431,7 @@ async fn mint_tokens(
     let minter = PathRuntime::new(
         format!("{}-minting", spec.name),
         PathKind::Token,
-        transport_for(client, target, endpoints.token.clone())?,
+        transport_for(client, target, token_endpoint.clone())?,
         auth,
         Bodies::Fixed(token_params(client.scope.as_deref())),
         // Minting is not part of the run: its requests count nowhere.

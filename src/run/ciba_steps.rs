@@ -26,6 +26,19 @@ pub struct CibaEndpoints {
     pub backchannel: Url,
     pub token: Url,
     pub jwks_uri: Option<Url>,
+    /// RFC 8705 §5 aliases of the two, for requests that carry the client's certificate.
+    pub mtls_backchannel: Option<Url>,
+    pub mtls_token: Option<Url>,
+}
+
+impl CibaEndpoints {
+    pub fn backchannel_for(&self, mtls: bool) -> &Url {
+        self.mtls_backchannel.as_ref().filter(|_| mtls).unwrap_or(&self.backchannel)
+    }
+
+    pub fn token_for(&self, mtls: bool) -> &Url {
+        self.mtls_token.as_ref().filter(|_| mtls).unwrap_or(&self.token)
+    }
 }
 
 /// A backchannel request the server accepted, as later steps of the case need it.
@@ -48,7 +61,13 @@ pub async fn discover(http: &HttpClient, target: &Target) -> Option<CibaEndpoint
     let response = http.send(&request).await.ok().filter(|r| r.status == 200);
     let doc = response.as_ref().and_then(|r| r.json_object());
     let url = |m: &str| doc.as_ref().and_then(|d| d.get(m)).and_then(Value::as_str).and_then(|s| Url::parse(s).ok());
+    // An endpoint the target names by hand is used as named, certificate or not.
+    let alias = |set_by_hand: &Option<Url>, member: &str| {
+        set_by_hand.is_none().then(|| crate::protocol::flows::discovery::mtls_alias(doc, member)).flatten()
+    };
     Some(CibaEndpoints {
+        mtls_backchannel: alias(&target.ciba.backchannel_endpoint, "backchannel_authentication_endpoint"),
+        mtls_token: alias(&target.ciba.token_endpoint, "token_endpoint"),
         issuer: doc
             .as_ref()
             .and_then(|d| d.get("issuer"))
@@ -137,10 +156,12 @@ impl Runner {
             channel: Some(spec.channel.clone()),
             requested_expiry: spec.requested_expiry.map(|e| e.to_string()),
         };
+        // The request carries the client's certificate, if it has one, unless the case withholds it.
+        let mtls = client.identity.is_some() && !spec.without_certificate;
         let aud = match spec.assertion_aud {
             CibaAudience::Issuer => endpoints.issuer.clone(),
-            CibaAudience::TokenEndpoint => endpoints.token.to_string(),
-            CibaAudience::BackchannelEndpoint => endpoints.backchannel.to_string(),
+            CibaAudience::TokenEndpoint => endpoints.token_for(mtls).to_string(),
+            CibaAudience::BackchannelEndpoint => endpoints.backchannel_for(mtls).to_string(),
         };
         let assertion = match self.ciba_assertion(client, &aud, state) {
             Ok(a) => a,
@@ -152,7 +173,8 @@ impl Runner {
         let choice = AuthChoice::from(client.auth);
         let creds =
             Credentials { client_id: &client.client_id, secret: client.secret.as_ref(), assertion: assertion.as_ref() };
-        let (request, mut context) = ciba::backchannel_request(&endpoints.backchannel, &params, choice, &creds);
+        let (request, mut context) =
+            ciba::backchannel_request(endpoints.backchannel_for(mtls), &params, choice, &creds);
         context.client_id = Some(client.client_id.clone());
         context.assertion_audience = assertion.as_ref().map(|_| aud.clone());
         context.deviations.unknown_user = role == "unknown";
@@ -254,7 +276,8 @@ impl Runner {
         };
         let http = self.http_for(&poller);
         let choice = AuthChoice::from(client.auth);
-        let token_endpoint = endpoints.token.to_string();
+        let mtls = client.identity.is_some();
+        let token_endpoint = endpoints.token_for(mtls).to_string();
         let send = || {
             // A fresh assertion for every poll (each jti is used once), for the token endpoint.
             let mut scratch = CaseState::default();
@@ -264,7 +287,7 @@ impl Runner {
                 secret: client.secret.as_ref(),
                 assertion: assertion.as_ref(),
             };
-            let (req, mut ctx) = ciba::token_request(&endpoints.token, &request.auth_req_id, choice, &creds);
+            let (req, mut ctx) = ciba::token_request(endpoints.token_for(mtls), &request.auth_req_id, choice, &creds);
             ctx.client_id = Some(client.client_id.clone());
             ctx.certificate = Some(certificate_facts(client, true));
             Box::pin(self.exchange_with(http, req, ctx))

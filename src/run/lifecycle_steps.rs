@@ -27,12 +27,13 @@ impl Runner {
         state: &mut CaseState,
         result: &mut StepResult,
     ) -> Result<PreparedToken, StepFailure> {
-        let endpoint = self.endpoints.introspection.clone().ok_or_else(|| {
-            StepFailure::Precondition(precondition("the target has no introspection endpoint".into()))
-        })?;
         let name = spec.client.as_ref().map(|n| n.name.as_str()).unwrap_or(DEFAULT_INTROSPECTION_CLIENT);
         let caller = self.target.clients.get(name).ok_or_else(|| {
             StepFailure::Precondition(precondition(format!("the target has no client `{name}` to introspect with")))
+        })?;
+        // Sent through the caller's own connection (`via`): with its certificate, if it has one.
+        let endpoint = self.endpoints.introspection_for(caller.identity.is_some()).cloned().ok_or_else(|| {
+            StepFailure::Precondition(precondition("the target has no introspection endpoint".into()))
         })?;
         let (token, facts) = self.subject_token(spec.token, state)?;
         let auth = spec.auth.unwrap_or(AuthChoice::from(caller.auth));
@@ -83,16 +84,18 @@ impl Runner {
         spec: &RevokeSpec,
         state: &mut CaseState,
     ) -> Result<PreparedToken, StepFailure> {
+        let (token, facts) = self.subject_token(spec.token, state)?;
+        let owner_name = state.last_client.clone();
+        let owner = owner_name
+            .as_ref()
+            .and_then(|n| self.target.clients.get(n))
+            .ok_or_else(|| StepFailure::Precondition(precondition("the token's client is not known".into())))?;
+        // The owner authenticates as it did at the token endpoint (RFC 7009 §2.1): through its
+        // own connection, with its certificate if it has one, at the mTLS alias then.
         let endpoint =
-            self.endpoints.revocation.clone().ok_or_else(|| {
+            self.endpoints.revocation_for(owner.identity.is_some()).cloned().ok_or_else(|| {
                 StepFailure::Precondition(precondition("the target has no revocation endpoint".into()))
             })?;
-        let (token, facts) = self.subject_token(spec.token, state)?;
-        let owner = state
-            .last_client
-            .clone()
-            .and_then(|n| self.target.clients.get(&n))
-            .ok_or_else(|| StepFailure::Precondition(precondition("the token's client is not known".into())))?;
         let auth = AuthChoice::from(owner.auth);
         let assertion = self.client_assertion(owner, auth, &AssertionSpec::default(), None, state)?.map(|(a, _)| a);
         let caller = flows::introspection::Caller {
@@ -104,7 +107,7 @@ impl Runner {
         };
         let (request, context) =
             flows::introspection::build(&endpoint, &caller, &token, spec.token_type_hint.as_deref(), facts, false);
-        Ok(PreparedToken { request, context, jku_path: None, via: None, dpop: None })
+        Ok(PreparedToken { request, context, jku_path: None, via: owner_name, dpop: None })
     }
 
     /// Sleeps until the case's last token has expired (plus skew), unless that is longer than the

@@ -26,21 +26,22 @@ impl Runner {
             result.checks.push(*precondition("no earlier step of this case got an access token to exchange".into()));
             return result;
         };
-        // The target names the API's authorization server; else the one that issued the token.
+        let exchanged_by = spec.client.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| issued_to.clone());
+        let Some(client) = self.target.clients.get(&exchanged_by) else {
+            result.checks.push(*precondition(format!("the target has no client `{exchanged_by}`")));
+            return result;
+        };
+        // The target names the API's authorization server; else the one that issued the token
+        // (at its mTLS alias for a client with a certificate, RFC 8705 §5).
         let endpoint = match &self.target.token_exchange.endpoint {
             Some(url) => url.clone(),
             None => match self.ciba_endpoints() {
-                Ok(e) => e.token.clone(),
+                Ok(e) => e.token_for(client.identity.is_some()).clone(),
                 Err(p) => {
                     result.checks.push(*p);
                     return result;
                 }
             },
-        };
-        let exchanged_by = spec.client.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| issued_to.clone());
-        let Some(client) = self.target.clients.get(&exchanged_by) else {
-            result.checks.push(*precondition(format!("the target has no client `{exchanged_by}`")));
-            return result;
         };
         let assertion = match self.ciba_assertion(client, endpoint.as_str(), state) {
             Ok(a) => a,

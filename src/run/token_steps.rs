@@ -60,13 +60,18 @@ impl Runner {
                 &with_resource
             }
         };
-        let (mut request, mut context) =
-            flows::token::build(&self.endpoints.token, client, spec, scope, assertion.as_ref());
+        let (mut request, mut context) = flows::token::build(
+            self.endpoints.token_for(client.identity.is_some()),
+            client,
+            spec,
+            scope,
+            assertion.as_ref(),
+        );
         context.for_other_resource = spec.resource == Some(ResourceIndicator::Other);
         // RFC 9449: a fresh proof key per request is allowed, and keeps cases independent.
         let mut dpop = None;
         if let Some(kind) = spec.dpop {
-            let url = self.endpoints.token.as_str();
+            let url = self.endpoints.token_for(client.identity.is_some()).as_str();
             let (proof, jkt) = if kind == crate::model::DpopProof::Replayed {
                 let (key, proof) = state.dpop.clone().ok_or_else(|| {
                     StepFailure::Precondition(precondition("no earlier step of this case sent a DPoP proof".into()))
@@ -116,7 +121,7 @@ impl Runner {
                 header: jwt_part(jws.expose(), 0).unwrap_or_default(),
                 claims: jwt_part(jws.expose(), 1).unwrap_or_default(),
                 registered_kid: client.key.as_ref().map(|k| k.kid.clone()),
-                token_endpoint: self.endpoints.token.to_string(),
+                token_endpoint: self.endpoints.token_for(client.identity.is_some()).to_string(),
                 registered_alg: client.key.as_ref().map(|k| k.alg.name().to_string()),
                 advertised_algs: self.signing_algs.clone(),
             });
@@ -223,7 +228,7 @@ impl Runner {
         }
         let claims = assertion::Claims {
             client_id: client_id.unwrap_or(&client.client_id),
-            audience: self.endpoints.token.as_str(),
+            audience: self.endpoints.token_for(client.identity.is_some()).as_str(),
             now: crate::support::clock::unix_now(),
             jti: assertion::new_jti(),
         };

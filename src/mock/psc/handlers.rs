@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
-use super::{CLIENT_SCOPES, Config, Defect, PscAuth, PscClient, REALM, UserBehaviour};
+use super::{CLIENT_SCOPES, Config, Defect, MTLS_PREFIX, PscAuth, PscClient, REALM, UserBehaviour};
 use crate::mock::signing::SigningKey;
 use crate::support::clock::unix_now;
 use crate::support::http_server::{SELF_SIGNED_HEADER, SUBJECT_HEADER, THUMBPRINT_HEADER};
@@ -182,7 +182,20 @@ impl App {
 
     fn discovery(&self) -> ResponseTemplate {
         let modes: Vec<&str> = if self.on(Defect::DiscoveryNoPollMode) { vec!["ping"] } else { vec!["poll"] };
-        ResponseTemplate::new(200).set_body_json(json!({
+        let mut doc = self.metadata(modes);
+        if self.config.mtls_endpoint_aliases {
+            let alias = |path: &str| format!("{}{MTLS_PREFIX}{path}", self.issuer);
+            doc["mtls_endpoint_aliases"] = json!({
+                "token_endpoint": alias("/protocol/openid-connect/token"),
+                "backchannel_authentication_endpoint": alias("/protocol/openid-connect/ext/ciba/auth"),
+                "introspection_endpoint": alias("/protocol/openid-connect/token/introspect"),
+            });
+        }
+        ResponseTemplate::new(200).set_body_json(doc)
+    }
+
+    fn metadata(&self, modes: Vec<&str>) -> serde_json::Value {
+        json!({
             "issuer": self.issuer,
             "token_endpoint": format!("{}/protocol/openid-connect/token", self.issuer),
             "jwks_uri": format!("{}/protocol/openid-connect/certs", self.issuer),
@@ -201,7 +214,7 @@ impl App {
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES384"],
-        }))
+        })
     }
 
     fn backchannel(&self, request: &Request, form: &[(String, String)]) -> Result<serde_json::Value, Refusal> {
@@ -475,9 +488,30 @@ fn refusal(r: Refusal) -> ResponseTemplate {
         .set_body_json(json!({ "error": r.1, "error_description": r.2 }))
 }
 
+/// The request as an endpoint that never asked for a client certificate sees it.
+fn without_certificate(request: &Request) -> Request {
+    let mut headers = request.headers.clone();
+    for name in [SUBJECT_HEADER, THUMBPRINT_HEADER, SELF_SIGNED_HEADER] {
+        headers.remove(name);
+    }
+    Request { url: request.url.clone(), method: request.method.clone(), headers, body: request.body.clone() }
+}
+
 impl Handle for App {
     fn handle(&self, request: &Request) -> ResponseTemplate {
-        let Some(path) = request.url.path().strip_prefix(REALM) else { return ResponseTemplate::new(404) };
+        let Some(realm_path) = request.url.path().strip_prefix(REALM) else { return ResponseTemplate::new(404) };
+        // With aliases, mutual TLS happens at the aliases alone: elsewhere no certificate counts
+        // (the test resource and hook are not the server's endpoints: they keep theirs).
+        let aliases = self.config.mtls_endpoint_aliases;
+        let stripped;
+        let (path, request) = match realm_path.strip_prefix(MTLS_PREFIX) {
+            Some(aliased) if aliases => (aliased, request),
+            _ if aliases && !realm_path.starts_with("/test/") => {
+                stripped = without_certificate(request);
+                (realm_path, &stripped)
+            }
+            _ => (realm_path, request),
+        };
         let form: Vec<(String, String)> = form_urlencoded::parse(&request.body).into_owned().collect();
         let post = request.method.as_str() == "POST";
         match path {

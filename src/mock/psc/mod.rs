@@ -131,7 +131,14 @@ pub struct Config {
     pub one_pending_per_user: bool,
     /// Offer TLS 1.3 only (a server held to a 1.3 floor; legitimate, not a defect).
     pub tls13_only: bool,
+    /// Take mutual TLS at RFC 8705 §5 `mtls_endpoint_aliases` only (under [`MTLS_PREFIX`]), as a
+    /// deployment with a separate mTLS host does: the conventional endpoints never see a client
+    /// certificate. Legitimate, not a defect: a client doing mTLS must follow the aliases.
+    pub mtls_endpoint_aliases: bool,
 }
+
+/// Where the aliases live, under the realm: `{issuer}/mtls/protocol/openid-connect/token`, …
+pub const MTLS_PREFIX: &str = "/mtls";
 
 pub const USER_APPROVES: &str = "500000001815646/CPAT00045";
 pub const USER_DENIES: &str = "500000001815647/CPAT00046";
@@ -156,6 +163,7 @@ impl Default for Config {
             users,
             one_pending_per_user: false,
             tls13_only: false,
+            mtls_endpoint_aliases: false,
         }
     }
 }

@@ -17,6 +17,40 @@ pub struct Endpoints {
     pub revocation: Option<Url>,
     /// The discovery document, when the server publishes one.
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// RFC 8705 §5: where a client doing mutual TLS goes instead, when the server says.
+    pub mtls: MtlsAliases,
+}
+
+/// RFC 8705 §5 `mtls_endpoint_aliases`: "alternative authorization server endpoints, which,
+/// when present, an OAuth client intending to do mutual TLS uses in preference to the
+/// conventional endpoints". Only for endpoints the target file does not name itself: an
+/// endpoint set by hand is the one the user wants.
+#[derive(Debug, Clone, Default)]
+pub struct MtlsAliases {
+    pub token: Option<Url>,
+    pub introspection: Option<Url>,
+    pub revocation: Option<Url>,
+}
+
+impl Endpoints {
+    /// The token endpoint for a client that presents a certificate (`mtls`) or not.
+    pub fn token_for(&self, mtls: bool) -> &Url {
+        self.mtls.token.as_ref().filter(|_| mtls).unwrap_or(&self.token)
+    }
+
+    pub fn introspection_for(&self, mtls: bool) -> Option<&Url> {
+        self.mtls.introspection.as_ref().filter(|_| mtls).or(self.introspection.as_ref())
+    }
+
+    pub fn revocation_for(&self, mtls: bool) -> Option<&Url> {
+        self.mtls.revocation.as_ref().filter(|_| mtls).or(self.revocation.as_ref())
+    }
+}
+
+/// The alias `member` of a metadata document's `mtls_endpoint_aliases`, if it is a URL.
+pub fn mtls_alias(metadata: Option<&serde_json::Map<String, serde_json::Value>>, member: &str) -> Option<Url> {
+    let aliases = metadata?.get("mtls_endpoint_aliases")?.as_object()?;
+    Url::parse(aliases.get(member)?.as_str()?).ok()
 }
 
 /// Why the endpoints of a target cannot be found.
@@ -69,7 +103,15 @@ pub async fn discover_endpoints(http: &HttpClient, target: &Target) -> Result<En
     };
     let introspection = target.introspection_endpoint.clone().or_else(|| from_metadata("introspection_endpoint"));
     let revocation = target.revocation_endpoint.clone().or_else(|| from_metadata("revocation_endpoint"));
-    Ok(Endpoints { token, introspection, revocation, metadata })
+    let alias = |set_by_hand: &Option<Url>, member: &str| {
+        set_by_hand.is_none().then(|| mtls_alias(metadata.as_ref(), member)).flatten()
+    };
+    let mtls = MtlsAliases {
+        token: alias(&target.token_endpoint, "token_endpoint"),
+        introspection: alias(&target.introspection_endpoint, "introspection_endpoint"),
+        revocation: alias(&target.revocation_endpoint, "revocation_endpoint"),
+    };
+    Ok(Endpoints { token, introspection, revocation, metadata, mtls })
 }
 
 /// What came back instead of a metadata document, said precisely: the status, the content type,
@@ -156,5 +198,30 @@ mod tests {
             document_url(&root, "/.well-known/openid-configuration").path(),
             "/.well-known/openid-configuration"
         );
+    }
+
+    #[test]
+    fn a_client_presenting_a_certificate_goes_to_the_mtls_aliases() {
+        let doc = serde_json::json!({
+            "token_endpoint": "https://as.example/token",
+            "mtls_endpoint_aliases": { "token_endpoint": "https://mtls.as.example/token", "revocation_endpoint": 7 },
+        });
+        let metadata = doc.as_object();
+        let alias = super::mtls_alias(metadata, "token_endpoint");
+        assert_eq!(alias.as_ref().map(Url::as_str), Some("https://mtls.as.example/token"));
+        // Not a URL, or not aliased: none.
+        assert!(super::mtls_alias(metadata, "revocation_endpoint").is_none());
+        assert!(super::mtls_alias(metadata, "introspection_endpoint").is_none());
+        let endpoints = super::Endpoints {
+            token: Url::parse("https://as.example/token").unwrap(),
+            introspection: Url::parse("https://as.example/introspect").ok(),
+            revocation: None,
+            metadata: None,
+            mtls: super::MtlsAliases { token: alias, ..Default::default() },
+        };
+        assert_eq!(endpoints.token_for(true).as_str(), "https://mtls.as.example/token");
+        assert_eq!(endpoints.token_for(false).as_str(), "https://as.example/token");
+        assert_eq!(endpoints.introspection_for(true).map(Url::as_str), Some("https://as.example/introspect"));
+        assert!(endpoints.revocation_for(true).is_none());
     }
 }
