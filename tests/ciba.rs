@@ -74,18 +74,29 @@ async fn the_poller_keeps_the_interval_adds_five_after_slow_down_and_never_overl
     assert!(gaps.iter().all(|g| *g > 0.5), "never two polls at once: {gaps:?}");
 }
 
+/// The standalone mock's process, ended when dropped: also when a test panics.
+struct Standalone(std::process::Child);
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
 /// `mock psc` as a process with `args`, and its port.
-fn standalone_psc(args: &[&str]) -> (std::process::Child, u16) {
+fn standalone_psc(args: &[&str]) -> (Standalone, u16) {
     use std::io::{BufRead, BufReader};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = common::bin()
+    let child = common::bin()
         // Tokens of seconds: the token-exchange suite waits for one to expire.
         .args(["mock", "psc", "--port", &port.to_string(), "--token-lifetime", "3s"])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+    let mut child = Standalone(child);
+    let lines: Vec<String> = BufReader::new(child.0.stdout.take().unwrap())
         .lines()
         .take(12)
         .map_while(Result::ok)
@@ -95,9 +106,8 @@ fn standalone_psc(args: &[&str]) -> (std::process::Child, u16) {
     (child, port)
 }
 
-fn stop(mut child: std::process::Child) {
-    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let _ = child.wait();
+fn stop(child: Standalone) {
+    drop(child);
 }
 
 /// fixtures/targets/psc-local.yaml pointed at `port`, its paths made absolute.
@@ -172,6 +182,45 @@ fn a_server_taking_mutual_tls_at_its_endpoint_aliases_only_passes_the_suite() {
     assert!(stdout(&followed).contains(" 0 failed, 0 skipped, 0 errors"), "{}", stdout(&followed));
     assert_eq!(code(&pinned), 1, "{}{}", stdout(&pinned), stderr(&pinned));
     assert!(stdout(&pinned).contains("FAIL  happy-path-card"), "{}", stdout(&pinned));
+}
+
+/// A target that names the CIBA endpoints by hand and reads no metadata has no `jwks_uri`: the
+/// id_token's signature is then blocked (the missing keys are the case's one failure), not a
+/// broken signature; with `ciba.jwks_uri` named too, it is verified and the case passes.
+#[test]
+fn without_metadata_the_id_token_signature_is_blocked_until_the_target_names_the_keys() {
+    let (child, port) = standalone_psc(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let realm = format!("https://127.0.0.1:{port}/realms/esante-wallet");
+    let by_hand = format!(
+        "ciba:\n  discovery: /no-metadata-here\n  backchannel_endpoint: {realm}/protocol/openid-connect/ext/ciba/auth\n  \
+         token_endpoint: {realm}/protocol/openid-connect/token\n"
+    );
+    let run = |extra: &str| {
+        let target = dir.path().join("psc.yaml");
+        std::fs::write(&target, psc_local(port).replacen("ciba:\n", &format!("{by_hand}{extra}"), 1)).unwrap();
+        let json = dir.path().join("r.json");
+        let args = ["run", "scenarios/psc-ciba", "--filter", "happy-path-card", "--target", target.to_str().unwrap()];
+        let o = common::bin().args(args).args(["--report-json", json.to_str().unwrap()]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let verdicts: std::collections::BTreeMap<String, String> = report["suites"][0]["cases"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["checks"].as_array().unwrap().clone())
+            .map(|c| (c["id"].as_str().unwrap().to_string(), c["verdict"].as_str().unwrap().to_string()))
+            .collect();
+        (o, verdicts)
+    };
+    let (blocked, blocked_verdicts) = run("");
+    let (named, named_verdicts) = run(&format!("  jwks_uri: {realm}/protocol/openid-connect/certs\n"));
+    stop(child);
+    assert_eq!(code(&blocked), 1, "{}", stdout(&blocked));
+    assert_eq!(blocked_verdicts["ciba.id-token.signature"], "blocked", "{}", stdout(&blocked));
+    assert_eq!(blocked_verdicts["harness.prerequisite"], "fail");
+    assert!(stdout(&blocked).contains("set `ciba.jwks_uri` in the target"), "{}", stdout(&blocked));
+    assert_eq!(code(&named), 0, "{}{}", stdout(&named), stderr(&named));
+    assert_eq!(named_verdicts["ciba.id-token.signature"], "pass");
 }
 
 fn target_with_client(dir: &std::path::Path, client: &str) -> std::path::PathBuf {

@@ -396,7 +396,10 @@ fn id_token_signature(x: &Exchange) -> Verdict {
     match x.context.ciba.as_ref().and_then(|c| c.id_token_signature.clone()) {
         Some(Ok(())) => Verdict::Pass,
         Some(Err(why)) => Verdict::fail("a signature that verifies with the jwks_uri keys", why),
-        None => Verdict::na("the signature could not be checked"),
+        None => Verdict::blocked(
+            "no jwks_uri to verify the id_token with: the CIBA metadata names none (or was not read); \
+             set `ciba.jwks_uri` in the target",
+        ),
     }
 }
 

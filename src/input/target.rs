@@ -124,6 +124,8 @@ struct CibaDef {
     /// Endpoints to use over what the CIBA discovery document says.
     backchannel_endpoint: Option<Spanned<String>>,
     token_endpoint: Option<Spanned<String>>,
+    /// The server's keys, for the id_token's signature, over the metadata's `jwks_uri`.
+    jwks_uri: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,6 +297,7 @@ fn ciba(v: &mut Validator<'_>, def: &CibaDef) -> CibaSettings {
         approval_hook,
         backchannel_endpoint: def.backchannel_endpoint.as_ref().and_then(|u| v.url(u)),
         token_endpoint: def.token_endpoint.as_ref().and_then(|u| v.url(u)),
+        jwks_uri: def.jwks_uri.as_ref().and_then(|u| v.url(u)),
     }
 }
 

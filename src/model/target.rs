@@ -74,6 +74,8 @@ pub struct CibaSettings {
     /// Endpoints named by the target, over what the metadata says.
     pub backchannel_endpoint: Option<Url>,
     pub token_endpoint: Option<Url>,
+    /// Where the id_token's keys are, over the metadata's `jwks_uri`.
+    pub jwks_uri: Option<Url>,
 }
 
 impl Default for CibaSettings {
@@ -84,6 +86,7 @@ impl Default for CibaSettings {
             approval_hook: None,
             backchannel_endpoint: None,
             token_endpoint: None,
+            jwks_uri: None,
         }
     }
 }

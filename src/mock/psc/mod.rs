@@ -378,8 +378,7 @@ pub fn describe(issuer: &str) -> Target {
                 discovery_path: crate::model::target::DEFAULT_CIBA_DISCOVERY.into(),
                 users,
                 approval_hook: Some((reqwest::Method::POST, hook)),
-                backchannel_endpoint: None,
-                token_endpoint: None,
+                ..Default::default()
             },
             scopes: BTreeMap::new(),
             metadata: None,
