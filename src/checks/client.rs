@@ -398,8 +398,9 @@ pub const CHECKS: &[ClientCheckDef] = &[
         summary: "exp is present and at most five minutes after the request",
         evaluate: |o, _| {
             assertions(o, |_, claims, sent| match claims.get("exp").and_then(Value::as_i64) {
-                Some(exp) if exp - sent <= MAX_ASSERTION_LIFETIME_SECS => Ok(()),
-                Some(exp) => Err(format!("exp {} s after the request", exp - sent)),
+                // The client's numbers: saturating, so i64::MIN is an early exp, not an overflow.
+                Some(exp) if exp.saturating_sub(sent) <= MAX_ASSERTION_LIFETIME_SECS => Ok(()),
+                Some(exp) => Err(format!("exp {} s after the request", exp.saturating_sub(sent))),
                 None => Err("no exp".into()),
             })
         },
@@ -433,7 +434,9 @@ pub const CHECKS: &[ClientCheckDef] = &[
                 return Verdict::na("no assertion carries iat");
             }
             assertions(o, |_, claims, sent| match claims.get("iat").and_then(Value::as_i64) {
-                Some(iat) if iat > sent + 5 => Err(format!("iat {} s after the request", iat - sent)),
+                Some(iat) if iat > sent.saturating_add(5) => {
+                    Err(format!("iat {} s after the request", iat.saturating_sub(sent)))
+                }
                 _ => Ok(()),
             })
         },

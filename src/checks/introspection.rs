@@ -331,9 +331,11 @@ fn exp_matches_jwt(x: &Exchange) -> Verdict {
     let Some(jwt_exp) = x.context.subject.as_ref().and_then(|s| s.jwt_exp) else {
         return Verdict::na("the access token is not a JWT with exp");
     };
-    Verdict::from_bool((exp - jwt_exp).abs() <= EXP_TOLERANCE_SECS, format!("exp {jwt_exp} (the JWT's)"), || {
-        format!("exp {exp}")
-    })
+    Verdict::from_bool(
+        exp.saturating_sub(jwt_exp).saturating_abs() <= EXP_TOLERANCE_SECS,
+        format!("exp {jwt_exp} (the JWT's)"),
+        || format!("exp {exp}"),
+    )
 }
 
 fn exp_matches_expires_in(x: &Exchange) -> Verdict {
@@ -345,9 +347,10 @@ fn exp_matches_expires_in(x: &Exchange) -> Verdict {
     let Some(expires_in) = facts.expires_in else { return Verdict::na("the token answer had no expires_in") };
     // The JWT's iat is the server's own issue time; without it, the time the answer arrived.
     let issued = facts.jwt_iat.unwrap_or(facts.received_at);
-    let expected = issued + expires_in;
+    // The server's numbers: saturating, so extreme ones are a wrong exp, not an overflow.
+    let expected = issued.saturating_add(expires_in);
     Verdict::from_bool(
-        (exp - expected).abs() <= EXP_TOLERANCE_SECS,
+        exp.saturating_sub(expected).saturating_abs() <= EXP_TOLERANCE_SECS,
         format!("exp {expected} (issue + expires_in)"),
         || format!("exp {exp}"),
     )

@@ -397,13 +397,15 @@ fn exp_matches_expires_in(x: &Exchange) -> Verdict {
     let Some(exp) = claims.get("exp").and_then(|v| v.as_i64()) else {
         return Verdict::na("the JWT has no numeric exp");
     };
-    // With `iat` the lifetime is exact; without it, compare with the time of the answer.
+    // With `iat` the lifetime is exact; without it, compare with the time of the answer. The
+    // numbers are the server's: saturating, so i64::MAX and i64::MIN are a wrong lifetime, not
+    // an overflow.
     let (lifetime, basis) = match claims.get("iat").and_then(|v| v.as_i64()) {
-        Some(iat) => (exp - iat, "exp - iat"),
-        None => (exp - crate::support::clock::unix_now(), "exp - now"),
+        Some(iat) => (exp.saturating_sub(iat), "exp - iat"),
+        None => (exp.saturating_sub(crate::support::clock::unix_now()), "exp - now"),
     };
     Verdict::from_bool(
-        (lifetime - expires_in).abs() <= LIFETIME_TOLERANCE_SECS,
+        lifetime.saturating_sub(expires_in).saturating_abs() <= LIFETIME_TOLERANCE_SECS,
         format!("{basis} within {LIFETIME_TOLERANCE_SECS} s of expires_in ({expires_in})"),
         || format!("{basis} = {lifetime}"),
     )

@@ -72,7 +72,7 @@ pub fn verify(
         }
     }
     let iat = claims.get("iat").and_then(Value::as_i64).ok_or("no iat")?;
-    if (iat - now).abs() > IAT_WINDOW_SECS && !defects.on(Defect::DpopIatUnchecked) {
+    if iat.saturating_sub(now).saturating_abs() > IAT_WINDOW_SECS && !defects.on(Defect::DpopIatUnchecked) {
         return Err("iat is not recent");
     }
     let jti = text(&claims, "jti").ok_or("no jti")?;
