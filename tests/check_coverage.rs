@@ -363,3 +363,22 @@ fn the_issuer_is_compared_exactly_but_for_an_empty_path() {
     assert!(matches!(verdict("https://as.example/realms/a/", "https://as.example/realms/a"), Verdict::Fail { .. }));
     assert!(matches!(verdict("https://as.example/realms/a", "https://as.example/realms/a/"), Verdict::Fail { .. }));
 }
+
+/// A server's numbers at the ends of i64 are a wrong lifetime, judged like any other: never an
+/// overflow (a panic in a debug build, a wrapped verdict in a release one).
+#[test]
+fn extreme_exp_and_iat_are_judged_not_overflowed() {
+    let check = checks::find("rfc7519.exp-matches-expires-in").unwrap();
+    let with = |exp: i64, iat: Option<i64>| {
+        let mut claims = json!({ "exp": exp });
+        if let Some(iat) = iat {
+            claims["iat"] = json!(iat);
+        }
+        plain(200, json!({ "access_token": jwt(claims), "token_type": "Bearer", "expires_in": 3600 }))
+    };
+    let now = oauth_harness::support::clock::unix_now();
+    assert_eq!((check.evaluate)(&with(now + 3600, Some(now))), Verdict::Pass);
+    for (exp, iat) in [(i64::MAX, Some(i64::MIN)), (i64::MIN, Some(i64::MAX)), (i64::MIN, None), (i64::MAX, None)] {
+        assert!(matches!((check.evaluate)(&with(exp, iat)), Verdict::Fail { .. }), "exp {exp}, iat {iat:?}");
+    }
+}
