@@ -223,6 +223,34 @@ fn without_metadata_the_id_token_signature_is_blocked_until_the_target_names_the
     assert_eq!(named_verdicts["ciba.id-token.signature"], "pass");
 }
 
+/// A target without `ciba.approval_hook` (a production server: no test call plays the user)
+/// skips the cases that need one, saying so, and runs the rest.
+#[test]
+fn without_an_approval_hook_the_cases_that_need_one_are_skipped_with_the_reason() {
+    let (child, port) = standalone_psc(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = psc_local(port);
+    let hook_at = fixture.find("  # A test-only call").unwrap();
+    let hook_end = fixture[hook_at..].find("clients:").unwrap() + hook_at;
+    let target = dir.path().join("psc.yaml");
+    std::fs::write(&target, format!("{}{}", &fixture[..hook_at], &fixture[hook_end..])).unwrap();
+    let json = dir.path().join("r.json");
+    let o = common::bin()
+        .args(["run", "scenarios/psc-ciba/ciba-poll.yaml", "--filter", "happy-path-*", "--target"])
+        .args([target.to_str().unwrap(), "--report-json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    stop(child);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let cases = report["suites"][0]["cases"].as_array().unwrap();
+    let case = |id: &str| cases.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no {id}"));
+    assert_eq!(case("happy-path-card")["outcome"], "passed");
+    let hooked = case("happy-path-mobile-approval-hook");
+    assert_eq!(hooked["outcome"], "skipped");
+    assert!(hooked["reason"].as_str().unwrap().contains("no `ciba.approval_hook`"), "{hooked}");
+}
+
 fn target_with_client(dir: &std::path::Path, client: &str) -> std::path::PathBuf {
     let path = dir.join("t.yaml");
     std::fs::write(

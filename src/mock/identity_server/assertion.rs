@@ -32,23 +32,48 @@ const MAX_LIFETIME_SECS: i64 = 300;
 pub type Refusal = &'static str;
 
 /// `jti`s seen, per issuer, until their `exp` (SMART @336).
-#[derive(Default)]
-pub struct ReplayCache(Mutex<HashMap<(String, String), i64>>);
+pub struct ReplayCache(Mutex<Replays>);
+
+/// Used `(iss, jti)` pairs and until when each matters.
+struct Replays {
+    seen: HashMap<(String, String), i64>,
+    /// Expired entries are swept when `seen` grows past this, which then doubles the size that
+    /// survived the sweep: amortised O(1) per use however many are live (a sweep on every use
+    /// past a fixed size made a long load run quadratic). Memory stays what the live window
+    /// holds: the request rate times an assertion's lifetime.
+    sweep_at: usize,
+}
+
+/// The first sweep happens at this many entries.
+const FIRST_SWEEP: usize = 100_000;
+
+impl Default for ReplayCache {
+    fn default() -> Self {
+        Self(Mutex::new(Replays { seen: HashMap::new(), sweep_at: FIRST_SWEEP }))
+    }
+}
 
 impl ReplayCache {
     /// Records `jti`; false if it was already used and has not expired.
     pub(super) fn first_use(&self, iss: &str, jti: &str, exp: i64, now: i64) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() > 100_000 {
-            seen.retain(|_, e| *e > now);
+        let mut replays = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if replays.seen.len() > replays.sweep_at {
+            replays.seen.retain(|_, e| *e > now);
+            replays.sweep_at = (replays.seen.len() * 2).max(FIRST_SWEEP);
         }
-        match seen.get(&(iss.to_string(), jti.to_string())) {
+        let key = (iss.to_string(), jti.to_string());
+        match replays.seen.get(&key) {
             Some(e) if *e > now => false,
             _ => {
-                seen.insert((iss.to_string(), jti.to_string()), exp.max(now + MAX_LIFETIME_SECS));
+                replays.seen.insert(key, exp.max(now.saturating_add(MAX_LIFETIME_SECS)));
                 true
             }
         }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().map(|r| r.seen.len()).unwrap_or(0)
     }
 }
 
@@ -332,4 +357,26 @@ fn verify(jws: &str, key: &DecodingKey, alg: Algorithm) -> bool {
     validation.validate_aud = false;
     validation.validate_nbf = false;
     jsonwebtoken::decode::<Value>(jws, key, &validation).is_ok()
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::{FIRST_SWEEP, ReplayCache};
+
+    #[test]
+    fn a_jti_is_refused_while_live_and_expired_ones_are_swept_in_amortised_time() {
+        let cache = ReplayCache::default();
+        assert!(cache.first_use("c", "j", 1_000, 0));
+        assert!(!cache.first_use("c", "j", 1_000, 10), "a replay while live");
+        // Many uses, each live for 300 s, over a long run: the store holds the live window
+        // (about 300 uses per second of this run's clock), not everything ever seen.
+        for i in 0..(FIRST_SWEEP as i64 * 3) {
+            let now = 1_000 + i / 100;
+            assert!(cache.first_use("c", &format!("j{i}"), now, now));
+        }
+        assert!(cache.len() <= FIRST_SWEEP * 2 + 1, "{}", cache.len());
+        let now = 1_000 + (FIRST_SWEEP as i64 * 3) / 100;
+        assert!(!cache.first_use("c", &format!("j{}", FIRST_SWEEP * 3 - 1), now, now), "the live ones are kept");
+        assert!(cache.first_use("c", "j", now, now), "an expired jti may come again");
+    }
 }
