@@ -1091,7 +1091,13 @@ async fn ciba_flow(cfg: &Config, http: &Client, ciba: &Ciba) -> ExitCode {
         sleep(wait).await;
         let answer = if cfg.on(Misbehaviour::TwoPollsAtOnce) {
             let (first, second) = tokio::join!(poll(cfg, http, &auth_req_id), poll(cfg, http, &auth_req_id));
-            if matches!(second, Answer::Success { .. }) { second } else { first }
+            // Whichever of the pair the server answered as final counts (which one reaches it
+            // first is up to the network): the misbehaviour is the pair, not what follows it.
+            let decisive = |a: &Answer| {
+                matches!(a, Answer::Success { .. })
+                    || matches!(a, Answer::Refused { error, .. } if FINAL_POLL_ERRORS.contains(&error.as_str()))
+            };
+            if decisive(&second) && !decisive(&first) { second } else { first }
         } else {
             poll(cfg, http, &auth_req_id).await
         };

@@ -217,6 +217,7 @@ fn scripted_answer(injection: &Injection) -> Reply {
         Injected::AuthorizationPending => error(400, "authorization_pending"),
         Injected::AccessDenied => error(400, "access_denied"),
         Injected::ExpiredToken => error(400, "expired_token"),
+        Injected::InvalidGrant => error(400, "invalid_grant"),
         Injected::Unavailable => error(503, "temporarily_unavailable").insert_header("retry-after", &retry_after),
         Injected::TooManyRequests => error(429, "too_many_requests").insert_header("retry-after", &retry_after),
         Injected::ServerError => error(500, "server_error"),

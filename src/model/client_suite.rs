@@ -79,6 +79,8 @@ pub enum Injected {
     AccessDenied,
     /// 400 `expired_token` (a poll).
     ExpiredToken,
+    /// 400 `invalid_grant` (a poll: the auth_req_id is no longer valid, CIBA §11).
+    InvalidGrant,
     /// 503 with `Retry-After`.
     Unavailable,
     /// 429 with `Retry-After`.
@@ -95,6 +97,7 @@ impl Injected {
         "authorization_pending",
         "access_denied",
         "expired_token",
+        "invalid_grant",
         "unavailable",
         "too_many_requests",
         "server_error",
@@ -107,6 +110,7 @@ impl Injected {
             "authorization_pending" => Injected::AuthorizationPending,
             "access_denied" => Injected::AccessDenied,
             "expired_token" => Injected::ExpiredToken,
+            "invalid_grant" => Injected::InvalidGrant,
             "unavailable" => Injected::Unavailable,
             "too_many_requests" => Injected::TooManyRequests,
             "server_error" => Injected::ServerError,
@@ -118,9 +122,11 @@ impl Injected {
     /// The endpoints where this answer makes sense.
     pub fn fits(self, at: Endpoint) -> bool {
         match self {
-            Injected::SlowDown | Injected::AuthorizationPending | Injected::AccessDenied | Injected::ExpiredToken => {
-                at == Endpoint::Poll
-            }
+            Injected::SlowDown
+            | Injected::AuthorizationPending
+            | Injected::AccessDenied
+            | Injected::ExpiredToken
+            | Injected::InvalidGrant => at == Endpoint::Poll,
             Injected::InvalidToken => at == Endpoint::Resource,
             Injected::Unavailable | Injected::TooManyRequests | Injected::ServerError => at != Endpoint::Other,
         }
