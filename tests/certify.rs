@@ -273,12 +273,14 @@ fn a_bad_client_suite_is_located_and_exits_2() {
 
 #[test]
 fn listen_mode_prints_the_configuration_and_judges_a_client_started_elsewhere() {
-    let mut harness = common::bin()
-        .args(["certify", SMART, "--listen", "--for", "4s"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut harness = common::Reaped::new(
+        common::bin()
+            .args(["certify", SMART, "--listen", "--for", "4s"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Read the printed configuration, then start the client with it.
     use std::io::BufRead;
     let mut err = std::io::BufReader::new(harness.stderr.take().unwrap());
@@ -294,10 +296,9 @@ fn listen_mode_prints_the_configuration_and_judges_a_client_started_elsewhere() 
         line.clear();
     }
     assert!(env.iter().any(|(k, _)| k == "OAUTH_HARNESS_TOKEN_ENDPOINT"), "{env:?}");
-    let mut client = std::process::Command::new(reference_client()).envs(env).spawn().unwrap();
-    let o = harness.wait_with_output().unwrap();
-    let _ = client.kill();
-    let _ = client.wait();
+    let client = common::Reaped::new(std::process::Command::new(reference_client()).envs(env).spawn().unwrap());
+    let o = harness.output();
+    drop(client);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
@@ -332,7 +333,7 @@ fn authlib_gets_the_verdicts_the_readme_records() {
 #[test]
 fn ctrl_c_ends_every_client_and_exits_3() {
     let marker = "86397.75";
-    let mut harness = common::bin().args(["certify", IS, "--", "sleep", marker]).spawn().unwrap();
+    let mut harness = common::Reaped::new(common::bin().args(["certify", IS, "--", "sleep", marker]).spawn().unwrap());
     let running = || {
         let o = std::process::Command::new("pgrep").args(["-f", &format!("^sleep {marker}")]).output().unwrap();
         String::from_utf8_lossy(&o.stdout).lines().count()

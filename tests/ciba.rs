@@ -74,18 +74,8 @@ async fn the_poller_keeps_the_interval_adds_five_after_slow_down_and_never_overl
     assert!(gaps.iter().all(|g| *g > 0.5), "never two polls at once: {gaps:?}");
 }
 
-/// The standalone mock's process, ended when dropped: also when a test panics.
-struct Standalone(std::process::Child);
-
-impl Drop for Standalone {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
-        let _ = self.0.wait();
-    }
-}
-
 /// `mock psc` as a process with `args`, and its port.
-fn standalone_psc(args: &[&str]) -> (Standalone, u16) {
+fn standalone_psc(args: &[&str]) -> (common::Reaped, u16) {
     use std::io::{BufRead, BufReader};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = common::bin()
@@ -95,8 +85,8 @@ fn standalone_psc(args: &[&str]) -> (Standalone, u16) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = Standalone(child);
-    let lines: Vec<String> = BufReader::new(child.0.stdout.take().unwrap())
+    let mut child = common::Reaped::new(child);
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .take(12)
         .map_while(Result::ok)
@@ -106,7 +96,7 @@ fn standalone_psc(args: &[&str]) -> (Standalone, u16) {
     (child, port)
 }
 
-fn stop(child: Standalone) {
+fn stop(child: common::Reaped) {
     drop(child);
 }
 

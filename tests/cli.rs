@@ -149,11 +149,13 @@ fn help_snapshots() {
 fn standalone_mock_serves_the_shipped_suites_and_stops_on_ctrl_c() {
     use std::io::{BufRead, BufReader};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = common::bin()
-        .args(["mock", "identity-server", "--port", &port.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::Reaped::new(
+        common::bin()
+            .args(["mock", "identity-server", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let banner: Vec<String> =
         lines.by_ref().take(12).map_while(Result::ok).take_while(|l| !l.starts_with("Ctrl-C")).collect();

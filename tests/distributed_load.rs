@@ -9,26 +9,22 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 
+use common::Reaped;
+
 use common::{bin, code, stderr, stdout};
 use serde_json::Value;
 
-/// `mock identity-server` as a process; killed on drop.
+/// `mock identity-server` as a process; ended on drop.
 struct Mock {
-    child: Child,
+    _child: Reaped,
     port: u16,
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn mock() -> Mock {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child =
-        bin().args(["mock", "identity-server", "--port", &port.to_string()]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Reaped::new(
+        bin().args(["mock", "identity-server", "--port", &port.to_string()]).stdout(Stdio::piped()).spawn().unwrap(),
+    );
     // The banner ends with the Ctrl-C line: the mock listens by then.
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in lines.take(20).map_while(Result::ok) {
@@ -36,7 +32,7 @@ fn mock() -> Mock {
             break;
         }
     }
-    Mock { child, port }
+    Mock { _child: child, port }
 }
 
 fn target(dir: &Path, mock: &Mock) -> String {

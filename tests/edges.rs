@@ -83,13 +83,15 @@ fn ctrl_c_during_run_writes_the_partial_reports_marked_interrupted() {
     let json = dir.path().join("r.json");
     let junit = dir.path().join("r.xml");
     // The CIBA and expiry suites wait for seconds: Ctrl-C comes while cases are in flight.
-    let mut child = bin()
-        .args(["run", "scenarios/psc-ciba", "scenarios/expiry", "scenarios/identity-server", "-q"])
-        .args(["--report-json", json.to_str().unwrap(), "--report-junit", junit.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::Reaped::new(
+        bin()
+            .args(["run", "scenarios/psc-ciba", "scenarios/expiry", "scenarios/identity-server", "-q"])
+            .args(["--report-json", json.to_str().unwrap(), "--report-junit", junit.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_secs(3));
     let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let started = Instant::now();
@@ -97,10 +99,7 @@ fn ctrl_c_during_run_writes_the_partial_reports_marked_interrupted() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if started.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            panic!("run did not stop after Ctrl-C");
-        }
+        assert!(started.elapsed() < Duration::from_secs(20), "run did not stop after Ctrl-C");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(3), "an interrupted run is incomplete");
@@ -184,8 +183,9 @@ fn evidence_goes_to_an_empty_folder_verifies_and_keeps_the_target_loadable() {
     // The standalone mock's target, with a literal secret, copied into the bundle.
     let target = repo_path("fixtures/targets/local-mock.yaml");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut mock =
-        bin().args(["mock", "identity-server", "--port", &port.to_string()]).stdout(Stdio::null()).spawn().unwrap();
+    let mock = common::Reaped::new(
+        bin().args(["mock", "identity-server", "--port", &port.to_string()]).stdout(Stdio::null()).spawn().unwrap(),
+    );
     let text = std::fs::read_to_string(&target).unwrap().replace("8080", &port.to_string());
     let target = write(&repo_path("fixtures/targets"), &format!(".edges-{port}.yaml"), &text);
     let started = Instant::now();
@@ -203,8 +203,7 @@ fn evidence_goes_to_an_empty_folder_verifies_and_keeps_the_target_loadable() {
     ];
     let refused = run_bin(&args);
     let forced = run_bin(&[&args[..], &["--evidence-force"]].concat());
-    let _ = mock.kill();
-    let _ = mock.wait();
+    drop(mock);
     assert_eq!(code(&refused), 2, "a non-empty evidence folder is refused: {}", stderr(&refused));
     assert!(stderr(&refused).contains("not empty"), "{}", stderr(&refused));
     assert_eq!(code(&forced), 0, "{}{}", stdout(&forced), stderr(&forced));

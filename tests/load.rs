@@ -222,12 +222,14 @@ fn target_rate_mode_holds_the_rate() {
 fn ctrl_c_stops_the_run_and_writes_the_partial_report() {
     let dir = tempfile::tempdir().unwrap();
     let j = dir.path().join("c.json");
-    let mut child = bin()
-        .args(["load", "scenarios/load/token-secret.yaml", "--duration", "60s", "--users", "2", "-q"])
-        .args(["--report-json", j.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::Reaped::new(
+        bin()
+            .args(["load", "scenarios/load/token-secret.yaml", "--duration", "60s", "--users", "2", "-q"])
+            .args(["--report-json", j.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_secs(3));
     let started = Instant::now();
     let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();

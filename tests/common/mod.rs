@@ -4,7 +4,8 @@
 pub mod defect_tables;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 use oauth_harness::mock::IdentityServerMock;
 use oauth_harness::mock::identity_server::{Config, MockClients};
@@ -13,6 +14,51 @@ pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-harness"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
     cmd
+}
+
+/// A child process that is ended when this is dropped — also when the test panics first — so no
+/// test leaves a mock or a harness running: SIGINT first (what a user's Ctrl-C sends; the
+/// processes under test end cleanly on it), SIGKILL if it has not ended 5 s later.
+pub struct Reaped(Option<Child>);
+
+impl Reaped {
+    pub fn new(child: Child) -> Self {
+        Self(Some(child))
+    }
+
+    /// Waits for the process to end by itself and collects what it printed.
+    pub fn output(mut self) -> Output {
+        self.0.take().expect("not yet collected").wait_with_output().expect("the child is waited for")
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("not yet collected")
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not yet collected")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let Some(child) = self.0.as_mut() else { return };
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let started = Instant::now();
+        while matches!(child.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 pub fn run_bin(args: &[&str]) -> Output {
