@@ -2,6 +2,7 @@
 //! it catches broken servers. Each is a request handler served by `support::http_server`.
 
 pub mod defects;
+mod expiring;
 pub mod identity_server;
 pub mod psc;
 mod signing;

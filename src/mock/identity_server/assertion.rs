@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::Defect;
 use crate::mock::defects::DefectSet;
+use crate::mock::expiring::{self, ExpiringSet, Insert};
 use crate::model::AuthMethod;
 use crate::model::mock_clients::ClientConfig;
 use crate::protocol::auth::assertion::ASSERTION_TYPE;
@@ -31,49 +32,37 @@ const MAX_LIFETIME_SECS: i64 = 300;
 /// Why an assertion was refused: the error_description the mock sends.
 pub type Refusal = &'static str;
 
-/// `jti`s seen, per issuer, until their `exp` (SMART @336).
-pub struct ReplayCache(Mutex<Replays>);
+/// `jti`s seen, per issuer, until their `exp` (SMART @336), in a bounded set.
+pub struct ReplayCache(Mutex<ExpiringSet>);
 
-/// Used `(iss, jti)` pairs and until when each matters.
-struct Replays {
-    seen: HashMap<(String, String), i64>,
-    /// Expired entries are swept when `seen` grows past this, which then doubles the size that
-    /// survived the sweep: amortised O(1) per use however many are live (a sweep on every use
-    /// past a fixed size made a long load run quadratic). Memory stays what the live window
-    /// holds: the request rate times an assertion's lifetime.
-    sweep_at: usize,
+/// Why a jti was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotFirst {
+    /// It was used before and has not expired.
+    Replay,
+    /// The cache holds as many live jtis as it may: a mock that forgot one would accept its
+    /// replay, so it takes no new one until some expire.
+    Full,
 }
 
-/// The first sweep happens at this many entries.
-const FIRST_SWEEP: usize = 100_000;
-
-impl Default for ReplayCache {
-    fn default() -> Self {
-        Self(Mutex::new(Replays { seen: HashMap::new(), sweep_at: FIRST_SWEEP }))
-    }
-}
+/// What a client is told when the replay cache is full: the mock answers 503.
+pub const REPLAY_CACHE_FULL: Refusal = "the mock's replay cache is full of live jtis: retry later";
 
 impl ReplayCache {
-    /// Records `jti`; false if it was already used and has not expired.
-    pub(super) fn first_use(&self, iss: &str, jti: &str, exp: i64, now: i64) -> bool {
-        let mut replays = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if replays.seen.len() > replays.sweep_at {
-            replays.seen.retain(|_, e| *e > now);
-            replays.sweep_at = (replays.seen.len() * 2).max(FIRST_SWEEP);
-        }
-        let key = (iss.to_string(), jti.to_string());
-        match replays.seen.get(&key) {
-            Some(e) if *e > now => false,
-            _ => {
-                replays.seen.insert(key, exp.max(now.saturating_add(MAX_LIFETIME_SECS)));
-                true
-            }
+    /// Records `jti` for `iss` until `exp` (at least an assertion's longest lifetime).
+    pub(super) fn first_use(&self, iss: &str, jti: &str, exp: i64, now: i64) -> Result<(), NotFirst> {
+        let until = exp.max(now.saturating_add(MAX_LIFETIME_SECS));
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match set.insert(expiring::key(&[iss, jti]), until, (), now) {
+            Insert::Added => Ok(()),
+            Insert::Present => Err(NotFirst::Replay),
+            Insert::Full => Err(NotFirst::Full),
         }
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.0.lock().map(|r| r.seen.len()).unwrap_or(0)
+    /// A cache that holds at most `limit` live jtis.
+    pub fn new(limit: usize) -> Self {
+        Self(Mutex::new(ExpiringSet::new(limit)))
     }
 }
 
@@ -324,13 +313,12 @@ impl Verifier<'_> {
         match claims.get("jti").and_then(Value::as_str) {
             None if self.on(Defect::AcceptMissingJti) => Ok(()),
             None => Err("jti is missing"),
-            Some(jti) => {
-                if self.replay.first_use(iss, jti, exp, now) || self.on(Defect::AcceptReplayedJti) {
-                    Ok(())
-                } else {
-                    Err("this jti was already used")
-                }
-            }
+            Some(jti) => match self.replay.first_use(iss, jti, exp, now) {
+                Ok(()) => Ok(()),
+                Err(NotFirst::Replay) if self.on(Defect::AcceptReplayedJti) => Ok(()),
+                Err(NotFirst::Replay) => Err("this jti was already used"),
+                Err(NotFirst::Full) => Err(REPLAY_CACHE_FULL),
+            },
         }
     }
 
@@ -357,26 +345,4 @@ fn verify(jws: &str, key: &DecodingKey, alg: Algorithm) -> bool {
     validation.validate_aud = false;
     validation.validate_nbf = false;
     jsonwebtoken::decode::<Value>(jws, key, &validation).is_ok()
-}
-
-#[cfg(test)]
-mod replay_tests {
-    use super::{FIRST_SWEEP, ReplayCache};
-
-    #[test]
-    fn a_jti_is_refused_while_live_and_expired_ones_are_swept_in_amortised_time() {
-        let cache = ReplayCache::default();
-        assert!(cache.first_use("c", "j", 1_000, 0));
-        assert!(!cache.first_use("c", "j", 1_000, 10), "a replay while live");
-        // Many uses, each live for 300 s, over a long run: the store holds the live window
-        // (about 300 uses per second of this run's clock), not everything ever seen.
-        for i in 0..(FIRST_SWEEP as i64 * 3) {
-            let now = 1_000 + i / 100;
-            assert!(cache.first_use("c", &format!("j{i}"), now, now));
-        }
-        assert!(cache.len() <= FIRST_SWEEP * 2 + 1, "{}", cache.len());
-        let now = 1_000 + (FIRST_SWEEP as i64 * 3) / 100;
-        assert!(!cache.first_use("c", &format!("j{}", FIRST_SWEEP * 3 - 1), now, now), "the live ones are kept");
-        assert!(cache.first_use("c", "j", now, now), "an expired jti may come again");
-    }
 }

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::Defect;
-use super::assertion::ReplayCache;
+use super::assertion::{NotFirst, REPLAY_CACHE_FULL, ReplayCache};
 use crate::mock::defects::DefectSet;
 
 /// Signing algorithms the mock verifies (its metadata's `dpop_signing_alg_values_supported`).
@@ -77,8 +77,11 @@ pub fn verify(
     }
     let jti = text(&claims, "jti").ok_or("no jti")?;
     // §11.1: one use per proof, for as long as its iat keeps it acceptable.
-    if !replay.first_use("dpop", &jti, now + IAT_WINDOW_SECS, now) && !defects.on(Defect::DpopReplayAccepted) {
-        return Err("this proof was already used");
+    match replay.first_use("dpop", &jti, now + IAT_WINDOW_SECS, now) {
+        Ok(()) => {}
+        Err(NotFirst::Replay) if defects.on(Defect::DpopReplayAccepted) => {}
+        Err(NotFirst::Replay) => return Err("this proof was already used"),
+        Err(NotFirst::Full) => return Err(REPLAY_CACHE_FULL),
     }
     Ok(Proof { jkt: crate::support::keys::thumbprint(jwk), ath: text(&claims, "ath"), nonce: text(&claims, "nonce") })
 }

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use super::assertion::{JwksCache, ReplayCache, SIGNING_ALGS, Verifier};
+use super::assertion::{JwksCache, REPLAY_CACHE_FULL, ReplayCache, SIGNING_ALGS, Verifier};
 use super::state::{IssuedToken, IssuedTokens};
 use super::{Defect, FHIR_RESOURCE_PATH, MockClients, RESOURCE_PATH, RESOURCE_SCOPE};
 use crate::mock::defects::DefectSet;
@@ -74,6 +74,12 @@ struct OAuthError {
 impl OAuthError {
     fn new(code: &'static str, description: &'static str) -> Self {
         Self { status: 400, code, description, basic_challenge: false, dpop_nonce: false }
+    }
+
+    /// The replay cache is full of live jtis: 503 with `Retry-After`, as a server that cannot
+    /// take a request now answers (RFC 9110 §15.6.4) — not a refusal of the client.
+    fn replay_cache_full() -> Self {
+        Self { status: 503, ..Self::new("temporarily_unavailable", REPLAY_CACHE_FULL) }
     }
 }
 
@@ -264,6 +270,7 @@ impl App {
                         return Err(OAuthError::new("invalid_dpop_proof", "the nonce is not valid"));
                     }
                     Ok(p) => Some(p.jkt),
+                    Err(REPLAY_CACHE_FULL) => return Err(OAuthError::replay_cache_full()),
                     Err(why) => return Err(OAuthError::new("invalid_dpop_proof", why)),
                 }
             }
@@ -378,6 +385,7 @@ impl App {
                 via_header: false,
                 by_assertion: true,
             }),
+            Err(REPLAY_CACHE_FULL) => Err(OAuthError::replay_cache_full()),
             Err(description) => Err(OAuthError {
                 status: 401,
                 code: "invalid_client",
@@ -418,6 +426,9 @@ impl App {
 
     fn error_response(&self, e: OAuthError) -> ResponseTemplate {
         let mut response = ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store");
+        if e.status == 503 {
+            response = response.insert_header("Retry-After", "1");
+        }
         if e.basic_challenge && !self.defects.on(Defect::BasicNoWwwAuthenticate) {
             response = response.insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#);
         }
@@ -529,8 +540,9 @@ impl App {
         };
         let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
         if let Some(issued) = self.issued(token).filter(|t| t.client_id == caller.client_id) {
-            if !self.defects.on(Defect::RevocationIgnored) {
-                self.tokens.revoke(&issued, unix_now());
+            if !self.defects.on(Defect::RevocationIgnored) && !self.tokens.revoke(&issued, unix_now()) {
+                // RFC 7009 §2.2.1: the client must assume the token still exists, and may retry.
+                return ResponseTemplate::new(503).insert_header("Retry-After", "1");
             }
         }
         ResponseTemplate::new(200)

@@ -125,6 +125,10 @@ pub struct Config {
     /// Token answers are held this long: a slower release, to try `load --baseline` on. Not a
     /// defect — it breaks no rule, so no conformance check could catch it.
     pub token_delay: Option<std::time::Duration>,
+    /// Live entries each of the mock's stores (used jtis, revoked tokens) holds at most. Past it
+    /// the mock answers 503 rather than forget a live one, which would let a replay or a revoked
+    /// token through.
+    pub store_limit: usize,
 }
 
 impl Default for Config {
@@ -134,6 +138,7 @@ impl Default for Config {
             token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
             defects: DefectSet::default(),
             token_delay: None,
+            store_limit: crate::mock::expiring::DEFAULT_LIMIT,
         }
     }
 }
@@ -175,8 +180,8 @@ impl IdentityServerMock {
                 key.clone()
             },
             key,
-            tokens: Arc::new(state::IssuedTokens::default()),
-            replay: Arc::new(assertion::ReplayCache::default()),
+            tokens: Arc::new(state::IssuedTokens::new(config.store_limit)),
+            replay: Arc::new(assertion::ReplayCache::new(config.store_limit)),
             jwks_cache: Arc::new(assertion::JwksCache::default()),
             dpop_nonce: crate::protocol::auth::random_secret(),
             token_requests: Arc::default(),

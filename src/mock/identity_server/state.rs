@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::mock::expiring::{self, ExpiringSet, Insert};
 use crate::mock::signing::SigningKey;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,13 +31,9 @@ pub struct IssuedToken {
 
 /// Verifications kept at most; the cache is emptied when it is full.
 const CACHE_SIZE: usize = 4096;
-/// Revocations kept at most before expired ones are dropped (and then each time it doubles).
-const REVOKED_PURGE_ABOVE: usize = 10_000;
-
-#[derive(Default)]
 pub struct IssuedTokens {
-    /// jti → the token's expiry: revoked, and still to be refused until then.
-    revoked: Mutex<Revoked>,
+    /// The jtis of revoked tokens, each until the token expires: still to be refused until then.
+    revoked: Mutex<ExpiringSet>,
     /// SHA-256 of a token → what verifying it found.
     verified: Mutex<HashMap<[u8; 32], IssuedToken>>,
     /// Under the `evict-live-tokens` defect only: the jtis of the last tokens issued, as a server
@@ -53,10 +50,21 @@ struct BoundedStore {
     held: HashSet<String>,
 }
 
-#[derive(Default)]
-struct Revoked {
-    by_jti: HashMap<String, i64>,
-    purge_at: usize,
+impl Default for IssuedTokens {
+    fn default() -> Self {
+        Self::new(expiring::DEFAULT_LIMIT)
+    }
+}
+
+impl IssuedTokens {
+    /// A store that holds at most `limit` live revocations.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            revoked: Mutex::new(ExpiringSet::new(limit)),
+            verified: Mutex::default(),
+            bounded_store: Mutex::default(),
+        }
+    }
 }
 
 impl IssuedTokens {
@@ -95,7 +103,7 @@ impl IssuedTokens {
                 t
             }
         };
-        issued.revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner()).by_jti.contains_key(&issued.jti);
+        issued.revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner()).holds(&expiring::key(&[&issued.jti]));
         Some(issued)
     }
 
@@ -117,18 +125,16 @@ impl IssuedTokens {
     }
 
     /// Marks a token revoked until it expires (RFC 7009 §2.2: unknown tokens are ignored).
-    pub fn revoke(&self, token: &IssuedToken, now: i64) {
+    /// False when the store is full of live revocations: nothing was revoked, and the caller
+    /// must say so (RFC 7009 §2.2.1: 503, the client retries) rather than pretend.
+    pub fn revoke(&self, token: &IssuedToken, now: i64) -> bool {
         let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        if revoked.by_jti.len() >= revoked.purge_at.max(REVOKED_PURGE_ABOVE) {
-            revoked.by_jti.retain(|_, exp| *exp > now);
-            revoked.purge_at = revoked.by_jti.len() * 2;
-        }
-        revoked.by_jti.insert(token.jti.clone(), token.exp);
+        revoked.insert(expiring::key(&[&token.jti]), token.exp, (), now) != Insert::Full
     }
 
     #[cfg(test)]
     fn revoked_len(&self) -> usize {
-        self.revoked.lock().unwrap_or_else(|e| e.into_inner()).by_jti.len()
+        self.revoked.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -155,25 +161,31 @@ mod tests {
         assert!(tokens.get(&token(&key, "j1", 100), &key, |_| 60).unwrap().revoked);
     }
 
+    fn issued(jti: &str, exp: i64) -> IssuedToken {
+        IssuedToken {
+            client_id: "c".into(),
+            scope: String::new(),
+            iat: 0,
+            exp,
+            jti: jti.into(),
+            revoked: false,
+            jkt: None,
+            aud: Vec::new(),
+        }
+    }
+
     #[test]
-    fn expired_revocations_are_dropped() {
+    fn expired_revocations_make_room_and_live_ones_are_never_forgotten() {
         let key = SigningKey::generate();
-        let tokens = IssuedTokens::default();
-        for i in 0..REVOKED_PURGE_ABOVE {
-            let t = IssuedToken {
-                client_id: "c".into(),
-                scope: String::new(),
-                iat: 0,
-                exp: 50,
-                jti: format!("j{i}"),
-                revoked: false,
-                jkt: None,
-                aud: Vec::new(),
-            };
-            tokens.revoke(&t, 10);
+        let tokens = IssuedTokens::new(10);
+        for i in 0..10 {
+            assert!(tokens.revoke(&issued(&format!("j{i}"), 50), 10));
         }
         let live = tokens.get(&token(&key, "live", 100), &key, |_| 60).unwrap();
-        tokens.revoke(&live, 100);
+        assert!(!tokens.revoke(&live, 20), "full of live revocations: refused, none forgotten");
+        assert!(!tokens.get(&token(&key, "live", 100), &key, |_| 60).unwrap().revoked);
+        assert!(tokens.revoke(&live, 100), "once the others expired");
         assert_eq!(tokens.revoked_len(), 1, "only the live token's revocation is kept");
+        assert!(tokens.get(&token(&key, "live", 100), &key, |_| 60).unwrap().revoked);
     }
 }

@@ -1,6 +1,5 @@
 //! Request handling of the PSC mock (behind its TLS front).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 use super::{CLIENT_SCOPES, Config, Defect, MTLS_PREFIX, PscAuth, PscClient, REALM, UserBehaviour};
+use crate::mock::expiring::{self, ExpiringMap, Insert};
 use crate::mock::signing::SigningKey;
 use crate::support::clock::unix_now;
 use crate::support::http_server::{SELF_SIGNED_HEADER, SUBJECT_HEADER, THUMBPRINT_HEADER};
@@ -46,9 +46,14 @@ pub struct App {
     config: Config,
     clients: Vec<PscClient>,
     key: Arc<SigningKey>,
-    requests: Mutex<HashMap<String, Pending>>,
+    /// By auth_req_id, each until [`REMEMBERED_AFTER_EXPIRY_SECS`] past its expiry.
+    requests: Mutex<ExpiringMap<Pending>>,
     counter: Mutex<u64>,
 }
+
+/// How long an expired request is still known: a poll after `expires_in` is told
+/// `expired_token` (CIBA §11), not that the id is unknown.
+const REMEMBERED_AFTER_EXPIRY_SECS: i64 = 600;
 
 struct Refusal(u16, &'static str, &'static str);
 
@@ -71,7 +76,8 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
 
 impl App {
     pub fn new(issuer: String, config: Config, clients: Vec<PscClient>, key: Arc<SigningKey>) -> Self {
-        Self { issuer, config, clients, key, requests: Mutex::new(HashMap::new()), counter: Mutex::new(0) }
+        let requests = Mutex::new(ExpiringMap::new(config.store_limit));
+        Self { issuer, config, clients, key, requests, counter: Mutex::new(0) }
     }
 
     fn on(&self, d: Defect) -> bool {
@@ -277,11 +283,13 @@ impl App {
         {
             let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             if self.config.one_pending_per_user {
-                requests.retain(|_, p| {
-                    p.exchanged || p.client_id != pending.client_id || p.login_hint != pending.login_hint
-                });
+                requests
+                    .retain(|p| p.exchanged || p.client_id != pending.client_id || p.login_hint != pending.login_hint);
             }
-            requests.insert(id.clone(), pending);
+            let until = unix_now().saturating_add(expires_in as i64).saturating_add(REMEMBERED_AFTER_EXPIRY_SECS);
+            if requests.insert(expiring::key(&[&id]), until, pending, unix_now()) == Insert::Full {
+                return Err(Refusal(503, "temporarily_unavailable", "the mock holds as many live requests as it may"));
+            }
         }
         let mut body = json!({ "auth_req_id": id, "expires_in": expires_in, "interval": self.config.interval_secs });
         if self.on(Defect::IntervalMissing) {
@@ -306,7 +314,9 @@ impl App {
         }
         let id = param("auth_req_id").unwrap_or("");
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(p) = requests.get_mut(id) else { return Err(Refusal(400, "invalid_grant", "unknown auth_req_id")) };
+        let Some(p) = requests.get_mut(&expiring::key(&[id]), unix_now()) else {
+            return Err(Refusal(400, "invalid_grant", "unknown auth_req_id"));
+        };
         // The defect seen on a real server: only certificate clients were compared.
         let compared = !self.on(Defect::CrossClientOtherMethod) || who.method.uses_certificate();
         if p.client_id != client_id && compared && !self.on(Defect::CrossClient) {
@@ -316,7 +326,9 @@ impl App {
             return Err(Refusal(400, "invalid_grant", "auth_req_id was already exchanged"));
         }
         let now = Instant::now();
-        if now > p.expires && !self.on(Defect::NoExpiry) {
+        let expires =
+            if self.on(Defect::ExpiredTooEarly) { p.created + (p.expires - p.created) / 3 } else { p.expires };
+        if now > expires && !self.on(Defect::NoExpiry) {
             return Err(Refusal(400, "expired_token", "the authentication request has expired"));
         }
         let answered = p.answer_at.is_some_and(|at| now >= at);
@@ -471,7 +483,7 @@ impl App {
     /// A test-only hook: the professional approves (or denies) a pending request.
     fn test_answer(&self, id: &str, approve: bool) -> ResponseTemplate {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        match requests.get_mut(id) {
+        match requests.get_mut(&expiring::key(&[id]), unix_now()) {
             Some(p) => {
                 p.answer = if approve { Answer::Approved } else { Answer::Denied };
                 p.answer_at = Some(Instant::now());
@@ -483,9 +495,11 @@ impl App {
 }
 
 fn refusal(r: Refusal) -> ResponseTemplate {
-    ResponseTemplate::new(r.0)
-        .insert_header("Cache-Control", "no-store")
-        .set_body_json(json!({ "error": r.1, "error_description": r.2 }))
+    let mut response = ResponseTemplate::new(r.0).insert_header("Cache-Control", "no-store");
+    if r.0 == 503 {
+        response = response.insert_header("Retry-After", "1");
+    }
+    response.set_body_json(json!({ "error": r.1, "error_description": r.2 }))
 }
 
 /// The request as an endpoint that never asked for a client certificate sees it.

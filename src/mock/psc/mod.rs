@@ -26,6 +26,7 @@ defects! {
         ReuseAuthReqId => ("reuse-auth-req-id", "CIBA §11: an auth_req_id already exchanged gets tokens again"),
         CrossClient => ("cross-client", "CIBA §11: another client's auth_req_id is answered as if it were its own"),
         NoExpiry => ("no-expiry", "CIBA §11: a request past expires_in stays pending instead of expired_token"),
+        ExpiredTooEarly => ("expired-too-early", "CIBA §11: expired_token comes at a third of expires_in, while the request should still be pending"),
         AccessDeniedAsPending => ("access-denied-as-pending", "CIBA §11: a refusal by the user is reported as authorization_pending"),
         IdTokenWrongAud => ("id-token-wrong-aud", "OIDC Core §2: the id_token's aud is not the client_id"),
         CnfMissing => ("cnf-missing", "RFC 8705 §3.1: access tokens are not bound to the client certificate (no cnf.x5t#S256)"),
@@ -135,6 +136,10 @@ pub struct Config {
     /// deployment with a separate mTLS host does: the conventional endpoints never see a client
     /// certificate. Legitimate, not a defect: a client doing mTLS must follow the aliases.
     pub mtls_endpoint_aliases: bool,
+    /// Authentication requests held at most, each until ten minutes past its expiry (so a late
+    /// poll still gets `expired_token`). Past it the backchannel endpoint answers 503 rather
+    /// than forget a live request.
+    pub store_limit: usize,
 }
 
 /// Where the aliases live, under the realm: `{issuer}/mtls/protocol/openid-connect/token`, …
@@ -164,6 +169,7 @@ impl Default for Config {
             one_pending_per_user: false,
             tls13_only: false,
             mtls_endpoint_aliases: false,
+            store_limit: crate::mock::expiring::DEFAULT_LIMIT,
         }
     }
 }
