@@ -182,7 +182,7 @@ pub const CHECKS: &[CheckDef] = &[
         rule: "CIBA §11",
         url: CIBA,
         summary: "a request the user never answered ends with expired_token after expires_in",
-        evaluate: |x| final_error(x, &["expired_token"]),
+        evaluate: expired_after_expires_in,
     },
     CheckDef {
         id: "ciba.11.access-denied",
@@ -364,12 +364,38 @@ fn first_poll_pending(x: &Exchange) -> Verdict {
     )
 }
 
+/// A slow_down counts only as the answer to a poll that came faster than the interval: one sent
+/// to a client keeping the interval says nothing of whether the server notices fast polling.
 fn saw_slow_down(x: &Exchange) -> Verdict {
     let polls = match polls(x) {
         Ok(p) => p,
         Err(v) => return v,
     };
-    Verdict::from_bool(polls.iter().any(|p| p.error.as_deref() == Some("slow_down")), "slow_down", || describe(polls))
+    let fast: Vec<&PollRecord> = polls.iter().filter(|p| p.waited_ms < p.interval_ms).collect();
+    if fast.is_empty() {
+        return Verdict::na("no poll came faster than the interval: nothing asked for slow_down");
+    }
+    Verdict::from_bool(
+        fast.iter().any(|p| p.error.as_deref() == Some("slow_down")),
+        "slow_down to a poll sent faster than the interval",
+        || describe(polls),
+    )
+}
+
+/// How much earlier than `expires_in` (counted from the backchannel answer) a server may say
+/// `expired_token`: it counts from before its answer left, and may count in whole seconds.
+const EXPIRY_EARLY_TOLERANCE_MS: u64 = 1500;
+
+/// The final answer is expired_token, and it came once the request's `expires_in` had passed.
+fn expired_after_expires_in(x: &Exchange) -> Verdict {
+    let verdict = final_error(x, &["expired_token"]);
+    let Some(c) = x.context.ciba.as_ref().filter(|_| verdict == Verdict::Pass) else { return verdict };
+    let Some(last) = c.polls.last() else { return verdict };
+    Verdict::from_bool(
+        last.at_ms + EXPIRY_EARLY_TOLERANCE_MS >= c.expires_in_ms,
+        format!("expired_token once expires_in ({} ms) had passed", c.expires_in_ms),
+        || format!("expired_token {} ms after the backchannel answer (polls: {})", last.at_ms, describe(&c.polls)),
+    )
 }
 
 fn final_error(x: &Exchange, codes: &[&str]) -> Verdict {
@@ -471,4 +497,69 @@ fn cnf_thumbprint(x: &Exchange) -> Verdict {
 /// base64url(SHA-256) as `x5t#S256` spells it.
 pub fn thumbprint(sha256: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::exchange::{CibaFacts, RecordedRequest, RecordedResponse, RequestContext};
+    use std::time::Duration;
+
+    /// The final answer `error` after `polls` of (ms since the answer, waited, interval, error).
+    fn polled(error: &str, polls: &[(u64, u64, u64, &str)], expires_in_ms: u64) -> Exchange {
+        let body = format!(r#"{{"error":"{error}"}}"#).into_bytes();
+        let polls = polls
+            .iter()
+            .map(|(at_ms, waited_ms, interval_ms, e)| PollRecord {
+                at_ms: *at_ms,
+                status: 400,
+                error: Some(e.to_string()),
+                waited_ms: *waited_ms,
+                interval_ms: *interval_ms,
+            })
+            .collect();
+        let context = RequestContext {
+            ciba: Some(CibaFacts { polls, expires_in_ms, ..CibaFacts::default() }),
+            ..RequestContext::default()
+        };
+        Exchange {
+            request: RecordedRequest { method: "POST".into(), url: "x".into(), headers: vec![], body: None },
+            response: RecordedResponse::new(400, vec![], body, false, Duration::ZERO),
+            context,
+        }
+    }
+
+    #[test]
+    fn slow_down_counts_only_as_the_answer_to_a_fast_poll() {
+        let fast_then_slowed =
+            polled("expired_token", &[(5, 0, 1000, "slow_down"), (6005, 6000, 6000, "expired_token")], 3000);
+        assert_eq!(saw_slow_down(&fast_then_slowed), Verdict::Pass);
+        let fast_unnoticed = polled(
+            "expired_token",
+            &[(5, 0, 1000, "authorization_pending"), (1005, 1000, 1000, "expired_token")],
+            3000,
+        );
+        assert!(matches!(saw_slow_down(&fast_unnoticed), Verdict::Fail { .. }));
+        // A slow_down to a client that kept the interval says nothing of fast polling.
+        let honoured =
+            polled("expired_token", &[(1000, 1000, 1000, "slow_down"), (7000, 6000, 6000, "expired_token")], 3000);
+        assert!(matches!(saw_slow_down(&honoured), Verdict::NotApplicable(_)));
+    }
+
+    #[test]
+    fn expired_token_counts_once_expires_in_has_passed() {
+        let on_time = polled(
+            "expired_token",
+            &[(1000, 1000, 1000, "authorization_pending"), (3010, 1000, 1000, "expired_token")],
+            3000,
+        );
+        assert_eq!(expired_after_expires_in(&on_time), Verdict::Pass);
+        // A server counting in whole seconds from before its answer left is a little early.
+        let rounded = polled("expired_token", &[(2100, 1000, 1000, "expired_token")], 3000);
+        assert_eq!(expired_after_expires_in(&rounded), Verdict::Pass);
+        let early = polled("expired_token", &[(1005, 1000, 1000, "expired_token")], 3000);
+        assert!(matches!(expired_after_expires_in(&early), Verdict::Fail { .. }));
+        let pending = polled("authorization_pending", &[(9000, 1000, 1000, "authorization_pending")], 3000);
+        assert!(matches!(expired_after_expires_in(&pending), Verdict::Fail { .. }));
+    }
 }

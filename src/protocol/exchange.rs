@@ -249,6 +249,8 @@ pub struct CibaFacts {
     pub polled_by: String,
     /// An earlier poll of the case already got tokens for this auth_req_id.
     pub already_exchanged: bool,
+    /// The request's lifetime, as the backchannel answer's `expires_in` gave it.
+    pub expires_in_ms: u64,
 }
 
 /// One poll, as the checks see the sequence.
@@ -260,6 +262,9 @@ pub struct PollRecord {
     pub error: Option<String>,
     /// The wait before this poll.
     pub waited_ms: u64,
+    /// The interval in force when it was sent: the announced one, plus 5 s per `slow_down`.
+    /// A wait shorter than this is polling too fast (CIBA §11).
+    pub interval_ms: u64,
 }
 
 /// What the harness knows about a token it obtained, to compare with what servers say of it.

@@ -303,15 +303,20 @@ impl Runner {
                     >,
                 >
         };
+        // Poll times count from the backchannel answer, as the server counts the request's life;
+        // the poller counts from its own start.
+        let answer_to_start = request.accepted_at.elapsed().as_millis() as u64;
         let outcome = if spec.once {
             let started = Instant::now();
-            tokio::time::sleep(request.interval.unwrap_or(ciba::DEFAULT_INTERVAL)).await;
+            let interval = request.interval.unwrap_or(ciba::DEFAULT_INTERVAL);
+            tokio::time::sleep(interval).await;
             send().await.map(|x| {
                 let record = PollRecord {
                     at_ms: started.elapsed().as_millis() as u64,
                     status: x.response.status,
                     error: x.response.json_str("error").map(str::to_owned),
-                    waited_ms: 0,
+                    waited_ms: interval.as_millis() as u64,
+                    interval_ms: interval.as_millis() as u64,
                 };
                 ciba::PollOutcome { polls: vec![record], last: Some(x) }
             })
@@ -321,13 +326,16 @@ impl Runner {
             let pace = if spec.too_fast { Pace::TooFast } else { Pace::Honour };
             ciba::poll(&SystemClock::default(), request.interval, remaining, pace, send).await
         };
-        let outcome = match outcome {
+        let mut outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
                 result.error = Some(self.redactor.scrub(&e.to_string()));
                 return result;
             }
         };
+        for p in outcome.polls.iter_mut() {
+            p.at_ms += answer_to_start;
+        }
         let Some(mut exchange) = outcome.last else {
             result.checks.push(*precondition("the request expired locally before any answer".into()));
             return result;
@@ -350,6 +358,7 @@ impl Runner {
             requested_by: request.client.clone(),
             polled_by: poller.clone(),
             already_exchanged: request.exchanged,
+            expires_in_ms: request.expires_in.as_millis() as u64,
         });
         if exchange.response.is_success() {
             if let Some(r) = state.ciba.as_mut() {

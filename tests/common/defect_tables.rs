@@ -167,6 +167,7 @@ pub const EXPECTED_PSC: &[(&str, &[&str])] = &[
     // The poll of the other client comes after the approval: it gets the tokens, so the refusal fails too.
     ("cross-client", &["rfc6749.5.2.refused", "ciba.11.other-client"]),
     ("no-expiry", &["ciba.11.expired-token"]),
+    ("expired-too-early", &["ciba.11.expired-token"]),
     ("access-denied-as-pending", &["ciba.11.access-denied"]),
     ("id-token-wrong-aud", &["ciba.id-token.aud"]),
     // An unbound token: introspection names no binding either; the resource's binding checks are

@@ -103,6 +103,7 @@ where
             status: exchange.response.status,
             error: error.clone(),
             waited_ms: wait.as_millis() as u64,
+            interval_ms: interval.as_millis() as u64,
         });
         match error.as_deref() {
             Some("authorization_pending") => {}
@@ -279,5 +280,7 @@ mod tests {
             poll(&clock, Some(Duration::from_secs(4)), Duration::from_secs(60), Pace::TooFast, send).await.unwrap();
         let waits: Vec<u64> = out.polls.iter().map(|p| p.waited_ms).collect();
         assert_eq!(waits, vec![0, 9000, 9000]);
+        let intervals: Vec<u64> = out.polls.iter().map(|p| p.interval_ms).collect();
+        assert_eq!(intervals, vec![4000, 9000, 9000], "the first poll came faster than its interval");
     }
 }
