@@ -73,6 +73,16 @@ fn the_reference_client_passes_every_client_suite() {
     });
 }
 
+#[test]
+fn a_client_that_serves_its_jwks_late_is_still_read() {
+    // A loaded machine may take seconds to start a client: its JWKS is read again while nothing
+    // listens at the URL yet, not judged unreachable on the first try.
+    let client = reference_client();
+    let (o, report) = certify(SMART, &[], &["sh", "-c", r#"sleep 1.5 && exec "$0""#, client.to_str().unwrap()]);
+    let passed = judged(&report, &["pass"]);
+    assert!(passed.contains("client.jwks.public-only"), "{}{}", stdout(&o), stderr(&o));
+}
+
 /// Which suite catches each misbehaviour, and exactly which checks fail there. Checks beyond the
 /// rule's own are there because the misbehaviour breaks them too (said in the comment).
 const MATRIX: &[(&str, &str, &[&str])] = &[

@@ -115,15 +115,23 @@ async fn run_case(
         Attach::Command(_) => None,
     };
     let prepared = setup::prepare(suite, case, redactor, port).await?;
-    // The client's JWKS is read while it runs: early enough that a short-lived job still serves it.
+    // The client's JWKS is read while it runs: early enough that a short-lived job still serves
+    // it, and again while nothing listens yet — a client on a loaded machine may take seconds
+    // to start serving — until half the observation (at most 5 s) has passed.
     let observe = match attach {
         Attach::Command(_) => case.observe,
         Attach::Listen { duration, .. } => Observe::For(*duration),
     };
     let jwks = async {
         let url = prepared.jwks_url.as_deref()?;
-        tokio::time::sleep((observe.limit() / 2).min(Duration::from_secs(1))).await;
-        Some(fetch_jwks(url).await)
+        let deadline = Instant::now() + (observe.limit() / 2).min(Duration::from_secs(5));
+        loop {
+            tokio::time::sleep(JWKS_RETRY).await;
+            match fetch_jwks(url).await {
+                Err(JwksError::NotListening(_)) if Instant::now() + JWKS_RETRY < deadline => {}
+                result => return Some(result.map_err(|e| e.to_string())),
+            }
+        }
     };
     let ((end, tail), jwks) = match attach {
         Attach::Command(command) => {
@@ -268,18 +276,41 @@ fn describe(o: &Observation, end: &ClientEnd, observe: Observe, tail: &[String],
     note
 }
 
+/// How long between two reads of a JWKS URL nothing listens on yet.
+const JWKS_RETRY: Duration = Duration::from_millis(250);
+
+/// Why the client's JWKS could not be read.
+#[derive(Debug, thiserror::Error)]
+enum JwksError {
+    /// Nothing listens at the URL (yet: the client may still be starting).
+    #[error("could not be fetched: {0}")]
+    NotListening(String),
+    #[error("{0}")]
+    Unreadable(String),
+}
+
 /// Reads the client's published JWKS (bounded: 64 KiB, 2 s).
-async fn fetch_jwks(url: &str) -> Result<String, String> {
+async fn fetch_jwks(url: &str) -> Result<String, JwksError> {
     const MAX: usize = 64 * 1024;
-    let client =
-        reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().map_err(|e| e.to_string())?;
-    let mut response = client.get(url).send().await.map_err(|e| format!("could not be fetched: {e}"))?;
+    let unreadable = |e: String| JwksError::Unreadable(e);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .no_proxy()
+        .build()
+        .map_err(|e| unreadable(e.to_string()))?;
+    let mut response = client.get(url).send().await.map_err(|e| {
+        if e.is_connect() {
+            JwksError::NotListening(e.to_string())
+        } else {
+            unreadable(format!("could not be fetched: {e}"))
+        }
+    })?;
     if !response.status().is_success() {
-        return Err(format!("answered {}", response.status().as_u16()));
+        return Err(unreadable(format!("answered {}", response.status().as_u16())));
     }
-    let Capped { body, truncated } = read_capped(&mut response, MAX).await.map_err(|e| e.to_string())?;
+    let Capped { body, truncated } = read_capped(&mut response, MAX).await.map_err(|e| unreadable(e.to_string()))?;
     if truncated {
-        return Err(format!("larger than {MAX} bytes"));
+        return Err(unreadable(format!("larger than {MAX} bytes")));
     }
-    String::from_utf8(body).map_err(|_| "not UTF-8".into())
+    String::from_utf8(body).map_err(|_| unreadable("not UTF-8".into()))
 }
