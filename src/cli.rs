@@ -397,6 +397,10 @@ pub struct MockCommon {
     /// Print the defects this mock can switch on, one a line (name, then the rule it breaks).
     #[arg(long)]
     pub list_defects: bool,
+    /// Live entries each store holds at most (used jtis, revocations, CIBA requests; 2097152
+    /// when absent): at the limit the mock answers 503 with Retry-After and forgets nothing
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    pub store_limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -5,10 +5,13 @@
 
 mod common;
 
-use oauth_harness::mock::identity_server::{Config, builtin_key};
+use oauth_harness::mock::identity_server::{Config, RESOURCE_PATH, builtin_key};
 use oauth_harness::mock::psc::{self, PscMock};
+use oauth_harness::model::DpopProof;
 use oauth_harness::protocol::auth::assertion::{self, ASSERTION_TYPE, Claims, Mutation};
+use oauth_harness::protocol::auth::dpop::{self, Bind};
 use oauth_harness::support::clock::unix_now;
+use oauth_harness::support::keys::{KeyAlg, KeyPair, KidStyle};
 
 /// A token request of the `backend-rs384` client with a fresh assertion, or with `jti`.
 async fn assertion_request(http: &reqwest::Client, token_endpoint: &str, jti: &str) -> reqwest::Response {
@@ -43,6 +46,41 @@ async fn a_full_replay_cache_answers_503_and_still_refuses_every_replay() {
     assert_eq!(replay.status(), 401);
     let body: serde_json::Value = replay.json().await.unwrap();
     assert_eq!(body["error_description"], "this jti was already used", "{body}");
+}
+
+#[tokio::test]
+async fn a_full_replay_cache_answers_503_to_dpop_proofs_at_the_token_endpoint_and_the_resource() {
+    let mock = common::start_mock(Config { store_limit: 2, ..Config::default() }).await;
+    let issuer = mock.issuer();
+    let (token_endpoint, resource) = (format!("{issuer}/connect/token"), format!("{issuer}{RESOURCE_PATH}"));
+    let http = reqwest::Client::new();
+    let key = KeyPair::generate(KeyAlg::Es384, 0, KidStyle::Rfc7638).unwrap();
+    let token_request = || {
+        let (proof, _) = dpop::proof(&key, "POST", &token_endpoint, DpopProof::Good, Bind::default());
+        let form = [("grant_type", "client_credentials"), ("scope", "implant")];
+        let request = http.post(&token_endpoint).basic_auth("implant-vendor", Some("implant-vendor-secret"));
+        request.header("DPoP", proof).form(&form).send()
+    };
+    let r = token_request().await.unwrap();
+    assert_eq!(r.status(), 200, "the first proof is taken");
+    let body: serde_json::Value = r.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let at_resource = || {
+        let bind = Bind { access_token: Some(&token), nonce: None };
+        let (proof, _) = dpop::proof(&key, "GET", &resource, DpopProof::Good, bind);
+        http.get(&resource).header("Authorization", format!("DPoP {token}")).header("DPoP", proof).send()
+    };
+    assert_eq!(at_resource().await.unwrap().status(), 200, "the second proof fills the cache");
+
+    let full = at_resource().await.unwrap();
+    assert_eq!(full.status(), 503, "the resource cannot tell a replay: no 401 invalid_dpop_proof");
+    assert_eq!(full.headers()["retry-after"], "1");
+    let full = token_request().await.unwrap();
+    assert_eq!(full.status(), 503);
+    assert_eq!(full.headers()["retry-after"], "1");
+    let body: serde_json::Value = full.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
 }
 
 #[tokio::test]

@@ -39,6 +39,9 @@ async fn psc_mock(args: PscMockArgs, out: &Output) -> Result<Outcome, Failure> {
     if let Some(t) = args.token_lifetime {
         config.token_lifetime_secs = t.as_secs().max(1);
     }
+    if let Some(limit) = args.common.store_limit {
+        config.store_limit = limit as usize;
+    }
     let mock = PscMock::start(config, args.common.port).await.map_err(|e| cannot_listen(args.common.port, e))?;
     let issuer = mock.issuer();
     out.println("psc mock listening (TLS; trust fixtures/pki/ca.pem, present a client certificate from fixtures/pki)");
@@ -75,6 +78,9 @@ async fn identity_server_mock(args: MockArgs, out: &Output) -> Result<Outcome, F
     }
     if let Some(ttl) = args.token_ttl {
         config.token_ttl_secs = ttl.as_secs().max(1);
+    }
+    if let Some(limit) = args.common.store_limit {
+        config.store_limit = limit as usize;
     }
     let mock =
         IdentityServerMock::start(config, args.common.port).await.map_err(|e| cannot_listen(args.common.port, e))?;

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::support::http_server::Reply;
+
 /// What the set holds at most by default: about 80 MiB, and at an assertion's five-minute
 /// lifetime some 7,000 uses a second — past what one machine's load run sends.
 pub const DEFAULT_LIMIT: usize = 1 << 21;
@@ -106,10 +108,11 @@ impl<V> ExpiringMap<V> {
     }
 }
 
-impl<V> Default for ExpiringMap<V> {
-    fn default() -> Self {
-        Self::new(DEFAULT_LIMIT)
-    }
+/// What a mock answers when a store it needs is full: 503 with `Retry-After`, as a server that
+/// cannot take a request now does (RFC 9110 §15.6.4), so a client retries later instead of
+/// reading a refusal of its request into it.
+pub fn unavailable() -> Reply {
+    Reply::new(503).insert_header("Retry-After", "1").insert_header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]
@@ -118,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_key_is_present_while_live_and_may_come_again_once_expired() {
-        let mut set: ExpiringSet = ExpiringMap::default();
+        let mut set: ExpiringSet = ExpiringMap::new(DEFAULT_LIMIT);
         let k = key(&["c", "j"]);
         assert_eq!(set.insert(k, 1_000, (), 0), Insert::Added);
         assert_eq!(set.insert(k, 1_000, (), 10), Insert::Present, "while live");
@@ -128,7 +131,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_swept_so_the_set_holds_the_live_window() {
-        let mut set: ExpiringSet = ExpiringMap::default();
+        let mut set: ExpiringSet = ExpiringMap::new(DEFAULT_LIMIT);
         // Many inserts, each live for 300 s, over a long run: the set holds the live window
         // (about 300 inserts per second of this run's clock), not everything ever seen.
         for i in 0..(FIRST_SWEEP as i64 * 3) {

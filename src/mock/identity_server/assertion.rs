@@ -45,8 +45,25 @@ pub enum NotFirst {
     Full,
 }
 
-/// What a client is told when the replay cache is full: the mock answers 503.
-pub const REPLAY_CACHE_FULL: Refusal = "the mock's replay cache is full of live jtis: retry later";
+/// The `jti` and `exp` a verified assertion leaves for the replay cache to take (none when a
+/// defect lets a missing jti through).
+type ToTake = Option<(String, i64)>;
+
+/// Why a proof (a client assertion, a DPoP proof) was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// It breaks a rule: the client is refused, told why.
+    Refused(Refusal),
+    /// The replay cache is full, so the mock cannot tell a replay now: it answers 503 (no
+    /// refusal of the client, who may retry).
+    Unavailable,
+}
+
+impl From<Refusal> for Rejection {
+    fn from(why: Refusal) -> Self {
+        Self::Refused(why)
+    }
+}
 
 impl ReplayCache {
     /// Records `jti` for `iss` until `exp` (at least an assertion's longest lifetime).
@@ -179,7 +196,29 @@ impl Verifier<'_> {
         assertion_type: Option<&str>,
         assertion: Option<&str>,
         clients: &'c [ClientConfig],
-    ) -> Result<&'c ClientConfig, Refusal> {
+    ) -> Result<&'c ClientConfig, Rejection> {
+        let now = unix_now();
+        let (client, jti) = self.verified(assertion_type, assertion, clients, now)?;
+        match jti {
+            None => Ok(client),
+            Some((jti, exp)) => match self.replay.first_use(&client.client_id, &jti, exp, now) {
+                Ok(()) => Ok(client),
+                Err(NotFirst::Replay) if self.on(Defect::AcceptReplayedJti) => Ok(client),
+                Err(NotFirst::Replay) => Err(Rejection::Refused("this jti was already used")),
+                Err(NotFirst::Full) => Err(Rejection::Unavailable),
+            },
+        }
+    }
+
+    /// The client an assertion authenticates, with its `jti` and `exp` for the replay cache
+    /// (none when a defect lets a missing jti through), if every rule but one use holds.
+    fn verified<'c>(
+        &self,
+        assertion_type: Option<&str>,
+        assertion: Option<&str>,
+        clients: &'c [ClientConfig],
+        now: i64,
+    ) -> Result<(&'c ClientConfig, ToTake), Refusal> {
         if assertion_type != Some(ASSERTION_TYPE) && !self.on(Defect::AcceptWrongAssertionType) {
             return Err("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
         }
@@ -203,8 +242,8 @@ impl Verifier<'_> {
         }
 
         self.verify_signature(&header, h, p, s, client)?;
-        self.check_claims(&claims, iss)?;
-        Ok(client)
+        let jti = self.check_claims(&claims, now)?;
+        Ok((client, jti))
     }
 
     fn verify_signature(
@@ -289,8 +328,8 @@ impl Verifier<'_> {
         }
     }
 
-    fn check_claims(&self, claims: &Map<String, Value>, iss: &str) -> Result<(), Refusal> {
-        let now = unix_now();
+    /// The claims' rules; the `jti` and `exp` to take in the replay cache.
+    fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<ToTake, Refusal> {
         let aud_ok = match claims.get("aud") {
             Some(Value::String(a)) => a == self.token_endpoint,
             Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(self.token_endpoint)),
@@ -311,14 +350,9 @@ impl Verifier<'_> {
             return Err("the assertion is not valid yet (nbf)");
         }
         match claims.get("jti").and_then(Value::as_str) {
-            None if self.on(Defect::AcceptMissingJti) => Ok(()),
+            None if self.on(Defect::AcceptMissingJti) => Ok(None),
             None => Err("jti is missing"),
-            Some(jti) => match self.replay.first_use(iss, jti, exp, now) {
-                Ok(()) => Ok(()),
-                Err(NotFirst::Replay) if self.on(Defect::AcceptReplayedJti) => Ok(()),
-                Err(NotFirst::Replay) => Err("this jti was already used"),
-                Err(NotFirst::Full) => Err(REPLAY_CACHE_FULL),
-            },
+            Some(jti) => Ok(Some((jti.to_owned(), exp))),
         }
     }
 

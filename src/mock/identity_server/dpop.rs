@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::Defect;
-use super::assertion::{NotFirst, REPLAY_CACHE_FULL, ReplayCache};
+use super::assertion::{NotFirst, Rejection, ReplayCache};
 use crate::mock::defects::DefectSet;
 
 /// Signing algorithms the mock verifies (its metadata's `dpop_signing_alg_values_supported`).
@@ -23,7 +23,8 @@ pub struct Proof {
     pub nonce: Option<String>,
 }
 
-/// What `proof` binds if it is a valid proof for `htm` `htu`; else why not.
+/// What `proof` binds if it is a valid proof for `htm` `htu` used for the first time; else why
+/// not.
 pub fn verify(
     proof: &str,
     htm: &str,
@@ -31,7 +32,25 @@ pub fn verify(
     replay: &ReplayCache,
     now: i64,
     defects: &DefectSet<Defect>,
-) -> Result<Proof, &'static str> {
+) -> Result<Proof, Rejection> {
+    let (proof, jti) = checked(proof, htm, htu, now, defects)?;
+    // §11.1: one use per proof, for as long as its iat keeps it acceptable.
+    match replay.first_use("dpop", &jti, now + IAT_WINDOW_SECS, now) {
+        Ok(()) => Ok(proof),
+        Err(NotFirst::Replay) if defects.on(Defect::DpopReplayAccepted) => Ok(proof),
+        Err(NotFirst::Replay) => Err(Rejection::Refused("this proof was already used")),
+        Err(NotFirst::Full) => Err(Rejection::Unavailable),
+    }
+}
+
+/// What `proof` binds, and its `jti`, if every rule but one use holds.
+fn checked(
+    proof: &str,
+    htm: &str,
+    htu: &str,
+    now: i64,
+    defects: &DefectSet<Defect>,
+) -> Result<(Proof, String), &'static str> {
     let parts: Vec<&str> = proof.split('.').collect();
     let [h, p, s] = parts[..] else { return Err("a DPoP proof is a JWS") };
     let json = |part: &str| -> Option<serde_json::Map<String, Value>> {
@@ -76,12 +95,7 @@ pub fn verify(
         return Err("iat is not recent");
     }
     let jti = text(&claims, "jti").ok_or("no jti")?;
-    // §11.1: one use per proof, for as long as its iat keeps it acceptable.
-    match replay.first_use("dpop", &jti, now + IAT_WINDOW_SECS, now) {
-        Ok(()) => {}
-        Err(NotFirst::Replay) if defects.on(Defect::DpopReplayAccepted) => {}
-        Err(NotFirst::Replay) => return Err("this proof was already used"),
-        Err(NotFirst::Full) => return Err(REPLAY_CACHE_FULL),
-    }
-    Ok(Proof { jkt: crate::support::keys::thumbprint(jwk), ath: text(&claims, "ath"), nonce: text(&claims, "nonce") })
+    let proof =
+        Proof { jkt: crate::support::keys::thumbprint(jwk), ath: text(&claims, "ath"), nonce: text(&claims, "nonce") };
+    Ok((proof, jti))
 }

@@ -7,10 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use super::assertion::{JwksCache, REPLAY_CACHE_FULL, ReplayCache, SIGNING_ALGS, Verifier};
+use super::assertion::{JwksCache, Rejection, ReplayCache, SIGNING_ALGS, Verifier};
 use super::state::{IssuedToken, IssuedTokens};
 use super::{Defect, FHIR_RESOURCE_PATH, MockClients, RESOURCE_PATH, RESOURCE_SCOPE};
 use crate::mock::defects::DefectSet;
+use crate::mock::expiring;
 use crate::mock::signing::SigningKey;
 use crate::model::AuthMethod;
 use crate::model::INTROSPECTION_JWT;
@@ -76,10 +77,13 @@ impl OAuthError {
         Self { status: 400, code, description, basic_challenge: false, dpop_nonce: false }
     }
 
-    /// The replay cache is full of live jtis: 503 with `Retry-After`, as a server that cannot
-    /// take a request now answers (RFC 9110 §15.6.4) — not a refusal of the client.
+    /// The replay cache is full of live jtis: 503 (`expiring::unavailable`), no refusal of the
+    /// client.
     fn replay_cache_full() -> Self {
-        Self { status: 503, ..Self::new("temporarily_unavailable", REPLAY_CACHE_FULL) }
+        Self {
+            status: 503,
+            ..Self::new("temporarily_unavailable", "the mock's replay cache is full of live jtis: retry later")
+        }
     }
 }
 
@@ -270,8 +274,8 @@ impl App {
                         return Err(OAuthError::new("invalid_dpop_proof", "the nonce is not valid"));
                     }
                     Ok(p) => Some(p.jkt),
-                    Err(REPLAY_CACHE_FULL) => return Err(OAuthError::replay_cache_full()),
-                    Err(why) => return Err(OAuthError::new("invalid_dpop_proof", why)),
+                    Err(Rejection::Unavailable) => return Err(OAuthError::replay_cache_full()),
+                    Err(Rejection::Refused(why)) => return Err(OAuthError::new("invalid_dpop_proof", why)),
                 }
             }
             None => None,
@@ -385,8 +389,8 @@ impl App {
                 via_header: false,
                 by_assertion: true,
             }),
-            Err(REPLAY_CACHE_FULL) => Err(OAuthError::replay_cache_full()),
-            Err(description) => Err(OAuthError {
+            Err(Rejection::Unavailable) => Err(OAuthError::replay_cache_full()),
+            Err(Rejection::Refused(description)) => Err(OAuthError {
                 status: 401,
                 code: "invalid_client",
                 description,
@@ -425,10 +429,11 @@ impl App {
     }
 
     fn error_response(&self, e: OAuthError) -> ResponseTemplate {
-        let mut response = ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store");
-        if e.status == 503 {
-            response = response.insert_header("Retry-After", "1");
-        }
+        let mut response = if e.status == 503 {
+            expiring::unavailable()
+        } else {
+            ResponseTemplate::new(e.status).insert_header("Cache-Control", "no-store")
+        };
         if e.basic_challenge && !self.defects.on(Defect::BasicNoWwwAuthenticate) {
             response = response.insert_header("WWW-Authenticate", r#"Basic realm="oauth-harness mock""#);
         }
@@ -542,7 +547,7 @@ impl App {
         if let Some(issued) = self.issued(token).filter(|t| t.client_id == caller.client_id) {
             if !self.defects.on(Defect::RevocationIgnored) && !self.tokens.revoke(&issued, unix_now()) {
                 // RFC 7009 §2.2.1: the client must assume the token still exists, and may retry.
-                return ResponseTemplate::new(503).insert_header("Retry-After", "1");
+                return expiring::unavailable();
             }
         }
         ResponseTemplate::new(200)
@@ -579,14 +584,8 @@ impl App {
                 format!(r#"{scheme}, error="invalid_token", error_description="the token is for another resource""#);
             return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
         }
-        if let Err(why) = self.dpop_at_resource(request, token.trim(), &issued, dpop_scheme.is_some()) {
-            let challenge = format!(
-                r#"DPoP algs="{}", error="{}", error_description="{}""#,
-                super::dpop::ALGS.join(" "),
-                why.0,
-                why.1
-            );
-            return ResponseTemplate::new(401).insert_header("WWW-Authenticate", challenge.as_str());
+        if let Err(refusal) = self.dpop_at_resource(request, token.trim(), &issued, dpop_scheme.is_some()) {
+            return refusal;
         }
         let has_scope = issued.scope.split(' ').any(wanted);
         if !has_scope && !self.defects.on(Defect::ResourceIgnoresScope) {
@@ -611,38 +610,51 @@ impl App {
     }
 
     /// RFC 9449 §7: a DPoP-bound token only with the DPoP scheme and a proof for this request by
-    /// its key; an unbound token with the DPoP scheme is no DPoP token. Else the error and why.
+    /// its key; an unbound token with the DPoP scheme is no DPoP token. Else the answer: a 401
+    /// challenge, or 503 while the replay cache cannot take the proof.
     fn dpop_at_resource(
         &self,
         request: &Request,
         token: &str,
         issued: &IssuedToken,
         dpop_scheme: bool,
-    ) -> Result<(), (&'static str, &'static str)> {
+    ) -> Result<(), ResponseTemplate> {
+        let challenge = |error: &str, description: &str| {
+            let algs = super::dpop::ALGS.join(" ");
+            let value = format!(r#"DPoP algs="{algs}", error="{error}", error_description="{description}""#);
+            ResponseTemplate::new(401).insert_header("WWW-Authenticate", value.as_str())
+        };
         let Some(jkt) = &issued.jkt else {
-            return if dpop_scheme { Err(("invalid_token", "the token is not DPoP-bound")) } else { Ok(()) };
+            return if dpop_scheme { Err(challenge("invalid_token", "the token is not DPoP-bound")) } else { Ok(()) };
         };
         if !dpop_scheme {
             return if self.defects.on(Defect::ResourceDpopAsBearer) {
                 Ok(())
             } else {
-                Err(("invalid_token", "a DPoP-bound token needs the DPoP scheme"))
+                Err(challenge("invalid_token", "a DPoP-bound token needs the DPoP scheme"))
             };
         }
-        let proof =
-            request.headers.get("dpop").and_then(|v| v.to_str().ok()).ok_or(("invalid_dpop_proof", "no DPoP proof"))?;
+        let proof = request
+            .headers
+            .get("dpop")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| challenge("invalid_dpop_proof", "no DPoP proof"))?;
         let mut htu = request.url.clone();
         htu.set_query(None);
-        let proof = super::dpop::verify(proof, "GET", htu.as_str(), &self.replay, unix_now(), &self.defects)
-            .map_err(|why| ("invalid_dpop_proof", why))?;
+        let proof = super::dpop::verify(proof, "GET", htu.as_str(), &self.replay, unix_now(), &self.defects).map_err(
+            |rejection| match rejection {
+                Rejection::Refused(why) => challenge("invalid_dpop_proof", why),
+                Rejection::Unavailable => expiring::unavailable(),
+            },
+        )?;
         if self.defects.on(Defect::ResourceDpopProofUnchecked) {
             return Ok(());
         }
         if proof.ath.as_deref() != Some(crate::protocol::auth::dpop::ath(token).as_str()) {
-            return Err(("invalid_dpop_proof", "ath is not the hash of the access token"));
+            return Err(challenge("invalid_dpop_proof", "ath is not the hash of the access token"));
         }
         if &proof.jkt != jkt {
-            return Err(("invalid_token", "Invalid DPoP key binding"));
+            return Err(challenge("invalid_token", "Invalid DPoP key binding"));
         }
         Ok(())
     }

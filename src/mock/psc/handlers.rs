@@ -286,8 +286,9 @@ impl App {
                 requests
                     .retain(|p| p.exchanged || p.client_id != pending.client_id || p.login_hint != pending.login_hint);
             }
-            let until = unix_now().saturating_add(expires_in as i64).saturating_add(REMEMBERED_AFTER_EXPIRY_SECS);
-            if requests.insert(expiring::key(&[&id]), until, pending, unix_now()) == Insert::Full {
+            let now = unix_now();
+            let until = now.saturating_add(expires_in as i64).saturating_add(REMEMBERED_AFTER_EXPIRY_SECS);
+            if requests.insert(expiring::key(&[&id]), until, pending, now) == Insert::Full {
                 return Err(Refusal(503, "temporarily_unavailable", "the mock holds as many live requests as it may"));
             }
         }
@@ -495,10 +496,11 @@ impl App {
 }
 
 fn refusal(r: Refusal) -> ResponseTemplate {
-    let mut response = ResponseTemplate::new(r.0).insert_header("Cache-Control", "no-store");
-    if r.0 == 503 {
-        response = response.insert_header("Retry-After", "1");
-    }
+    let response = if r.0 == 503 {
+        expiring::unavailable()
+    } else {
+        ResponseTemplate::new(r.0).insert_header("Cache-Control", "no-store")
+    };
     response.set_body_json(json!({ "error": r.1, "error_description": r.2 }))
 }
 
