@@ -59,16 +59,23 @@ async fn run_with(defects: &[Defect], psc_defects: &[PscDefect]) -> RunReport {
     RunReport::merge(parts).expect("some suites ran")
 }
 
-/// The checks the run found broken: failed, or warned (a SHOULD rule broken).
-fn failed_checks(report: &RunReport) -> BTreeSet<String> {
-    report
-        .suites
-        .iter()
-        .flat_map(|s| &s.cases)
-        .flat_map(|c| &c.steps)
-        .flat_map(|s| &s.checks)
-        .filter(|c| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Warn))
-        .map(|c| c.id.clone())
+/// The checks the run found broken (failed, or warned: a SHOULD rule broken), each with where
+/// and how: the case, what was expected and what was seen.
+fn broken_checks(report: &RunReport) -> Vec<(String, String)> {
+    let cases = report.suites.iter().flat_map(|s| &s.cases);
+    let checks = cases.flat_map(|case| case.steps.iter().flat_map(move |s| s.checks.iter().map(move |c| (case, c))));
+    checks
+        .filter(|(_, c)| matches!(c.verdict, VerdictKind::Fail | VerdictKind::Warn))
+        .map(|(case, c)| {
+            let how = format!(
+                "{} in {}: expected {}, seen {}",
+                c.id,
+                case.id,
+                c.expected.as_deref().unwrap_or("-"),
+                c.seen.as_deref().unwrap_or("-")
+            );
+            (c.id.clone(), how)
+        })
         .collect()
 }
 
@@ -109,7 +116,8 @@ async fn each_defect_fails_exactly_its_rule() {
 
     // Each defect gets its own mocks; runs go eight at a time (the expiry and CIBA suites wait).
     let runs = EXPECTED.iter().map(|(n, e)| (*n, *e, true)).chain(EXPECTED_PSC.iter().map(|(n, e)| (*n, *e, false)));
-    let results: Vec<(&str, BTreeSet<String>, BTreeSet<String>, usize)> = futures_util::stream::iter(runs)
+    type Outcome<'a> = (&'a str, BTreeSet<String>, Vec<(String, String)>, usize);
+    let results: Vec<Outcome> = futures_util::stream::iter(runs)
         .map(|(name, expected, identity_server)| async move {
             let report = if identity_server {
                 run_with(&[Defect::from_name(name).expect("listed")], &[]).await
@@ -117,19 +125,23 @@ async fn each_defect_fails_exactly_its_rule() {
                 run_with(&[], &[PscDefect::from_name(name).expect("listed")]).await
             };
             let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-            (name, expected, failed_checks(&report), report.summary.errors)
+            (name, expected, broken_checks(&report), report.summary.errors)
         })
         .buffer_unordered(8)
         .collect()
         .await;
     let mut mismatches = Vec::new();
-    for (name, expected, failed, errors) in results {
+    for (name, expected, broken, errors) in results {
+        let failed: BTreeSet<String> = broken.iter().map(|(id, _)| id.clone()).collect();
         if ANY_FAILURE.contains(&name) {
             if failed.is_empty() {
                 mismatches.push(format!("{name}: no check failed"));
             }
         } else if failed != expected {
-            mismatches.push(format!("{name}: expected {expected:?}, failed {failed:?}"));
+            // Where each unexpected failure happened, so a flaky one can be told from a wrong one.
+            let unexpected: Vec<&String> =
+                broken.iter().filter(|(id, _)| !expected.contains(id)).map(|(_, how)| how).collect();
+            mismatches.push(format!("{name}: expected {expected:?}, failed {failed:?}; unexpected: {unexpected:#?}"));
         }
         assert_eq!(errors, 0, "{name} caused a runtime error");
     }

@@ -217,6 +217,18 @@ fn expired_subject(x: &Exchange) -> Option<Verdict> {
     })
 }
 
+/// For a rule about live tokens, when the token was refused: not applicable if it had expired,
+/// or was within a second of it, by the time the answer came — the server may rightly have
+/// counted it expired (its clock and ours agree to the second at best), so the refusal says
+/// nothing of the rule. A slow machine, not the server, made the request late.
+pub(super) fn lapsed(x: &Exchange) -> Option<Verdict> {
+    let expires_at = x.context.subject.as_ref()?.expires_at()?;
+    let left = expires_at - crate::support::clock::unix_now();
+    (left <= 1).then(|| {
+        Verdict::na(format!("the token had {left} s to live when the answer came: too near its expiry to judge"))
+    })
+}
+
 /// The token the request is about was revoked by an earlier step.
 fn revoked_subject(x: &Exchange) -> Option<Verdict> {
     judges(x.context.subject.as_ref().is_some_and(|s| s.revoked), "is about a token the case revoked", || {
@@ -252,6 +264,11 @@ fn active(x: &Exchange) -> Verdict {
         Err(v) => return v,
     };
     let json = x.response.media_type().as_deref() == Some("application/json");
+    if body.get("active") != Some(&Value::Bool(true)) {
+        if let Some(v) = lapsed(x) {
+            return v;
+        }
+    }
     Verdict::from_bool(
         json && body.get("active") == Some(&Value::Bool(true)),
         "application/json with active: true",
@@ -260,6 +277,22 @@ fn active(x: &Exchange) -> Verdict {
 }
 
 fn inactive(x: &Exchange) -> Verdict {
+    // About a token nobody issued, or one known to be dead: of a live token, active: false
+    // would be wrong, not right.
+    let now = crate::support::clock::unix_now();
+    let dead = |s: &crate::protocol::exchange::TokenFacts| s.revoked || s.expires_at().is_some_and(|e| e <= now);
+    if let Some(v) = judges(
+        x.context.subject.as_ref().is_none_or(dead),
+        "is about a token nobody issued, or one revoked or expired",
+        || "was about a live token the server issued".into(),
+    ) {
+        return v;
+    }
+    if let Some(v) = judges(!x.context.deviations.wrong_secret, "authenticates the introspecting client", || {
+        "sent a wrong secret".into()
+    }) {
+        return v;
+    }
     let body = match answer(x) {
         Ok(b) => b,
         Err(v) => return v,
@@ -383,5 +416,48 @@ fn expires_in_at_most_300(x: &Exchange) -> Verdict {
     match x.response.json_object().and_then(|o| o.get("expires_in")).and_then(Value::as_i64) {
         None => Verdict::na("no numeric expires_in"),
         Some(n) => Verdict::from_bool(n <= 300, "expires_in ≤ 300", || format!("expires_in {n}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::exchange::{RecordedRequest, RecordedResponse, RequestContext, TokenFacts};
+    use std::time::Duration;
+
+    /// An introspection answered `{"active": <active>}` about `subject`.
+    fn introspected(active: bool, subject: Option<TokenFacts>) -> Exchange {
+        let body = format!(r#"{{"active":{active}}}"#).into_bytes();
+        let headers = vec![("content-type".into(), "application/json".into())];
+        Exchange {
+            request: RecordedRequest { method: "POST".into(), url: "x".into(), headers: vec![], body: None },
+            response: RecordedResponse::new(200, headers, body, false, Duration::ZERO),
+            context: RequestContext { subject, ..RequestContext::default() },
+        }
+    }
+
+    fn token(expires_in: i64, revoked: bool) -> Option<TokenFacts> {
+        let received_at = crate::support::clock::unix_now();
+        Some(TokenFacts { expires_in: Some(expires_in), received_at, revoked, ..TokenFacts::default() })
+    }
+
+    #[test]
+    fn inactive_judges_only_tokens_nobody_issued_or_dead_ones() {
+        assert_eq!(inactive(&introspected(false, None)), Verdict::Pass, "a token nobody issued");
+        assert!(matches!(inactive(&introspected(true, None)), Verdict::Fail { .. }));
+        assert_eq!(inactive(&introspected(false, token(3600, true))), Verdict::Pass, "revoked");
+        assert_eq!(inactive(&introspected(false, token(-1, false))), Verdict::Pass, "expired");
+        // Of a live token, active: false is no pass of this rule: the request is not its kind.
+        let Verdict::Fail { expected, .. } = inactive(&introspected(false, token(3600, false))) else {
+            panic!("judged a live token")
+        };
+        assert!(expected.contains("what this check judges"), "{expected}");
+    }
+
+    #[test]
+    fn an_inactive_answer_for_a_token_at_its_expiry_is_not_judged_active() {
+        assert_eq!(active(&introspected(true, token(1, false))), Verdict::Pass);
+        assert!(matches!(active(&introspected(false, token(3600, false))), Verdict::Fail { .. }));
+        assert!(matches!(active(&introspected(false, token(1, false))), Verdict::NotApplicable(_)));
     }
 }

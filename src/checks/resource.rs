@@ -117,6 +117,11 @@ fn accepted(x: &Exchange) -> Verdict {
     if let Some(v) = bearer(x) {
         return v;
     }
+    if !x.response.is_success() {
+        if let Some(v) = super::introspection::lapsed(x) {
+            return v;
+        }
+    }
     Verdict::from_bool(x.response.is_success(), "a 2xx answer", || x.response.summary())
 }
 
@@ -162,4 +167,34 @@ fn challenge_with(x: &Exchange, status: u16, code: &str) -> Verdict {
     Verdict::from_bool(ok, format!("status {status} with WWW-Authenticate: Bearer error=\"{code}\""), || {
         seen_challenge(x)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::exchange::{RecordedRequest, RecordedResponse, RequestContext, TokenFacts};
+    use std::time::Duration;
+
+    /// A bearer call answered `status`, with a token received now that lives `expires_in`.
+    fn call(status: u16, expires_in: i64) -> Exchange {
+        let received_at = crate::support::clock::unix_now();
+        let subject = TokenFacts { expires_in: Some(expires_in), received_at, ..TokenFacts::default() };
+        let headers = vec![("authorization".into(), "Bearer t".into())];
+        Exchange {
+            request: RecordedRequest { method: "GET".into(), url: "x".into(), headers, body: None },
+            response: RecordedResponse::new(status, vec![], vec![], false, Duration::ZERO),
+            context: RequestContext { subject: Some(subject), ..RequestContext::default() },
+        }
+    }
+
+    #[test]
+    fn a_refused_live_token_fails_and_one_at_its_expiry_is_not_judged() {
+        assert_eq!(accepted(&call(200, 3600)), Verdict::Pass);
+        assert!(matches!(accepted(&call(401, 3600)), Verdict::Fail { .. }));
+        // Refused as the token ran out: the server may have counted it expired.
+        assert!(matches!(accepted(&call(401, 1)), Verdict::NotApplicable(_)));
+        assert!(matches!(accepted(&call(401, -5)), Verdict::NotApplicable(_)));
+        // Accepted at its last second is still a pass.
+        assert_eq!(accepted(&call(200, 0)), Verdict::Pass);
+    }
 }
