@@ -192,6 +192,12 @@ fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
             id_token_answer(good_claims.clone(), None),
         ),
         (
+            // Expired before the request left: no slow answer explains it.
+            "ciba.id-token.claims",
+            id_token_answer(json!({ "iss": "https://as.example/realms/x", "exp": now - 5, "iat": now - 65 }), None),
+            id_token_answer(good_claims.clone(), None),
+        ),
+        (
             "ciba.id-token.signature",
             id_token_answer(good_claims.clone(), Some(Err("bad signature".into()))),
             id_token_answer(good_claims.clone(), Some(Ok(()))),

@@ -435,13 +435,17 @@ fn id_token_claims(x: &Exchange) -> Verdict {
         Err(v) => return v,
     };
     let issuer = x.context.ciba.as_ref().map(|c| c.issuer.clone()).unwrap_or_default();
-    let now = crate::support::clock::unix_now();
+    // §3.1.3.7 (9): exp is after the moment the request left — the server issued the token no
+    // earlier — so a short-lived token is not failed for an answer a busy machine read late.
+    let sent_at = (crate::support::clock::unix_now_f64() - x.response.elapsed.as_secs_f64()).floor() as i64;
     let iss_ok = claims.get("iss").and_then(Value::as_str) == Some(issuer.trim_end_matches('/'));
-    let exp_ok = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now);
+    let exp_ok = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > sent_at);
     let iat_ok = claims.get("iat").and_then(Value::as_i64).is_some();
-    Verdict::from_bool(iss_ok && exp_ok && iat_ok, format!("iss {issuer}, exp in the future, iat"), || {
-        format!("iss {:?}, exp {:?}, iat {:?}", claims.get("iss"), claims.get("exp"), claims.get("iat"))
-    })
+    Verdict::from_bool(
+        iss_ok && exp_ok && iat_ok,
+        format!("iss {issuer}, exp in the future as the request was sent, iat"),
+        || format!("iss {:?}, exp {:?}, iat {:?}", claims.get("iss"), claims.get("exp"), claims.get("iat")),
+    )
 }
 
 fn id_token_aud(x: &Exchange) -> Verdict {

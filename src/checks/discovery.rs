@@ -237,7 +237,12 @@ fn https_urls(x: &Exchange) -> Verdict {
 }
 
 fn json_document(x: &Exchange) -> Verdict {
+    // The rule holds for every Accept: the verdict says which one it was judged on (a pass on
+    // `Accept: application/json` alone says nothing of a browser's `text/html`).
+    let accept = x.request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("accept")).map(|(_, v)| v.trim());
     let r = &x.response;
     let ok = r.status == 200 && r.media_type().as_deref() == Some("application/json") && r.json_object().is_some();
-    Verdict::from_bool(ok, "200 application/json with a JSON object", || r.summary())
+    let expected =
+        format!("200 application/json with a JSON object, asked with Accept: {}", accept.unwrap_or("(none)"));
+    Verdict::from_bool(ok, expected, || r.summary())
 }
