@@ -107,7 +107,7 @@ pub struct CertifyArgs {
     /// Write an evidence bundle: report, suite, client command and version, SHA-256 manifest.
     #[arg(long, value_name = "DIR")]
     pub evidence: Option<PathBuf>,
-    /// Empty the --evidence folder first if it is not empty.
+    /// Replace an earlier bundle in the --evidence folder (never other files).
     #[arg(long, requires = "evidence")]
     pub evidence_force: bool,
     /// Show every check, not only failures.
@@ -233,7 +233,7 @@ pub struct RunArgs {
     /// Sign the evidence manifest (detached JWS) with this private key from `keys generate`.
     #[arg(long, value_name = "KEY.pem", requires = "evidence")]
     pub evidence_key: Option<PathBuf>,
-    /// Empty the --evidence folder first if it is not empty (it is refused otherwise).
+    /// Replace an earlier bundle in the --evidence folder (never other files).
     #[arg(long, requires = "evidence")]
     pub evidence_force: bool,
     /// Only failures and the summary; no progress bar.
@@ -242,7 +242,7 @@ pub struct RunArgs {
     /// Show every exchange (request and response, redacted) in the terminal report.
     #[arg(long, short)]
     pub verbose: bool,
-    /// SHOULD-level findings fail the run too (and stale known deviations).
+    /// SHOULD-level findings fail the run too (and stale known deviations, and a run that skipped every case).
     #[arg(long)]
     pub strict: bool,
     /// A reviewed list of deviations the gate accepts for now: reported as known, not failed.

@@ -27,6 +27,10 @@ pub enum EvidenceError {
         "the evidence folder `{0}` is not empty: a bundle must hold only what one run wrote (use an empty folder, or --evidence-force to empty it)"
     )]
     NotEmpty(PathBuf),
+    #[error(
+        "the evidence folder `{path}` holds `{stranger}`, which no earlier bundle there wrote: --evidence-force replaces an earlier bundle only, never other files (use an empty folder)"
+    )]
+    NotABundle { path: PathBuf, stranger: String },
     #[error("the JWK file: {0}")]
     Jwk(String),
     #[error("`{0}` is not an evidence folder: it has no {MANIFEST}")]
@@ -64,32 +68,69 @@ pub fn bundle_path(prefix: &str, path: &Path) -> String {
     format!("{prefix}/{}", parts.join("/"))
 }
 
-/// An evidence folder may be written when it is missing or empty — or, with `force`, emptied:
-/// a bundle that mixed in older files would never verify as intact.
+/// An evidence folder may be written when it is missing or empty — or, with `force`, when it
+/// holds an earlier bundle and nothing else, which is then removed: a bundle that mixed in older
+/// files would never verify as intact, and a forced write must never delete what the harness did
+/// not write (`--evidence . --evidence-force` in a project folder).
 pub fn check_writable(dir: &Path, force: bool) -> Result<(), EvidenceError> {
-    let non_empty = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
-    if non_empty && !force {
-        return Err(EvidenceError::NotEmpty(dir.to_path_buf()));
-    }
+    earlier_bundle(dir, force).map(|_| ())
+}
+
+/// The files of the earlier bundle `force` may remove (none when the folder is missing or empty).
+fn earlier_bundle(dir: &Path, force: bool) -> Result<Vec<PathBuf>, EvidenceError> {
     if dir.exists() && !dir.is_dir() {
         return Err(EvidenceError::Unwritable { path: dir.to_path_buf(), reason: "it is not a folder".into() });
     }
-    Ok(())
+    let non_empty = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if !non_empty {
+        return Ok(Vec::new());
+    }
+    if !force {
+        return Err(EvidenceError::NotEmpty(dir.to_path_buf()));
+    }
+    let stranger = |rel: &str| EvidenceError::NotABundle { path: dir.to_path_buf(), stranger: rel.to_string() };
+    let manifest: Manifest = crate::support::files::read_bytes(&dir.join(MANIFEST), MAX_FILE)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| stranger(first_entry(dir).as_deref().unwrap_or(MANIFEST)))?;
+    let known: std::collections::HashSet<&str> =
+        manifest.files.keys().map(String::as_str).chain([MANIFEST, MANIFEST_DIGEST, SIGNATURE]).collect();
+    let mut files = Vec::new();
+    // Links are never followed: a link is a file to remove, and only if the bundle listed it.
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| EvidenceError::Unwritable { path: d.clone(), reason: e.to_string() })?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                _ if known.contains(rel.as_str()) => files.push(p),
+                _ => return Err(stranger(&rel)),
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The name of some entry of a non-empty folder, to say what is in the way.
+fn first_entry(dir: &Path) -> Option<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names.into_iter().next()
 }
 
 /// Writes the bundle, its manifest, the manifest's digest, and (with `key`) a detached JWS, into
-/// a folder that is empty (emptied first with `force`).
+/// a folder that is empty (with `force`, an earlier bundle there is removed first).
 pub fn write(dir: &Path, bundle: &Bundle, key: Option<&KeyPair>, force: bool) -> Result<Vec<PathBuf>, EvidenceError> {
     let unwritable =
         |path: &Path, e: std::io::Error| EvidenceError::Unwritable { path: path.to_path_buf(), reason: e.to_string() };
-    check_writable(dir, force)?;
-    if force && dir.is_dir() {
-        for entry in std::fs::read_dir(dir).map_err(|e| unwritable(dir, e))?.flatten() {
-            let p = entry.path();
-            let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
-            removed.map_err(|e| unwritable(&p, e))?;
-        }
+    for p in earlier_bundle(dir, force)? {
+        std::fs::remove_file(&p).map_err(|e| unwritable(&p, e))?;
     }
+    remove_empty_folders(dir);
     let mut manifest = Manifest { algorithm: "sha256".into(), files: BTreeMap::new() };
     let mut written = Vec::new();
     for (rel, content) in unique_paths(&bundle.files) {
@@ -239,6 +280,17 @@ fn verify_signature(path: &Path, manifest: &[u8], jwk: &serde_json::Value) -> Re
         .map_err(|e| format!("signature does not verify: {e}"))
 }
 
+/// Removes the folders under `dir` an earlier bundle left empty (not `dir` itself).
+fn remove_empty_folders(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_empty_folders(&entry.path());
+            // Fails, and is meant to, on a folder that is not empty.
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -282,6 +334,43 @@ mod tests {
         std::fs::write(dir.path().join(MANIFEST_DIGEST), format!("{}  {MANIFEST}\n", hex_sha256(&bytes))).unwrap();
         let v = verify(dir.path(), None).unwrap();
         assert_eq!(v.changed, vec!["../../etc/passwd".to_string()]);
+    }
+
+    #[test]
+    fn force_replaces_an_earlier_bundle_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let old =
+            Bundle { files: vec![("inputs/a/x.yaml".into(), b"old".to_vec()), ("r.json".into(), b"{}".to_vec())] };
+        let new = Bundle { files: vec![("r.json".into(), b"{\"n\":1}".to_vec())] };
+        write(dir.path(), &old, None, false).unwrap();
+        write(dir.path(), &new, None, true).unwrap();
+        let v = verify(dir.path(), None).unwrap();
+        assert!(v.intact() && v.checked == 1, "the earlier bundle's files and folders are gone: {v:?}");
+        assert!(!dir.path().join("inputs").exists());
+        // A file the bundle did not list: the folder is not only a bundle, so nothing is removed.
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
+        match write(dir.path(), &new, None, true) {
+            Err(EvidenceError::NotABundle { stranger, .. }) => assert_eq!(stranger, "src/main.rs"),
+            other => panic!("{other:?}"),
+        }
+        assert!(dir.path().join("src/main.rs").exists() && dir.path().join(MANIFEST).exists());
+    }
+
+    #[test]
+    fn force_never_empties_a_folder_that_holds_no_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let bundle = Bundle { files: vec![("r.json".into(), b"{}".to_vec())] };
+        match check_writable(dir.path(), true) {
+            Err(EvidenceError::NotABundle { stranger, .. }) => assert_eq!(stranger, "notes.txt"),
+            other => panic!("{other:?}"),
+        }
+        assert!(write(dir.path(), &bundle, None, true).is_err());
+        assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
+        // An unreadable manifest does not make a folder a bundle either.
+        std::fs::write(dir.path().join(MANIFEST), "not json").unwrap();
+        assert!(matches!(check_writable(dir.path(), true), Err(EvidenceError::NotABundle { .. })));
     }
 
     #[test]

@@ -82,11 +82,13 @@ fn ctrl_c_during_run_writes_the_partial_reports_marked_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let junit = dir.path().join("r.xml");
+    let md = dir.path().join("r.md");
     // The CIBA and expiry suites wait for seconds: Ctrl-C comes while cases are in flight.
     let mut child = common::Reaped::new(
         bin()
             .args(["run", "scenarios/psc-ciba", "scenarios/expiry", "scenarios/identity-server", "-q"])
             .args(["--report-json", json.to_str().unwrap(), "--report-junit", junit.to_str().unwrap()])
+            .args(["--report-md", md.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -113,6 +115,9 @@ fn ctrl_c_during_run_writes_the_partial_reports_marked_interrupted() {
     );
     assert!(cases.iter().any(|c| c["outcome"] == "passed"), "what finished is reported");
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuites"));
+    // The headline a CI job page shows says so: what finished passing is not a passed run.
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.starts_with("## oauth-harness: ⏹️ INTERRUPTED"), "{md}");
 }
 
 /// A server whose discovery document is `answer`.
@@ -201,13 +206,24 @@ fn evidence_goes_to_an_empty_folder_verifies_and_keeps_the_target_loadable() {
         "--evidence",
         evidence.to_str().unwrap(),
     ];
+    let forced_args = [&args[..], &["--evidence-force"]].concat();
     let refused = run_bin(&args);
-    let forced = run_bin(&[&args[..], &["--evidence-force"]].concat());
+    let not_a_bundle = run_bin(&forced_args);
+    std::fs::remove_file(evidence.join("old.txt")).unwrap();
+    let first = run_bin(&args);
+    let forced = run_bin(&forced_args);
     drop(mock);
     assert_eq!(code(&refused), 2, "a non-empty evidence folder is refused: {}", stderr(&refused));
     assert!(stderr(&refused).contains("not empty"), "{}", stderr(&refused));
-    assert_eq!(code(&forced), 0, "{}{}", stdout(&forced), stderr(&forced));
-    assert!(!evidence.join("old.txt").exists(), "--evidence-force empties the folder");
+    assert_eq!(
+        code(&not_a_bundle),
+        2,
+        "--evidence-force never empties what is not a bundle: {}",
+        stderr(&not_a_bundle)
+    );
+    assert!(stderr(&not_a_bundle).contains("old.txt"), "{}", stderr(&not_a_bundle));
+    assert_eq!(code(&first), 0, "{}{}", stdout(&first), stderr(&first));
+    assert_eq!(code(&forced), 0, "an earlier bundle is replaced: {}{}", stdout(&forced), stderr(&forced));
     let verify = run_bin(&["evidence", "verify", evidence.to_str().unwrap()]);
     assert_eq!(code(&verify), 0, "a fresh bundle is intact: {}", stdout(&verify));
     // The copied target: secrets redacted, still YAML, still a target that loads.
