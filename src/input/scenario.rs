@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use super::validator::{Validator, at};
 use super::yaml::{self, Shapes};
 use super::{InputError, InputErrors, read_source};
-use crate::model::action::action_names;
+use crate::model::action::{ACTIONS, action_names};
 use crate::model::{
     Action, ActionKind, AuthChoice, AuthMethod, Case, DEFAULT_SYSTEM, SYSTEMS, ScopeRole, ScopeSpec, Step, Suite,
 };
@@ -807,6 +807,14 @@ fn step(v: &mut Validator<'_>, def: RawStep, case_span: Span) -> Option<Step> {
         return None;
     }
     let action = action(v, first);
+    if def.expect.is_some() && !action.kind().is_judged() {
+        let judged: Vec<&str> = ACTIONS.iter().filter(|a| a.kind.is_judged()).map(|a| a.name).collect();
+        v.error_help(
+            at(&key),
+            format!("`{}` gets no answer to judge, so its `expect` would never be checked", key.value),
+            format!("move `expect` to the step whose answer it is about ({})", judged.join(", ")),
+        );
+    }
     let expect = expect(v, def.expect);
     Some(Step { action, expect })
 }
@@ -1065,6 +1073,21 @@ mod tests {
         );
         assert!(e.message.contains("more than one action: `introspect` and `revoke`"), "{}", e.message);
         assert_eq!(e.location, "s.yaml:7:9");
+    }
+
+    #[test]
+    fn an_expect_on_a_step_with_no_answer_is_refused() {
+        for action in [
+            "wait: { until: expiry }",
+            "mint: { count: 1 }",
+            "approve: {}",
+            "rotate_key: { publish: both, max_age: 1s }",
+        ] {
+            let e = first_error(&format!(
+                "suite: x\ncases:\n  - id: a\n    steps:\n      - token: {{}}\n        expect: {{ checks: [token-response] }}\n      - {action}\n        expect: {{ status: 418 }}\n"
+            ));
+            assert!(e.message.contains("no answer to judge"), "{action}: {}", e.message);
+        }
     }
 
     #[test]

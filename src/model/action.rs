@@ -63,6 +63,13 @@ impl ActionKind {
         self.info().name
     }
 
+    /// Whether the step has an answer of the server's that an `expect` can judge: waiting,
+    /// minting, approving and rotating a key send nothing to judge (an `expect` on one would be
+    /// a verdict never earned, so the input layer refuses it).
+    pub fn is_judged(self) -> bool {
+        !matches!(self, ActionKind::Wait | ActionKind::Mint | ActionKind::Approve | ActionKind::RotateKey)
+    }
+
     pub fn from_name(name: &str) -> Option<Self> {
         ACTIONS.iter().find(|a| a.name == name).map(|a| a.kind)
     }
