@@ -50,7 +50,58 @@ pub struct StaleDeviation {
     pub reason: String,
 }
 
+/// The run's verdict, as every report's headline and the exit code read it (one decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunVerdict {
+    Passed,
+    Failed,
+    /// Every selected case was skipped: nothing was checked (a failure under `--strict`).
+    NothingChecked,
+    /// Stopped by Ctrl-C: what ran is reported, the rest was not run.
+    Interrupted,
+    /// Cases met runtime errors: the run did not complete.
+    Incomplete,
+}
+
+impl RunVerdict {
+    /// The headline word.
+    pub fn word(self) -> &'static str {
+        match self {
+            RunVerdict::Passed => "PASSED",
+            RunVerdict::Failed => "FAILED",
+            RunVerdict::NothingChecked => "NOTHING CHECKED",
+            RunVerdict::Interrupted => "INTERRUPTED",
+            RunVerdict::Incomplete => "INCOMPLETE",
+        }
+    }
+
+    /// Whether a gate may go green on it.
+    pub fn is_success(self) -> bool {
+        matches!(self, RunVerdict::Passed)
+    }
+}
+
 impl RunReport {
+    /// Interruptions and errors (an incomplete run) outrank failures; both outrank success; a
+    /// run that skipped every case checked nothing and does not say PASSED.
+    pub fn verdict(&self) -> RunVerdict {
+        let s = &self.summary;
+        if self.interrupted {
+            RunVerdict::Interrupted
+        } else if s.errors > 0 {
+            RunVerdict::Incomplete
+        } else if s.failed > 0
+            // The list promised failures that are gone: under --strict the gate wants it updated.
+            || (self.strict && self.known_deviations.as_ref().is_some_and(|k| !k.stale.is_empty()))
+        {
+            RunVerdict::Failed
+        } else if s.cases > 0 && s.skipped == s.cases {
+            RunVerdict::NothingChecked
+        } else {
+            RunVerdict::Passed
+        }
+    }
+
     /// One report from the runs of several targets (the embedded mocks of several systems).
     pub fn merge(parts: Vec<RunReport>) -> Option<RunReport> {
         let mut parts = parts.into_iter();

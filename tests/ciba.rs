@@ -398,13 +398,22 @@ fn a_case_needing_another_certificate_is_skipped_when_the_target_has_one() {
     let target = dir.path().join("psc.yaml");
     std::fs::write(&target, format!("{header}clients:\n{own}")).unwrap();
     let json = dir.path().join("r.json");
-    let o = common::bin()
-        .args(["run", "scenarios/psc-ciba/ciba-poll.yaml", "--filter", "bound-token-at-the-resource"])
-        .args(["--target", target.to_str().unwrap(), "--report-json", json.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let run = |strict: &[&str]| {
+        common::bin()
+            .args(["run", "scenarios/psc-ciba/ciba-poll.yaml", "--filter", "bound-token-at-the-resource"])
+            .args(["--target", target.to_str().unwrap(), "--report-json", json.to_str().unwrap()])
+            .args(strict)
+            .output()
+            .unwrap()
+    };
+    let strict = run(&["--strict"]);
+    let o = run(&[]);
     stop(child);
+    // A skip is no failure of the server's, but nothing was checked: the headline says so, and
+    // a --strict gate does not go green on it.
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("NOTHING CHECKED 1 case:"), "{}", stdout(&o));
+    assert_eq!(code(&strict), 1, "{}{}", stdout(&strict), stderr(&strict));
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let case = &report["suites"][0]["cases"][0];
     assert_eq!(case["outcome"], "skipped", "{case}");

@@ -16,7 +16,7 @@ use crate::model::{Suite, Target};
 use crate::protocol::jwks_server::{JwksServer, publish_served_clients};
 use crate::report;
 use crate::report::terminal::Detail;
-use crate::results::RunReport;
+use crate::results::{RunReport, RunVerdict};
 use crate::run::{Progress, RunError, RunOptions, Runner, Stop};
 use crate::support::diagnostics::SourceFile;
 use crate::support::keys::KeyPair;
@@ -157,7 +157,7 @@ fn suites_of(inputs: Vec<Input>, out: &Output) -> Result<Vec<Suite>, Failure> {
     }
     if suites.is_empty() {
         return Err(Usage::new("no conformance suite to run")
-            .help("only load profiles were found; use `oauth-harness load`")
+            .help("only load profiles or client suites were found: `oauth-harness load` runs a profile, `oauth-harness certify` a client suite")
             .into());
     }
     Ok(suites)
@@ -335,16 +335,12 @@ pub(super) fn write_file(path: &Path, text: &str) -> Result<(), WriteError> {
     std::fs::write(path, text).map_err(|e| fail(path, e))
 }
 
-/// Errors and interruptions (an incomplete run) outrank failures; both outrank success.
+/// The exit outcome of a run's verdict (decided once, in [`RunReport::verdict`]).
 pub fn outcome(report: &RunReport) -> Outcome {
-    if report.summary.errors > 0 || report.interrupted {
-        Outcome::Incomplete
-    } else if report.summary.failed > 0 {
-        Outcome::Failed
-    } else if report.strict && report.known_deviations.as_ref().is_some_and(|k| !k.stale.is_empty()) {
-        // The list promised failures that are gone: under --strict the gate wants it updated.
-        Outcome::Failed
-    } else {
-        Outcome::Passed
+    match report.verdict() {
+        RunVerdict::Interrupted | RunVerdict::Incomplete => Outcome::Incomplete,
+        RunVerdict::Failed => Outcome::Failed,
+        RunVerdict::NothingChecked if report.strict => Outcome::Failed,
+        RunVerdict::NothingChecked | RunVerdict::Passed => Outcome::Passed,
     }
 }

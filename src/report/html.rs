@@ -11,7 +11,9 @@ pub fn render(report: &RunReport) -> String {
     let mut env = Environment::new();
     // The `.html` name turns on HTML auto-escaping: server answers are data, never markup.
     env.add_template("run.html", TEMPLATE).unwrap_or_else(|e| unreachable!("the built-in template parses: {e}"));
-    let verdict = if report.summary.failed > 0 || report.summary.errors > 0 { "FAILED" } else { "PASSED" };
+    let verdict = report.verdict();
+    // The banner's colour: green only where a gate may go green.
+    let verdict_class = if verdict.is_success() { "PASSED" } else { "FAILED" };
     // certify: each case's timeline, drawn here (the SVG escapes everything it writes).
     let timelines: std::collections::BTreeMap<String, Value> = report
         .suites
@@ -26,7 +28,8 @@ pub fn render(report: &RunReport) -> String {
         .and_then(|t| {
             t.render(context! {
                 report => Value::from(minijinja::value::Serde(report)),
-                verdict => verdict,
+                verdict => verdict.word(),
+                verdict_class => verdict_class,
                 timelines => timelines,
             })
         })

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::results::{CaseOutcome, RunReport, VerdictKind};
+use crate::results::{CaseOutcome, RunReport, RunVerdict, VerdictKind};
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -11,12 +11,21 @@ fn cell(text: &str) -> String {
 
 pub fn render(report: &RunReport) -> String {
     let s = &report.summary;
-    let verdict = if s.failed > 0 || s.errors > 0 { "❌ FAILED" } else { "✅ PASSED" };
+    let verdict = report.verdict();
+    let mark = match verdict {
+        RunVerdict::Passed => "✅",
+        RunVerdict::Failed => "❌",
+        RunVerdict::NothingChecked => "⚠️",
+        RunVerdict::Interrupted => "⏹️",
+        RunVerdict::Incomplete => "💥",
+    };
+    let verdict = format!("{mark} {}", verdict.word());
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## oauth-harness: {verdict}\n\n{} cases: **{} failed**, {} errors, {} warned, {} passed, {} skipped{} — {:.2} s against `{}` ({})\n",
+        "## oauth-harness: {verdict}\n\n{} case{}: **{} failed**, {} errors, {} warned, {} passed, {} skipped{} — {:.2} s against `{}` ({})\n",
         s.cases,
+        if s.cases == 1 { "" } else { "s" },
         s.failed,
         s.errors,
         s.warned,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use owo_colors::{OwoColorize, Style};
 
 use super::finding_lines;
-use crate::results::{CaseOutcome, RunReport, VerdictKind};
+use crate::results::{CaseOutcome, RunReport, RunVerdict, VerdictKind};
 
 fn paint(text: &str, style: Style, color: bool) -> String {
     if color { text.style(style).to_string() } else { text.to_string() }
@@ -128,15 +128,18 @@ pub fn render(report: &RunReport, color: bool, detail: Detail) -> String {
         }
     }
     let s = &report.summary;
-    let verdict = if s.failed > 0 || s.errors > 0 {
-        paint("FAILED", Style::new().red().bold(), color)
-    } else {
-        paint("PASSED", Style::new().green().bold(), color)
+    let verdict = report.verdict();
+    let style = match verdict {
+        RunVerdict::Passed => Style::new().green().bold(),
+        RunVerdict::NothingChecked => Style::new().yellow().bold(),
+        _ => Style::new().red().bold(),
     };
+    let verdict = paint(verdict.word(), style, color);
     let _ = writeln!(
         out,
-        "\n{verdict} {} cases: {} passed, {} warned, {} failed, {} skipped, {} errors{} in {:.2} s against {} ({})",
+        "\n{verdict} {} case{}: {} passed, {} warned, {} failed, {} skipped, {} errors{} in {:.2} s against {} ({})",
         s.cases,
+        if s.cases == 1 { "" } else { "s" },
         s.passed,
         s.warned,
         s.failed,
