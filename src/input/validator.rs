@@ -121,6 +121,16 @@ impl<'a> Validator<'a> {
     pub fn url(&mut self, v: &Spanned<String>) -> Option<Url> {
         let raw = self.text(v);
         match Url::parse(&raw) {
+            // Credentials in a URL would go to every request made to it and into every report
+            // that names it (RFC 3986 §3.2.1 deprecates them): refused, without quoting them.
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                self.error_help(
+                    at(v),
+                    "this URL holds credentials (`user:password@`), which would be sent and printed with it",
+                    "write the URL without them: a client's credentials go in its `client_secret` or key",
+                );
+                None
+            }
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
             Ok(u) => {
                 self.error(at(v), format!("`{u}` is not an http(s) URL"));

@@ -64,7 +64,7 @@ impl SourceFile {
     /// character, so columns stay right): a line with a secret on it can be shown safely.
     pub fn masking(mut self, keys: &[&str]) -> Self {
         let masked = mask_values(&self.text, keys, |value| "*".repeat(value.chars().count()));
-        self.shown = Arc::new(mask_continuations(&masked, keys));
+        self.shown = Arc::new(mask_url_passwords(&mask_continuations(&masked, keys)));
         self
     }
 
@@ -83,6 +83,31 @@ impl SourceFile {
             span: (offset, len).into(),
         }
     }
+}
+
+/// `text` with the password of every `scheme://user:password@host` masked (`*` for every
+/// character): a URL with credentials in it is refused, and the line the error quotes must not
+/// show them either.
+fn mask_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (before, after) = rest.split_at(i + 3);
+        out.push_str(before);
+        let end = after.find(|c: char| "/?#\"', }]\n\r\t ".contains(c)).unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@').and_then(|at| authority[..at].find(':').map(|colon| (colon, at))) {
+            Some((colon, at)) => {
+                out.push_str(&authority[..=colon]);
+                out.push_str(&"*".repeat(authority[colon + 1..at].chars().count()));
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `text` with the scalar value of every `key:` in `keys` replaced by `replace(value)`, in
@@ -307,6 +332,17 @@ mod tests {
     fn did_you_mean_finds_close_keys_only() {
         assert_eq!(did_you_mean("tokn", ["id", "token", "expect"]), Some("token"));
         assert_eq!(did_you_mean("zzzzzz", ["id", "token"]), None);
+    }
+
+    #[test]
+    fn url_passwords_are_masked_and_columns_kept() {
+        let text = "issuer: http://admin:Hunter2@127.0.0.1:8080/x\nurl: { u: 'https://a@b/', v: http://h/p?q=1 }\n";
+        let masked = mask_url_passwords(text);
+        assert_eq!(
+            masked,
+            "issuer: http://admin:*******@127.0.0.1:8080/x\nurl: { u: 'https://a@b/', v: http://h/p?q=1 }\n"
+        );
+        assert_eq!(masked.len(), text.len());
     }
 
     #[test]
