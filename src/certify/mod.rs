@@ -57,6 +57,18 @@ pub fn preflight(suite: &ClientSuite) -> Vec<LocatedError> {
         };
         errors.push(e);
     }
+    let clients = setup::client_names(suite.system);
+    let named = std::iter::once(&suite.client).chain(suite.cases.iter().filter_map(|c| c.client.as_ref()));
+    for client in named.filter(|n| !clients.contains(&n.name)) {
+        let e = suite.source.error_at(
+            client.span,
+            format!("the mock of this {} suite has no client `{}`", suite.system.name(), client.name),
+        );
+        errors.push(match did_you_mean(&client.name, clients.iter().map(String::as_str)) {
+            Some(hint) => e.with_help(format!("did you mean `{hint}`? it registers {}", clients.join(", "))),
+            None => e.with_help(format!("it registers {}", clients.join(", "))),
+        });
+    }
     for (required, _) in &suite.required {
         if client_checks::find(&required.name).is_some_and(|c| c.severity == Severity::Must) {
             errors.push(suite.source.error_at(required.span, format!("`{}` is already a MUST", required.name)));

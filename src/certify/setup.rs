@@ -77,6 +77,16 @@ pub fn client_name<'a>(suite: &'a ClientSuite, case: &'a ClientCase) -> &'a str 
     case.client.as_ref().map(|c| c.name.as_str()).unwrap_or(&suite.client.name)
 }
 
+/// The clients the suite's mock registers (what `client:` may name).
+pub fn client_names(system: ClientSystem) -> Vec<String> {
+    match system {
+        ClientSystem::IdentityServer | ClientSystem::SmartBackend => {
+            identity_server::builtin().clients.into_iter().map(|c| c.name).collect()
+        }
+        ClientSystem::PscCiba => psc::registered_clients().into_iter().map(|c| c.name.to_string()).collect(),
+    }
+}
+
 pub async fn prepare(
     suite: &ClientSuite,
     case: &ClientCase,

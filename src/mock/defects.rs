@@ -47,9 +47,16 @@ macro_rules! defects {
     };
 }
 
+fn unknown_defect_message(mock: Option<&str>, name: &str) -> String {
+    match mock {
+        Some(m) => format!("the {m} mock has no defect named `{name}`"),
+        None => format!("no mock has a defect named `{name}`"),
+    }
+}
+
 /// A defect name no mock (or not this mock) has.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{} has no defect named `{name}`", .mock.map(|m| format!("the {m} mock")).unwrap_or_else(|| "no mock".into()))]
+#[error("{}", unknown_defect_message(*.mock, .name))]
 #[diagnostic(help("{}", match .suggestion {
     Some(best) => format!("did you mean `{best}`? (`--list-defects` lists them)"),
     None => "`oauth-harness mock identity-server --list-defects` (or `mock psc`) lists them".to_string(),
