@@ -24,7 +24,7 @@ pub enum EvidenceError {
     #[error("cannot write `{path}`: {reason}")]
     Unwritable { path: PathBuf, reason: String },
     #[error(
-        "the evidence folder `{0}` is not empty: a bundle must hold only what one run wrote (use an empty folder, or --evidence-force to empty it)"
+        "the evidence folder `{0}` is not empty: a bundle must hold only what one run wrote (use an empty folder; --evidence-force replaces an earlier bundle)"
     )]
     NotEmpty(PathBuf),
     #[error(
