@@ -220,9 +220,12 @@ fn expired_subject(x: &Exchange) -> Option<Verdict> {
 /// For a rule about live tokens, when the token was refused: not applicable if it had expired,
 /// or was within a second of it, by the time the answer came — the server may rightly have
 /// counted it expired (its clock and ours agree to the second at best), so the refusal says
-/// nothing of the rule. A slow machine, not the server, made the request late.
+/// nothing of the rule. A slow machine, not the server, made the request late. Counted from
+/// when the token request left
+/// ([`crate::protocol::exchange::TokenFacts::alive_until`]): the server may have issued it
+/// that early, however late its answer came.
 pub(super) fn lapsed(x: &Exchange) -> Option<Verdict> {
-    let expires_at = x.context.subject.as_ref()?.expires_at()?;
+    let expires_at = x.context.subject.as_ref()?.alive_until()?;
     let left = expires_at - crate::support::clock::unix_now();
     (left <= 1).then(|| {
         Verdict::na(format!("the token had {left} s to live when the answer came: too near its expiry to judge"))

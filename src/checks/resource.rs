@@ -197,4 +197,19 @@ mod tests {
         // Accepted at its last second is still a pass.
         assert_eq!(accepted(&call(200, 0)), Verdict::Pass);
     }
+
+    #[test]
+    fn a_token_whose_answer_came_late_is_judged_from_when_it_was_asked_for() {
+        // Asked for 4 s before its answer came, living 5 s: the server may have issued it then,
+        // so it may rightly be dead already although the answer is only a second old.
+        let mut late = call(401, 5);
+        let subject = late.context.subject.as_mut().unwrap();
+        subject.sent_at = Some(subject.received_at - 4);
+        assert!(matches!(accepted(&late), Verdict::NotApplicable(_)), "{:?}", accepted(&late));
+        // Asked for and answered in the same second: a refusal with 5 s left is the server's.
+        let mut prompt = call(401, 5);
+        let subject = prompt.context.subject.as_mut().unwrap();
+        subject.sent_at = Some(subject.received_at);
+        assert!(matches!(accepted(&prompt), Verdict::Fail { .. }));
+    }
 }

@@ -277,6 +277,9 @@ pub struct TokenFacts {
     pub expires_in: Option<i64>,
     /// Unix time the answer arrived.
     pub received_at: i64,
+    /// Unix time the request left, when known: the server started counting `expires_in` no
+    /// earlier than this, and no later than `received_at`.
+    pub sent_at: Option<i64>,
     /// `exp` and `iat` of a JWT access token.
     pub jwt_exp: Option<i64>,
     pub jwt_iat: Option<i64>,
@@ -299,7 +302,16 @@ impl TokenFacts {
     /// When the token must stop being accepted: receipt + `expires_in` (the server's promise to
     /// the client, RFC 6749 §5.1), else the JWT's `exp`.
     pub fn expires_at(&self) -> Option<i64> {
-        self.expires_in.map(|e| self.received_at + e).or(self.jwt_exp)
+        self.expires_in.map(|e| self.received_at.saturating_add(e)).or(self.jwt_exp)
+    }
+
+    /// Until when the token is surely alive: request sent + `expires_in`, else the JWT's `exp`.
+    /// A slow answer (a busy machine) makes this earlier than [`Self::expires_at`], by as much as
+    /// the answer took: rules about live tokens are judged against this one, rules about dead
+    /// ones against `expires_at`, so neither blames the server for the time the answer took.
+    pub fn alive_until(&self) -> Option<i64> {
+        let sent = self.sent_at.unwrap_or(self.received_at);
+        self.expires_in.map(|e| sent.saturating_add(e)).or(self.jwt_exp)
     }
 }
 

@@ -36,6 +36,7 @@ pub(super) fn token_facts(client: &Client, exchange: &Exchange) -> Option<TokenF
             .or_else(|| exchange.context.requested_scope.clone()),
         expires_in: body.get("expires_in").and_then(|v| v.as_i64()),
         received_at: crate::support::clock::unix_now(),
+        sent_at: Some((crate::support::clock::unix_now_f64() - exchange.response.elapsed.as_secs_f64()).floor() as i64),
         jwt_exp: claim("exp"),
         jwt_iat: claim("iat"),
         revoked: false,
