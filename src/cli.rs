@@ -5,6 +5,23 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+const MILLISECOND: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration option bounded on both sides: an absurd value (`--timeout 1000h`, a zero lifetime)
+/// is refused as usage (exit 2) with the range, not obeyed or silently raised.
+fn within(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let d = humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 5s, 250ms, 2m)"))?;
+        if d < min || d > max {
+            let min = if min.is_zero() { "0s".to_string() } else { humantime::format_duration(min).to_string() };
+            return Err(format!("must be between {min} and {}", humantime::format_duration(max)));
+        }
+        Ok(d)
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "oauth-harness",
@@ -148,7 +165,8 @@ pub enum EvidenceCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate a key pair: private.pem (PKCS#8), public.pem, jwk.json, jwks.json.
+    /// Generate a key pair: private.pem (PKCS#8), public.pem, jwk.json, jwks.json, and key.json
+    /// (how the kid was derived, so `keys jwks` and targets derive the same one).
     #[command(
         after_help = "Examples:\n  oauth-harness keys generate --alg RS384 --out keys/backend\n  oauth-harness keys generate --alg ES384 --kid pem-sha256-16 --out keys/backend-ec"
     )]
@@ -248,8 +266,8 @@ pub struct RunArgs {
     /// A reviewed list of deviations the gate accepts for now: reported as known, not failed.
     #[arg(long, value_name = "FILE")]
     pub known_deviations: Option<PathBuf>,
-    /// Per-request timeout (overrides the target's), e.g. 5s.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Per-request timeout (overrides the target's), e.g. 5s (1ms to 5m).
+    #[arg(long, value_name = "DURATION", value_parser = within(MILLISECOND, 300 * SECOND))]
     pub timeout: Option<Duration>,
     /// Cases in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -278,7 +296,7 @@ pub struct LoadArgs {
     pub mock_defects: Vec<String>,
     /// Hold the embedded mock's token answers this much longer, e.g. 40ms: a slower release to try
     /// `--baseline` on (not a defect: it breaks no rule).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "target")]
+    #[arg(long, value_name = "DURATION", value_parser = within(Duration::ZERO, 10 * SECOND), conflicts_with = "target")]
     pub mock_latency: Option<Duration>,
     /// Concurrent users (overrides the profile).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -407,11 +425,11 @@ pub struct MockCommon {
 pub struct PscMockArgs {
     #[command(flatten)]
     pub common: MockCommon,
-    /// `interval` of backchannel answers (PSC uses 5 s).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// `interval` of backchannel answers (PSC uses 5 s; 1s to 10m).
+    #[arg(long, value_name = "DURATION", value_parser = within(SECOND, 600 * SECOND))]
     pub interval: Option<Duration>,
-    /// `expires_in` of backchannel answers (PSC uses 120 s).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// `expires_in` of backchannel answers (PSC uses 120 s; 1s to 1h).
+    #[arg(long, value_name = "DURATION", value_parser = within(SECOND, 3600 * SECOND))]
     pub expires_in: Option<Duration>,
     /// Keep one pending request per client and user: a new one supersedes the older (as some
     /// servers do; CIBA allows it)
@@ -424,8 +442,8 @@ pub struct PscMockArgs {
     /// deployment with a separate mTLS host does
     #[arg(long)]
     pub mtls_endpoint_aliases: bool,
-    /// Lifetime of the access tokens and id_tokens (PSC uses 120 s)
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Lifetime of the access tokens and id_tokens (PSC uses 120 s; 1s to 24h)
+    #[arg(long, value_name = "DURATION", value_parser = within(SECOND, DAY))]
     pub token_lifetime: Option<Duration>,
 }
 
@@ -436,7 +454,7 @@ pub struct MockArgs {
     /// Registered clients from this YAML/JSON file instead of the built-in ones.
     #[arg(long, value_name = "FILE")]
     pub clients: Option<PathBuf>,
-    /// Access token lifetime.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Access token lifetime (1s to 24h).
+    #[arg(long, value_name = "DURATION", value_parser = within(SECOND, DAY))]
     pub token_ttl: Option<Duration>,
 }

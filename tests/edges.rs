@@ -32,6 +32,20 @@ fn absurd_values_on_the_command_line_are_usage_errors() {
         assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"));
     }
+    // Durations past any sensible bound are refused with the range, not obeyed for hours (or a
+    // zero lifetime silently raised to a second).
+    for args in [
+        vec!["run", "scenarios/identity-server", "--timeout", "1000h"],
+        vec!["load", "scenarios/load/token-secret.yaml", "--mock-latency", "10h"],
+        vec!["mock", "identity-server", "--token-ttl", "0s"],
+        vec!["mock", "psc", "--interval", "0s"],
+        vec!["mock", "psc", "--expires-in", "100h"],
+        vec!["mock", "psc", "--token-lifetime", "400d"],
+    ] {
+        let o = run_bin(&args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("must be between"), "{args:?}: {}", stderr(&o));
+    }
 }
 
 #[test]

@@ -31,13 +31,13 @@ async fn psc_mock(args: PscMockArgs, out: &Output) -> Result<Outcome, Failure> {
         ..Default::default()
     };
     if let Some(i) = args.interval {
-        config.interval_secs = i.as_secs().max(1);
+        config.interval_secs = i.as_secs();
     }
     if let Some(e) = args.expires_in {
-        config.expires_in_secs = e.as_secs().max(1);
+        config.expires_in_secs = e.as_secs();
     }
     if let Some(t) = args.token_lifetime {
-        config.token_lifetime_secs = t.as_secs().max(1);
+        config.token_lifetime_secs = t.as_secs();
     }
     if let Some(limit) = args.common.store_limit {
         config.store_limit = limit as usize;
@@ -77,7 +77,7 @@ async fn identity_server_mock(args: MockArgs, out: &Output) -> Result<Outcome, F
         config.clients = identity_server::from_file(path)?;
     }
     if let Some(ttl) = args.token_ttl {
-        config.token_ttl_secs = ttl.as_secs().max(1);
+        config.token_ttl_secs = ttl.as_secs();
     }
     if let Some(limit) = args.common.store_limit {
         config.store_limit = limit as usize;

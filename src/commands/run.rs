@@ -23,9 +23,6 @@ use crate::support::keys::KeyPair;
 use crate::support::secret::Shown;
 
 pub async fn run(args: RunArgs, out: &Output) -> Result<Outcome, Failure> {
-    if args.timeout.is_some_and(|t| t.is_zero()) {
-        return Err(Usage::new("--timeout must be longer than zero").help("e.g. `--timeout 5s`").into());
-    }
     let suites = suites_of(input::read_inputs(&args.paths)?, out)?;
     let known = match &args.known_deviations {
         None => None,
@@ -34,6 +31,9 @@ pub async fn run(args: RunArgs, out: &Output) -> Result<Outcome, Failure> {
             let errors = crate::known::validate(&known);
             if !errors.is_empty() {
                 return Err(RunError::Preflight(errors).into());
+            }
+            for warning in crate::known::unmatched(&known, &suites) {
+                out.note(&warning);
             }
             Some((known, path.display().to_string()))
         }
