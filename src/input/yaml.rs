@@ -34,7 +34,9 @@ pub fn error(source: &SourceFile, err: &serde_saphyr::Error, shapes: Shapes) -> 
     let plain = err.without_snippet().to_string();
     let raw = strip_location(&plain);
     let (line, column) = err.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((1, 1));
-    let key = key_at(&source.text, line, column);
+    // A missing value is located at the colon of its key (`name:`): look one column on.
+    let past = u32::from(raw.starts_with("cannot deserialize null"));
+    let key = key_at(&source.text, line, column + past);
     let said = Said::from(raw, key.as_deref(), shapes);
     // Underline the whole key or value the message names, when it starts at the location.
     let mut span = Span::at(&source.text, line, column, 1);
@@ -179,8 +181,38 @@ impl Said {
                 return said(named(shape), None, Some(raw.to_string()));
             }
         }
+        if raw.starts_with("unexpected end of input") {
+            return said(
+                "the file ends before anything was read: it is empty, or holds only comments".into(),
+                None,
+                None,
+            );
+        }
+        if raw.starts_with("cannot deserialize null") {
+            let message = match key {
+                Some(k) => format!("`{k}` has no value"),
+                None => "a value is missing here".into(),
+            };
+            return said(message, Some("no value"), Some("give it a value, or remove the key".into()));
+        }
+        if raw.starts_with("recursive references") {
+            return said(
+                "this alias refers to a value that contains it (`&a [*a]`): a loop is refused".into(),
+                Some("loops back"),
+                Some("an alias (`*name`) may only repeat a value defined whole before it".into()),
+            );
+        }
+        if raw.starts_with("alias references unknown anchor") {
+            return said(
+                "this alias (`*name`) names no anchor (`&name`) defined before it".into(),
+                Some("unknown alias"),
+                Some("define `&name` on a value above, or write the value out".into()),
+            );
+        }
         // What is left are the scanner's own words about broken YAML syntax.
         if raw.contains("placement")
+            || raw.starts_with("unclosed")
+            || raw.starts_with("invalid indentation")
             || raw.contains("did not find expected")
             || raw.contains("while scanning")
             || raw.contains("while parsing")
@@ -240,6 +272,15 @@ mod tests {
         assert_eq!(message("name: a\nname: b\n").0, "duplicate key `name`: it appears twice in the same mapping");
         assert_eq!(message("name: a\nport: 70000\n").0, "`port` must be a whole number from 0 to 65535");
         assert_eq!(message("name: a\nlist: x\n").0, "`list` must be a list of names, e.g. `[a, b]`");
+        // The parser's own words ("unexpected end of input", "use Option<String>", "weak
+        // recursion types") never reach the user.
+        assert!(message("").0.starts_with("the file ends before anything was read"));
+        assert_eq!(message("name:\n").0, "`name` has no value");
+        assert!(message("name: a\nlist: &a [*a]\n").0.starts_with("this alias refers to a value that contains it"));
+        assert!(message("name: a\nlist: [*b]\n").0.starts_with("this alias (`*name`) names no anchor"));
+        let (m, _, help) = message("name: a\nlist: [a, b\n");
+        assert_eq!(m, "this is not valid YAML: unclosed bracket '['");
+        assert!(help.is_some_and(|h| h.contains("unclosed `[`")));
         let (m, loc, help) = message("name: a\nnmae: b\n");
         assert_eq!(
             (m.as_str(), loc.as_str(), help.as_deref()),
