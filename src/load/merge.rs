@@ -185,8 +185,8 @@ fn shifted(mut stats: PathStats, offset: usize) -> PathStats {
 /// A report file could not be used: unreadable, not a report, or not mergeable.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ReportFileError {
-    #[error("cannot read {file}: {reason}")]
-    Read { file: String, reason: String },
+    #[error(transparent)]
+    Read(#[from] crate::support::files::FileError),
     #[error("{file}:{line}:{column}: not a load report: {reason}")]
     #[diagnostic(help("give the JSON a `load --report-json` run wrote"))]
     Parse { file: String, line: usize, column: usize, reason: String },
@@ -202,8 +202,7 @@ const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 /// Reads a JSON load report.
 pub fn read_report(path: &std::path::Path) -> Result<LoadReport, ReportFileError> {
     let file = path.display().to_string();
-    let text = crate::support::files::read_text(path, MAX_REPORT_BYTES)
-        .map_err(|e| ReportFileError::Read { file: file.clone(), reason: e.to_string() })?;
+    let text = crate::support::files::read_text(path, MAX_REPORT_BYTES)?;
     // The format first: a report of another version says so, not "missing field".
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         if let Some(found) = v.get("format").and_then(|f| f.as_str()).filter(|f| !READABLE_FORMATS.contains(f)) {
