@@ -65,15 +65,18 @@ impl Output {
                 for e in &errors.0 {
                     self.error(e);
                 }
-                self.error(&crate::exit::Usage::new(format!("{} problem(s) found", errors.0.len())));
+                self.error(&crate::exit::Usage::new(format!(
+                    "{} found",
+                    crate::support::diagnostics::problems(errors.0.len())
+                )));
             }
             Failure::Run(crate::run::RunError::Preflight(errors)) => {
                 for e in errors {
                     self.error(e);
                 }
                 self.error(&crate::exit::Usage::new(format!(
-                    "{} problem(s) between the scenarios and the target",
-                    errors.len()
+                    "{} between the scenarios and the target",
+                    crate::support::diagnostics::problems(errors.len())
                 )));
             }
             other => self.error(other),

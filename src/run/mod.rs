@@ -117,7 +117,7 @@ pub enum RunError {
     Client(TransportError),
     #[error("--filter `{0}` selects no case")]
     EmptyFilter(String),
-    #[error("{} problem(s) between the scenarios and the target", .0.len())]
+    #[error("{} between the scenarios and the target", crate::support::diagnostics::problems(.0.len()))]
     Preflight(#[related] Vec<LocatedError>),
 }
 
