@@ -26,6 +26,34 @@ pub fn validate(known: &KnownDeviations) -> Vec<LocatedError> {
         .collect()
 }
 
+/// The entries whose case globs match no case of `suites` (id or `suite/id`), with where each
+/// is in the list: such an entry can never apply nor go stale — a typo, or a case renamed since
+/// the list was reviewed. Not an error: a run of a few suites rightly leaves others unmatched.
+pub fn unmatched(known: &KnownDeviations, suites: &[crate::model::suite::Suite]) -> Vec<String> {
+    let cases: Vec<(String, &str)> = suites
+        .iter()
+        .flat_map(|s| s.cases.iter().map(move |c| (format!("{}/{}", s.name, c.id), c.id.as_str())))
+        .collect();
+    known
+        .entries
+        .iter()
+        .filter(|e| {
+            let globs: Vec<WildMatch> = e.cases.iter().map(|c| WildMatch::new(c)).collect();
+            !cases.iter().any(|(qualified, id)| globs.iter().any(|g| g.matches(id) || g.matches(qualified)))
+        })
+        .map(|e| {
+            format!(
+                "warning: {}:{}:{}: the known deviation of `{}` lists cases ({}) that match no case of the scenarios given: it applies to nothing",
+                known.source.path.display(),
+                e.span.line,
+                e.span.column,
+                e.check.name,
+                e.cases.join(", ")
+            )
+        })
+        .collect()
+}
+
 /// Marks the findings `known` accepts, recomputes the outcomes and the summary, and records
 /// what is stale.
 pub fn apply(report: &mut RunReport, known: &KnownDeviations, file: &str) {

@@ -82,3 +82,21 @@ fn a_list_naming_an_unknown_check_is_refused_with_its_location() {
     assert!(err.contains("unknown check `rfc6749.5.1.pragmaa`") && err.contains("known.yaml:3:12"), "{err}");
     assert!(err.contains("did you mean `rfc6749.5.1.pragma`?"), "{err}");
 }
+
+#[test]
+fn an_entry_matching_no_case_is_flagged_and_one_that_matches_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    // A typo in the case glob: the entry would silently apply to nothing, forever.
+    let typo = list(dir.path(), &PRAGMA.replace("token-client-secret-*", "token-client-secert-*"));
+    let args = ["run", SUITE, "--filter", "token-client-secret-basic", "--no-color", "--known-deviations"];
+    let o = run_bin(&[&args[..], &[&typo]].concat());
+    let err = stderr(&o);
+    assert!(
+        err.contains("known.yaml:3:") && err.contains("`rfc6749.5.1.pragma` lists cases (token-client-secert-*)"),
+        "{err}"
+    );
+    assert!(err.contains("match no case of the scenarios given"), "{err}");
+    let known = list(dir.path(), PRAGMA);
+    let o = run_bin(&[&args[..], &[&known]].concat());
+    assert!(!stderr(&o).contains("match no case"), "{}", stderr(&o));
+}
