@@ -291,7 +291,7 @@ pub struct LoadArgs {
     /// Target file; without it the embedded Identity Server mock is started on 127.0.0.1.
     #[arg(long, value_name = "FILE")]
     pub target: Option<PathBuf>,
-    /// Switch a defect on in the embedded mock (repeatable).
+    /// Switch a defect on in the embedded Identity Server mock (repeatable; `oauth-harness mock identity-server --list-defects`).
     #[arg(long = "mock-defect", value_name = "NAME")]
     pub mock_defects: Vec<String>,
     /// Hold the embedded mock's token answers this much longer, e.g. 40ms: a slower release to try

@@ -46,6 +46,10 @@ fn absurd_values_on_the_command_line_are_usage_errors() {
         assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("must be between"), "{args:?}: {}", stderr(&o));
     }
+    // A defect of a mock the command never calls would make a "defective" run that is not.
+    let o = run_bin(&["load", "scenarios/load/token-secret.yaml", "--mock-defect", "no-slow-down"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("`no-slow-down` is a defect of the PSC mock"), "{}", stderr(&o));
 }
 
 #[test]

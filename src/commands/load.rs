@@ -59,6 +59,17 @@ pub async fn load(args: LoadArgs, out: &Output) -> Result<Outcome, Failure> {
     let (target, _embedded) = match &args.target {
         Some(path) => (read_target(path, &args.mock_defects)?, None),
         None => {
+            // Load drives the Identity Server mock only: a PSC defect would change nothing there.
+            if let Some(name) = args.mock_defects.iter().find(|n| {
+                crate::mock::identity_server::Defect::from_name(n).is_none()
+                    && crate::mock::psc::Defect::from_name(n).is_some()
+            }) {
+                return Err(Usage::new(format!(
+                    "`{name}` is a defect of the PSC mock, which no load path calls: it would change nothing"
+                ))
+                .help("`oauth-harness mock identity-server --list-defects` lists the defects a load run can use")
+                .into());
+            }
             let embedded = start_embedded_slowed(&args.mock_defects, args.mock_latency).await?;
             (embedded.target.clone(), Some(embedded))
         }
