@@ -9,6 +9,7 @@ use common::{bin, code, stderr, stdout};
 use oauth_harness::mock::identity_server::Config;
 
 const SECRET: &str = "Zq7:pX%9+wL/distinctive-secret-4242";
+const QUERY_KEY: &str = "gateway-key-distinctive-9191";
 
 #[tokio::test]
 async fn no_secret_or_token_in_any_output() {
@@ -16,6 +17,14 @@ async fn no_secret_or_token_in_any_output() {
     let mock = common::start_mock(Config { clients, ..Config::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     let target = common::write_target(dir.path(), &mock, Some("OAUTH_HARNESS_TEST_SECRET"));
+    // An endpoint configured with a key in its query (as some API gateways want): every request
+    // line shows its URL.
+    let text = std::fs::read_to_string(&target).unwrap().replacen(
+        "resource:",
+        &format!("introspection_endpoint: {}/connect/introspect?api_key={QUERY_KEY}\nresource:", mock.issuer()),
+        1,
+    );
+    std::fs::write(&target, text).unwrap();
     let junit = dir.path().join("junit.xml");
     let json = dir.path().join("report.json");
     let html = dir.path().join("report.html");
@@ -23,6 +32,7 @@ async fn no_secret_or_token_in_any_output() {
     let evidence = dir.path().join("evidence");
     let args: Vec<String> = [
         "run",
+        "-v",
         "scenarios/identity-server",
         "scenarios/smart-backend",
         "scenarios/introspection",
@@ -75,7 +85,7 @@ async fn no_secret_or_token_in_any_output() {
     let urlencoded: String = form_urlencoded_encode(SECRET);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("implant-vendor:{urlencoded}"));
     for (name, text) in &outputs {
-        for needle in [SECRET, urlencoded.as_str(), basic.as_str(), "distinctive-secret"] {
+        for needle in [SECRET, urlencoded.as_str(), basic.as_str(), "distinctive-secret", QUERY_KEY] {
             assert!(!text.contains(needle), "{name} contains a spelling of the secret ({needle})");
         }
         // Every token the mock issues is a JWS whose header starts `{"` → base64url `eyJ`.

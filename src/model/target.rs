@@ -145,6 +145,23 @@ impl Target {
                 redactor.register_credentials(&client.client_id, secret);
             }
         }
+        for url in self.urls() {
+            redactor.register_url_credentials(url);
+        }
+    }
+
+    /// Every URL the target file names.
+    fn urls(&self) -> impl Iterator<Item = &Url> {
+        let resource = self.resource.iter().flat_map(|r| std::iter::once(&r.url).chain(&r.other_audience));
+        let ciba = self.ciba.backchannel_endpoint.iter().chain(&self.ciba.token_endpoint).chain(&self.ciba.jwks_uri);
+        std::iter::once(&self.issuer)
+            .chain(&self.token_endpoint)
+            .chain(&self.introspection_endpoint)
+            .chain(&self.revocation_endpoint)
+            .chain(&self.metadata)
+            .chain(&self.token_exchange.endpoint)
+            .chain(resource)
+            .chain(ciba)
     }
 
     /// A client holding a certificate other than `own` (any certificate when `own` is none): the

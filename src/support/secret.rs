@@ -128,6 +128,19 @@ impl Redactor {
         self.add(spellings, &fp);
     }
 
+    /// Registers the values of a URL's query parameters whose names say they are credentials
+    /// (`api_key`, `sig`, `access_token`…): an endpoint configured with one sends it in every
+    /// request line the reports show, and nothing else marks it secret.
+    pub fn register_url_credentials(&self, url: &url::Url) {
+        const CREDENTIAL_WORDS: &[&str] = &["key", "token", "secret", "pass", "sig", "auth", "credential", "code"];
+        for (name, value) in url.query_pairs() {
+            let name = name.to_ascii_lowercase();
+            if CREDENTIAL_WORDS.iter().any(|w| name.contains(w)) {
+                self.register(&value);
+            }
+        }
+    }
+
     fn add(&self, spellings: Vec<String>, fp: &str) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let before = inner.spellings.len();
@@ -209,6 +222,17 @@ mod tests {
     #[test]
     fn fingerprint_is_stable_and_short() {
         assert_eq!(fingerprint("abc"), "[redacted sha256:ba7816bf]");
+    }
+
+    #[test]
+    fn credentials_in_a_configured_query_are_scrubbed_and_other_parameters_kept() {
+        let r = Redactor::new();
+        let url =
+            url::Url::parse("https://fhir.example/Patient?_count=100000&api_key=k3y-v4lue&X-Sig=s1gn4ture").unwrap();
+        r.register_url_credentials(&url);
+        let out = r.scrub(url.as_str());
+        assert!(!out.contains("k3y-v4lue") && !out.contains("s1gn4ture"), "{out}");
+        assert!(out.contains("_count=100000"), "{out}");
     }
 
     #[test]
