@@ -72,7 +72,7 @@ Examples:\n  oauth-harness load scenarios/load/token-secret.yaml --duration 10s\
     /// Generate client key pairs and JWKS for private_key_jwt.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Check an evidence bundle written by `run --evidence`.
+    /// Check an evidence bundle written by `run --evidence` or `certify --evidence`.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
     /// Print a shell completion script.
@@ -124,6 +124,9 @@ pub struct CertifyArgs {
     /// Write an evidence bundle: report, suite, client command and version, SHA-256 manifest.
     #[arg(long, value_name = "DIR")]
     pub evidence: Option<PathBuf>,
+    /// Sign the evidence manifest (detached JWS) with this private key from `keys generate`.
+    #[arg(long, value_name = "KEY.pem", requires = "evidence")]
+    pub evidence_key: Option<PathBuf>,
     /// Replace an earlier bundle in the --evidence folder (never other files).
     #[arg(long, requires = "evidence")]
     pub evidence_force: bool,

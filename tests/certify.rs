@@ -197,6 +197,7 @@ fn nothing_secret_or_issued_reaches_any_output() {
         .env("REFERENCE_CLIENT_TOKEN_LOG", &tokens)
         .args(["certify", IS, "--verbose", "--report-junit", &out("r.xml"), "--report-html", &out("r.html")])
         .args(["--report-md", &out("r.md"), "--report-json", &out("r.json"), "--evidence", &out("evidence")])
+        .args(["--evidence-key", "fixtures/keys/backend-rs384/private.pem"])
         .args(["--client-version", "9.9.9", "--"])
         .arg(&client)
         .args(["--misbehave", "secret-in-query"])
@@ -223,6 +224,19 @@ fn nothing_secret_or_issued_reaches_any_output() {
     }
     let meta = std::fs::read_to_string(dir.path().join("evidence/meta.json")).unwrap();
     assert!(meta.contains("9.9.9") && meta.contains("reference_client"), "{meta}");
+    // A vendor signs what it submits: the bundle verifies with its key's JWK, and no other.
+    let ev = out("evidence");
+    let o = common::bin()
+        .args(["evidence", "verify", &ev, "--jwk", "fixtures/keys/backend-rs384/jwk.json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("signature:  valid"), "{}", stdout(&o));
+    let o = common::bin()
+        .args(["evidence", "verify", &ev, "--jwk", "fixtures/keys/backend-es384/jwk.json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::report;
 use crate::report::terminal::Detail;
 use crate::results::RunReport;
 use crate::run::RunError;
+use crate::support::keys::KeyPair;
 use crate::support::secret::Shown;
 
 pub async fn certify(args: CertifyArgs, out: &Output) -> Result<Outcome, Failure> {
@@ -34,6 +35,8 @@ pub async fn certify(args: CertifyArgs, out: &Output) -> Result<Outcome, Failure
     if !problems.is_empty() {
         return Err(RunError::Preflight(problems).into());
     }
+    // An unusable signing key is our input's fault: say so before the client runs.
+    let evidence_key = args.evidence_key.as_deref().map(|p| KeyPair::load(p, None)).transpose()?;
     if let Some(dir) = &args.evidence {
         evidence::check_writable(dir, args.evidence_force)?;
     }
@@ -58,7 +61,7 @@ pub async fn certify(args: CertifyArgs, out: &Output) -> Result<Outcome, Failure
     write_reports(&args, &report, out)?;
     if let Some(dir) = &args.evidence {
         let bundle = evidence_bundle(&report, &suite, &args, &attach, out);
-        let files = evidence::write(dir, &bundle, None, args.evidence_force)?;
+        let files = evidence::write(dir, &bundle, evidence_key.as_ref(), args.evidence_force)?;
         out.note(&format!("note: evidence written to {} ({} files)", dir.display(), files.len()));
     }
     Ok(outcome(&report))
