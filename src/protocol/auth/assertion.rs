@@ -40,10 +40,10 @@ pub fn build(signer: &KeyPair, claims: &Claims<'_>, m: &Mutation) -> String {
     payload.insert("sub".into(), json!(claims.client_id));
     payload.insert("aud".into(), json!(claims.audience));
     payload.insert("iat".into(), json!(claims.now));
-    payload.insert("exp".into(), json!(claims.now + m.exp_in.unwrap_or(LIFETIME_SECS)));
+    payload.insert("exp".into(), json!(claims.now.saturating_add(m.exp_in.unwrap_or(LIFETIME_SECS))));
     payload.insert("jti".into(), json!(claims.jti));
     if let Some(nbf) = m.nbf_in {
-        payload.insert("nbf".into(), json!(claims.now + nbf));
+        payload.insert("nbf".into(), json!(claims.now.saturating_add(nbf)));
     }
     if let Some(list) = &m.aud_array {
         let aud: Vec<&str> = list.iter().map(|a| if a == "$token_endpoint" { claims.audience } else { a }).collect();
@@ -150,6 +150,9 @@ mod tests {
             ),
             ("expired", Mutation { exp_in: Some(-120), ..Default::default() }, &[], &["exp"]),
             ("long exp", Mutation { exp_in: Some(600), ..Default::default() }, &[], &["exp"]),
+            // A scenario's extreme number is an extreme claim, not an overflow.
+            ("far exp", Mutation { exp_in: Some(i64::MAX), ..Default::default() }, &[], &["exp"]),
+            ("far nbf", Mutation { nbf_in: Some(i64::MIN), ..Default::default() }, &[], &["nbf"]),
             ("no exp", Mutation { claims: set("exp", Value::Null), ..Default::default() }, &[], &["exp"]),
             ("no jti", Mutation { claims: set("jti", Value::Null), ..Default::default() }, &[], &["jti"]),
             ("sub", Mutation { claims: set("sub", json!("other")), ..Default::default() }, &[], &["sub"]),
