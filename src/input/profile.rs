@@ -178,6 +178,14 @@ fn profile(v: &mut Validator<'_>, def: LoadDef) -> Profile {
     }
     let iterations =
         def.iterations.as_ref().and_then(|i| v.number(i, "iterations", 1, 1_000_000_000)).map(|i| i as usize);
+    // A run is either counted or timed: with both, one would be silently ignored.
+    if let (Some(i), Some(_)) = (&def.iterations, &def.duration) {
+        v.error_help(
+            at(i),
+            "a profile has `iterations` or `duration`, not both",
+            "keep `iterations` for a counted run, `duration` for a timed one (`max_duration` still caps either)",
+        );
+    }
     let rate = def.rate.as_ref().and_then(|r| match parse_rate(&r.value) {
         Ok(rate) => Some(rate),
         Err(message) => {
