@@ -98,12 +98,18 @@ fn earlier_bundle(dir: &Path, force: bool) -> Result<Vec<PathBuf>, EvidenceError
     let mut files = Vec::new();
     // Links are never followed: a link is a file to remove, and only if the bundle listed it.
     let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0;
     while let Some(d) = stack.pop() {
         let entries =
             std::fs::read_dir(&d).map_err(|e| EvidenceError::Unwritable { path: d.clone(), reason: e.to_string() })?;
         for entry in entries.flatten() {
             let p = entry.path();
             let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+            // Folders count too: a tree of empty folders is not what a bundle leaves.
+            seen += 1;
+            if seen > MAX_WALK {
+                return Err(stranger(&rel));
+            }
             match entry.file_type() {
                 Ok(t) if t.is_dir() => stack.push(p),
                 _ if known.contains(rel.as_str()) => files.push(p),
@@ -291,22 +297,43 @@ fn remove_empty_folders(dir: &Path) {
     }
 }
 
+/// Every file under `dir`, at most [`MAX_WALK`] of them. A symlink is listed, never followed: a
+/// link to `/` in a tampered bundle must not make `verify` walk the machine (nor a loop forever).
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if out.len() >= MAX_WALK {
+                out.sort();
+                return out;
+            }
             let p = entry.path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) { stack.push(p) } else { out.push(p) }
         }
     }
     out.sort();
     out
 }
 
+/// A bundle holds a report, its inputs and a manifest: far fewer files than this.
+const MAX_WALK: usize = 10_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlinked_folder_is_an_unexpected_entry_and_never_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = Bundle { files: vec![(bundle_path("scenarios", Path::new("a.yaml")), b"one".to_vec())] };
+        write(dir.path(), &bundle, None, false).unwrap();
+        // A loop back to the bundle, and a way out of it.
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("root")).unwrap();
+        let v = verify(dir.path(), None).unwrap();
+        assert_eq!(v.unexpected, ["loop", "root"], "{v:?}");
+    }
 
     #[test]
     fn a_fresh_bundle_is_intact_even_when_two_inputs_share_a_path() {
