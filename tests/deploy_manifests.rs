@@ -209,7 +209,7 @@ fn the_harness_accepts_the_configmaps_profile_and_target() {
     // As a shard sees it: CLIENT_SECRET from the Secret.
     let o = validate().env("CLIENT_SECRET", "placeholder").output().unwrap();
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("1 load profile(s)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 load profile"), "{}", stdout(&o));
     // Without it the target is refused: the secret really is read from the environment.
     let o = validate().env_remove("CLIENT_SECRET").output().unwrap();
     assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));

@@ -319,3 +319,25 @@ fn validate_checks_suites_against_the_embedded_mocks_clients_as_run_would() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("users") && !stderr(&o).contains("missing field `suite`"), "{}", stderr(&o));
 }
+
+#[test]
+fn validate_warns_of_a_target_client_whose_files_do_not_load_even_when_no_case_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = write(
+        dir.path(),
+        "t.yaml",
+        "issuer: http://127.0.0.1:1\nclients:\n  confidential:\n    client_id: implant-vendor\n    client_secret: s3cret-value\n  mtls:\n    client_id: implant-mtls\n    auth: tls_client_auth\n    certificate: missing.pem\n    certificate_key: missing.key\n",
+    );
+    let suite = write(
+        dir.path(),
+        "s.yaml",
+        "suite: tiny\nclient: confidential\ncases:\n  - id: one\n    token: {}\n    expect: { checks: [token-response] }\n",
+    );
+    let o = run_bin(&["validate", "--target", &target, &suite]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok: 1 suite, 1 case, 0 load profiles"), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("t.yaml:9:18: client `mtls` cannot be used") && err.contains("missing.pem"), "{err}");
+    // A client whose files load is not mentioned.
+    assert!(!err.contains("`confidential`"), "{err}");
+}

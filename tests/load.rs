@@ -313,7 +313,7 @@ fn report_formats_snapshot() {
 fn validate_checks_load_profiles_too() {
     let o = run_bin(&["validate", "scenarios"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("5 load profile(s)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("5 load profiles"), "{}", stdout(&o));
     let dir = tempfile::tempdir().unwrap();
     profile(dir.path(), "bad", "load:\n  path: token\n  client: confidential\n  thresholds: { p95_ms: 0 }\n");
     profile(dir.path(), "client", "load:\n  path: token\n  client: nobody\n");

@@ -66,12 +66,32 @@ pub fn validate(args: ValidateArgs, out: &Output) -> Result<Outcome, Failure> {
     if !problems.is_empty() {
         return Err(InputErrors(problems).into());
     }
+    // A client of the user's target whose files do not load, that no case given uses: `run`
+    // refuses a case that does, so say it now rather than on the day one does.
+    if args.target.is_some() {
+        for (_, target) in &targets {
+            for (name, client) in &target.clients {
+                if let Some(problem) = &client.unusable {
+                    out.note(&format!(
+                        "warning: {}: client `{name}` cannot be used: {} (no case given uses it; a run of one that does is refused)",
+                        problem.location, problem.message
+                    ));
+                }
+            }
+        }
+    }
     let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
-    let clients = if client_suites > 0 { format!(", {client_suites} client suite(s)") } else { String::new() };
+    let clients = if client_suites > 0 { format!(", {}", count(client_suites, "client suite")) } else { String::new() };
     out.println(&format!(
-        "ok: {} suite(s), {cases} case(s), {} load profile(s){clients}",
-        suites.len(),
-        profiles.len()
+        "ok: {}, {}, {}{clients}",
+        count(suites.len(), "suite"),
+        count(cases, "case"),
+        count(profiles.len(), "load profile")
     ));
     Ok(Outcome::Passed)
+}
+
+/// "1 suite", "3 suites".
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
