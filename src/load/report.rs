@@ -202,6 +202,35 @@ impl PathSummary {
         }
     }
 
+    /// The counts a harness writes agree with each other: every request is in the histogram
+    /// (coordinated-omission mitigation adds more), the timeline and the statuses, every error
+    /// is a request and has a label. A report edited by hand, or cut short, that breaks one
+    /// would make merged percentiles and rates that no run measured.
+    fn consistent(&self, latencies: u64) -> Result<(), String> {
+        let sum = |values: &mut dyn Iterator<Item = u64>| values.fold(0u64, u64::saturating_add);
+        let timeline_requests = sum(&mut self.timeline.iter().map(|s| s.requests));
+        let timeline_errors = sum(&mut self.timeline.iter().map(|s| s.errors));
+        let statuses = sum(&mut self.status_codes.values().copied());
+        let labelled = sum(&mut self.failures.values().copied());
+        let problem = if latencies < self.requests {
+            format!("the histogram holds {latencies} latencies for {} requests", self.requests)
+        } else if self.errors > self.requests {
+            format!("{} errors for {} requests", self.errors, self.requests)
+        } else if timeline_requests != self.requests || timeline_errors != self.errors {
+            format!(
+                "the timeline counts {timeline_requests} requests and {timeline_errors} errors, the path {} and {}",
+                self.requests, self.errors
+            )
+        } else if statuses > self.requests {
+            format!("{statuses} status codes for {} requests", self.requests)
+        } else if labelled != self.errors {
+            format!("{labelled} labelled failures for {} errors", self.errors)
+        } else {
+            return Ok(());
+        };
+        Err(format!("path `{}`: {problem}: the report was altered or cut short", self.name))
+    }
+
     /// The figures back from a report (for merging): the histogram re-recorded from its dump.
     pub fn stats(&self) -> Result<PathStats, String> {
         if self.histogram.unit != "us" || self.histogram.significant_digits != 3 {
@@ -221,6 +250,7 @@ impl PathSummary {
             .iter()
             .map(|(k, v)| k.parse::<u16>().map(|k| (k, *v)).map_err(|_| format!("path `{}`: status `{k}`", self.name)))
             .collect::<Result<_, _>>()?;
+        self.consistent(histogram.len())?;
         Ok(PathStats {
             histogram,
             requests: self.requests,
@@ -253,6 +283,26 @@ mod tests {
         assert_eq!(rebuilt.len(), stats.histogram.len());
         for q in [0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
             assert_eq!(rebuilt.value_at_quantile(q), stats.histogram.value_at_quantile(q), "q={q}");
+        }
+    }
+
+    #[test]
+    fn a_report_whose_counts_disagree_is_refused_and_a_written_one_is_not() {
+        let recorder = PathRecorder::new(std::sync::Arc::<LiveCounters>::default());
+        for i in 0..100u64 {
+            recorder.record(Duration::from_micros(100 + i), Some(200), None, Some(50));
+        }
+        let summary = PathSummary::new("p", "token", "hyper", 1, &recorder.snapshot(), 1.0);
+        assert!(summary.stats().is_ok(), "{:?}", summary.stats().err());
+        let altered = [
+            PathSummary { requests: 1000, ..summary.clone() },
+            PathSummary { errors: 101, ..summary.clone() },
+            PathSummary { errors: 3, ..summary.clone() },
+            PathSummary { status_codes: [("200".to_string(), 500)].into(), ..summary.clone() },
+        ];
+        for a in altered {
+            let e = a.stats().err().unwrap_or_default();
+            assert!(e.contains("altered or cut short"), "{e}");
         }
     }
 }
