@@ -187,7 +187,7 @@ fn merge_refuses_what_does_not_add_up_to_one_profile() {
     let o = merge(&[&a1, &v2]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec![&a1], "shard(s) 2 of 2 missing"),
+        (vec![&a1], "shard 2 of 2 missing"),
         (vec![&a1, &a1], "shard 1 appears twice"),
         (vec![&a1, &b2], "is a run of profile `b`, the others of `a`"),
     ];
@@ -240,7 +240,7 @@ fn a_baseline_p95_limit_catches_a_slower_release_and_holds_without_it() {
     let o = run(&["--baseline", &base, "--mock-latency", "40ms", "--report-junit", &junit], &slow);
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("FAIL  p95 +100% at most") && stdout(&o).contains("regression limit(s) crossed"),
+        stdout(&o).contains("FAIL  p95 +100% at most") && stdout(&o).contains("crossed against the baseline"),
         "{}",
         stdout(&o)
     );

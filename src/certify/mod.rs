@@ -268,9 +268,9 @@ fn describe(o: &Observation, end: &ClientEnd, observe: Observe, tail: &[String],
         (ClientEnd::External, _) => "the observation ended".into(),
     };
     let mut note = format!(
-        "observed {:.1} s: {} request(s){}; {how}",
+        "observed {:.1} s: {}{}; {how}",
         o.duration.as_secs_f64(),
-        o.requests.len(),
+        crate::support::text::count(o.requests.len(), "request"),
         if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) }
     );
     if o.unrecorded > 0 {

@@ -195,8 +195,9 @@ pub const CHECKS: &[ClientCheckDef] = &[
             let issued: Vec<&Seen> = o.of(Endpoint::Token).filter(|r| r.answer.access_token.is_some()).collect();
             if calls < 3 || issued.is_empty() {
                 return Verdict::na(format!(
-                    "{calls} resource call(s) with {} token(s): too few to judge reuse",
-                    issued.len()
+                    "{} with {}: too few to judge reuse",
+                    crate::support::text::count(calls, "resource call"),
+                    crate::support::text::count(issued.len(), "token")
                 ));
             }
             let lifetime = issued.iter().filter_map(|r| r.answer.expires_in).min().unwrap_or(3600).max(1);
@@ -467,7 +468,11 @@ pub const CHECKS: &[ClientCheckDef] = &[
                             .map(String::from)
                             .collect();
                         Verdict::from_bool(private.is_empty(), "public members only", || {
-                            format!("private member(s) {}", private.join(", "))
+                            format!(
+                                "private member{} {}",
+                                if private.len() == 1 { "" } else { "s" },
+                                private.join(", ")
+                            )
                         })
                     }
                 }

@@ -348,6 +348,8 @@ fn refused_as_client_or_request(x: &Exchange) -> Verdict {
 fn jku_not_fetched(x: &Exchange) -> Verdict {
     match x.context.jku_fetches {
         None => Verdict::na("the assertion carried no harness-served jku"),
-        Some(n) => Verdict::from_bool(n == 0, "no request to the jku URL", || format!("{n} request(s) to the jku URL")),
+        Some(n) => Verdict::from_bool(n == 0, "no request to the jku URL", || {
+            format!("{} to the jku URL", crate::support::text::count(n, "request"))
+        }),
     }
 }

@@ -42,7 +42,8 @@ pub fn evidence(command: EvidenceCommand, out: &Output) -> Result<Outcome, Failu
         None => {}
     }
     if v.intact() {
-        text.push_str(&format!("intact: {} file(s) match the manifest\n", v.checked));
+        let verb = if v.checked == 1 { "matches" } else { "match" };
+        text.push_str(&format!("intact: {} {verb} the manifest\n", crate::support::text::count(v.checked, "file")));
         out.print(&text);
         Ok(Outcome::Passed)
     } else {

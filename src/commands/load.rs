@@ -144,8 +144,9 @@ fn apply_shard(profile: &mut Profile, settings: &mut RunSettings, shard: Shard) 
     let users = shard.split(settings.users);
     if users == 0 {
         return Err(Usage::new(format!(
-            "shard {shard} would have no user: {} user(s) over {} shards",
-            settings.users, shard.count
+            "shard {shard} would have no user: {} over {} shards",
+            crate::support::text::count(settings.users, "user"),
+            shard.count
         ))
         .help("use fewer shards than users, or more users (--users)"));
     }

@@ -67,7 +67,7 @@ impl Output {
                 }
                 self.error(&crate::exit::Usage::new(format!(
                     "{} found",
-                    crate::support::diagnostics::problems(errors.0.len())
+                    crate::support::text::count(errors.0.len(), "problem")
                 )));
             }
             Failure::Run(crate::run::RunError::Preflight(errors)) => {
@@ -76,7 +76,7 @@ impl Output {
                 }
                 self.error(&crate::exit::Usage::new(format!(
                     "{} between the scenarios and the target",
-                    crate::support::diagnostics::problems(errors.len())
+                    crate::support::text::count(errors.len(), "problem")
                 )));
             }
             other => self.error(other),

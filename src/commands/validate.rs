@@ -9,6 +9,7 @@ use crate::exit::{Failure, Outcome};
 use crate::input::{self, Input, InputError, InputErrors};
 use crate::model::{Suite, Target};
 use crate::run::preflight;
+use crate::support::text::count;
 
 pub fn validate(args: ValidateArgs, out: &Output) -> Result<Outcome, Failure> {
     let (inputs, mut problems) = input::read_inputs_all(&args.paths);
@@ -89,9 +90,4 @@ pub fn validate(args: ValidateArgs, out: &Output) -> Result<Outcome, Failure> {
         count(profiles.len(), "load profile")
     ));
     Ok(Outcome::Passed)
-}
-
-/// "1 suite", "3 suites".
-fn count(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }

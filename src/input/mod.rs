@@ -58,7 +58,7 @@ impl From<Box<LocatedError>> for InputError {
 
 /// Every problem found in some input, all at once.
 #[derive(Debug, thiserror::Error, Diagnostic)]
-#[error("{} in the input", crate::support::diagnostics::problems(.0.len()))]
+#[error("{} in the input", crate::support::text::count(.0.len(), "problem"))]
 pub struct InputErrors(#[related] pub Vec<InputError>);
 
 impl From<InputError> for InputErrors {

@@ -30,7 +30,8 @@ pub enum MergeError {
     ShardCount { file: String, index: usize, count: usize, expected: usize },
     #[error("shard {index} appears twice ({first} and {second})")]
     Duplicate { index: usize, first: String, second: String },
-    #[error("shard(s) {missing} of {count} missing: the merged figures would not be the profile's")]
+    /// `missing`: "shard 2", "shards 2, 3".
+    #[error("{missing} of {count} missing: the merged figures would not be the profile's")]
     Missing { missing: String, count: usize },
     #[error("{file}: {reason}")]
     Corrupt { file: String, reason: String },
@@ -80,7 +81,8 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
     }
     let missing: Vec<String> = (1..=count).filter(|k| !seen.contains_key(k)).map(|k| k.to_string()).collect();
     if !missing.is_empty() {
-        return Err(MergeError::Missing { missing: missing.join(", "), count });
+        let noun = if missing.len() == 1 { "shard" } else { "shards" };
+        return Err(MergeError::Missing { missing: format!("{noun} {}", missing.join(", ")), count });
     }
 
     // The run spans from the first shard's start to the last one's end.

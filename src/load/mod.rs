@@ -200,8 +200,8 @@ pub async fn run(
     for (name, report) in &signing_pools {
         if report.starved > 0 {
             notes.push(format!(
-                "path `{name}`: the signing pool ran dry {} time(s); signing, not the server, limited the rate then",
-                report.starved
+                "path `{name}`: the signing pool ran dry {}; signing, not the server, limited the rate then",
+                crate::support::text::count(report.starved, "time")
             ));
         }
     }

@@ -131,7 +131,10 @@ pub fn terminal(report: &LoadReport, color: bool) -> String {
     let verdict = if failed > 0 {
         format!("result: FAIL ({failed} of {} thresholds failed)", report.thresholds.len())
     } else if regressed > 0 {
-        format!("result: FAIL ({regressed} regression limit(s) crossed against the baseline)")
+        format!(
+            "result: FAIL ({} crossed against the baseline)",
+            crate::support::text::count(regressed, "regression limit")
+        )
     } else if report.nothing_succeeded() {
         format!("result: FAIL (not one of {} requests succeeded)", report.total.requests)
     } else {

@@ -87,8 +87,8 @@ pub fn render(report: &RunReport) -> String {
     if let Some(known) = report.known_deviations.as_ref().filter(|k| !k.stale.is_empty()) {
         let _ = writeln!(
             out,
-            "**{} stale known deviation(s)** in `{}` (they no longer fail):\n",
-            known.stale.len(),
+            "**{}** in `{}` (no longer failing):\n",
+            crate::support::text::count(known.stale.len(), "stale known deviation"),
             known.file
         );
         for s in &known.stale {

@@ -118,9 +118,11 @@ pub fn render(report: &RunReport, color: bool, detail: Detail) -> String {
         if !known.stale.is_empty() {
             let _ = writeln!(
                 out,
-                "\n{} known deviation(s) of {} no longer fail (remove them from the list):",
-                known.stale.len(),
-                known.file
+                "\n{} of {} no longer {} (remove {} from the list):",
+                crate::support::text::count(known.stale.len(), "known deviation"),
+                known.file,
+                if known.stale.len() == 1 { "fails" } else { "fail" },
+                if known.stale.len() == 1 { "it" } else { "them" },
             );
             for s in &known.stale {
                 let _ = writeln!(out, "  {} {} in {}", paint("stale", Style::new().yellow(), color), s.check, s.case);

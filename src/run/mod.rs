@@ -117,7 +117,7 @@ pub enum RunError {
     Client(TransportError),
     #[error("--filter `{0}` selects no case")]
     EmptyFilter(String),
-    #[error("{} between the scenarios and the target", crate::support::diagnostics::problems(.0.len()))]
+    #[error("{} between the scenarios and the target", crate::support::text::count(.0.len(), "problem"))]
     Preflight(#[related] Vec<LocatedError>),
 }
 
@@ -965,7 +965,11 @@ fn prerequisite_missing(outcomes: &[CheckOutcome]) -> Option<CheckOutcome> {
         "what the step's checks judge (a metadata document, a bound token) is there",
         Verdict::fail(
             "what the expected checks judge",
-            format!("{} ({count} check(s) blocked by it)", blocked.note.clone().unwrap_or_default()),
+            format!(
+                "{} ({} blocked by it)",
+                blocked.note.clone().unwrap_or_default(),
+                crate::support::text::count(count, "check")
+            ),
         ),
     ))
 }

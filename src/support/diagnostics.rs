@@ -300,11 +300,6 @@ impl LocatedError {
     }
 }
 
-/// "1 problem", "3 problems": the count every input failure ends with.
-pub fn problems(n: usize) -> String {
-    format!("{n} problem{}", if n == 1 { "" } else { "s" })
-}
-
 /// "did you mean `token`?" — the nearest candidate within edit distance 2.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
