@@ -186,6 +186,18 @@ fn merge_refuses_what_does_not_add_up_to_one_profile() {
     );
     let o = merge(&[&a1, &v2]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // A shard stopped by Ctrl-C makes the merged figures partial: incomplete, and the note names it.
+    assert!(text.contains("\"interrupted\": false"), "{text}");
+    let cut = write(dir.path(), "cut.json", &text.replace("\"interrupted\": false", "\"interrupted\": true"));
+    let o = merge(&[&a1, &cut]);
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("result: INTERRUPTED (")
+            && stdout(&o).contains("partial: ")
+            && stdout(&o).contains("cut.json"),
+        "{}",
+        stdout(&o)
+    );
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec![&a1], "shard 2 of 2 missing"),
         (vec![&a1, &a1], "shard 1 appears twice"),

@@ -222,10 +222,11 @@ fn target_rate_mode_holds_the_rate() {
 fn ctrl_c_stops_the_run_and_writes_the_partial_report() {
     let dir = tempfile::tempdir().unwrap();
     let j = dir.path().join("c.json");
+    let x = dir.path().join("c.xml");
     let mut child = common::Reaped::new(
         bin()
             .args(["load", "scenarios/load/token-secret.yaml", "--duration", "60s", "--users", "2", "-q"])
-            .args(["--report-json", j.to_str().unwrap()])
+            .args(["--report-json", j.to_str().unwrap(), "--report-junit", x.to_str().unwrap()])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
@@ -242,10 +243,15 @@ fn ctrl_c_stops_the_run_and_writes_the_partial_report() {
         assert!(started.elapsed() < Duration::from_secs(20), "did not stop after Ctrl-C");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(exit.code(), Some(0), "thresholds held on the part that ran");
+    // Thresholds judged on part of a profile say nothing about the profile: incomplete, as for `run`.
+    assert_eq!(exit.code(), Some(3), "an interrupted load is incomplete, whatever its partial figures");
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
     assert!(out.contains("note: interrupted (Ctrl-C)"), "{out}");
+    assert!(out.contains("result: INTERRUPTED ("), "{out}");
+    assert!(!out.contains("result: PASS"), "{out}");
+    let junit = std::fs::read_to_string(&x).unwrap();
+    assert!(junit.contains("the profile ran to its end") && junit.contains("<error"), "{junit}");
     assert!(!out.to_lowercase().contains("caught ctrl-c"), "goose's warnings go to stderr, not among the table: {out}");
     let r = json(&j);
     assert_eq!(r["interrupted"], true);
@@ -307,6 +313,17 @@ fn report_formats_snapshot() {
     };
     insta::assert_snapshot!("load_terminal", oauth_harness::report::load::terminal(&report, false));
     insta::assert_snapshot!("load_markdown", oauth_harness::report::load::markdown(&report));
+
+    // The same figures cut short by Ctrl-C head with INTERRUPTED in every format, never PASS.
+    let report = LoadReport { interrupted: true, ..report };
+    let terminal = oauth_harness::report::load::terminal(&report, false);
+    assert!(terminal.contains("result: INTERRUPTED (200 requests before Ctrl-C; 2 limits crossed;"), "{terminal}");
+    assert!(oauth_harness::report::load::markdown(&report).contains("— ⚠️ INTERRUPTED"));
+    assert!(
+        oauth_harness::report::load::html(&report)
+            .contains("<span id='verdict' class='INTERRUPTED'>INTERRUPTED</span>")
+    );
+    assert!(oauth_harness::report::load::junit(&report).contains("the profile ran to its end"));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::run::{read_target, start_embedded_slowed, write_file, write_markdown}
 use crate::cli::{LoadArgs, LoadCommand, MergeArgs};
 use crate::exit::{Failure, Outcome, Usage, WriteError};
 use crate::input::{self, InputError, InputErrors};
-use crate::load::report::LoadReport;
+use crate::load::report::{LoadReport, LoadVerdict};
 use crate::load::shard::Shard;
 use crate::load::{self, Hooks, Live};
 use crate::model::profile::{Profile, RunSettings};
@@ -193,7 +193,11 @@ fn start_at(text: &str) -> Result<std::time::SystemTime, Usage> {
 
 /// A threshold that failed, or a run in which not one request succeeded, fails the run.
 pub fn outcome(report: &LoadReport) -> Outcome {
-    if report.passed() { Outcome::Passed } else { Outcome::Failed }
+    match report.verdict() {
+        LoadVerdict::Passed => Outcome::Passed,
+        LoadVerdict::Failed => Outcome::Failed,
+        LoadVerdict::Interrupted => Outcome::Incomplete,
+    }
 }
 
 fn settings(profile: &Profile, args: &LoadArgs) -> Result<RunSettings, Usage> {

@@ -128,6 +128,10 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
     if late > 1000 {
         notes.push(format!("the shards started up to {:.1} s apart (see each one's notes)", late as f64 / 1000.0));
     }
+    let interrupted: Vec<&str> = reports.iter().filter(|(_, r)| r.interrupted).map(|(f, _)| f.as_str()).collect();
+    if !interrupted.is_empty() {
+        notes.push(format!("interrupted shard reports, so the merged figures are partial: {}", interrupted.join(", ")));
+    }
     let mut pools = BTreeMap::new();
     for (_, r) in &reports {
         for (name, pool) in &r.signing_pools {
@@ -151,7 +155,7 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
         duration_secs: seconds,
         shard: None,
         merged_from: Some(reports.len()),
-        interrupted: reports.iter().any(|(_, r)| r.interrupted),
+        interrupted: !interrupted.is_empty(),
         stopped_by_cap: reports.iter().any(|(_, r)| r.stopped_by_cap),
         settings: Settings {
             users: sum(|s| s.users),

@@ -163,6 +163,36 @@ impl LoadReport {
     pub fn passed(&self) -> bool {
         self.thresholds_passed && self.baseline.as_ref().is_none_or(|b| b.passed()) && !self.nothing_succeeded()
     }
+
+    /// The run's verdict. An interrupted run outranks its figures, as for `run`: thresholds judged
+    /// on part of a profile say nothing about the profile, so it is never PASSED.
+    pub fn verdict(&self) -> LoadVerdict {
+        if self.interrupted {
+            LoadVerdict::Interrupted
+        } else if self.passed() {
+            LoadVerdict::Passed
+        } else {
+            LoadVerdict::Failed
+        }
+    }
+}
+
+/// What a load report heads with, in every format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadVerdict {
+    Passed,
+    Failed,
+    Interrupted,
+}
+
+impl LoadVerdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            LoadVerdict::Passed => "PASSED",
+            LoadVerdict::Failed => "FAILED",
+            LoadVerdict::Interrupted => "INTERRUPTED",
+        }
+    }
 }
 
 impl PathSummary {

@@ -6,9 +6,10 @@ use std::fmt::Write;
 use minijinja::{Environment, Value, context};
 use owo_colors::OwoColorize;
 
-use crate::load::report::{BaselineComparison, Change, LoadReport, PathSummary, RegressionOutcome};
+use crate::load::report::{BaselineComparison, Change, LoadReport, LoadVerdict, PathSummary, RegressionOutcome};
 use crate::load::thresholds::ThresholdOutcome;
 use crate::model::profile::RegressionMetric;
+use crate::support::text::count;
 
 const TEMPLATE: &str = include_str!("templates/load.html");
 
@@ -128,13 +129,21 @@ pub fn terminal(report: &LoadReport, color: bool) -> String {
     }
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
     let regressed = report.baseline.as_ref().map(|b| b.limits.iter().filter(|l| !l.passed).count()).unwrap_or(0);
-    let verdict = if failed > 0 {
+    let verdict = if report.interrupted {
+        // Whatever the figures say, they are a part of the profile: never PASS (exit 3).
+        let crossed = if failed + regressed > 0 {
+            format!("; {} crossed", count(failed + regressed, "limit"))
+        } else {
+            String::new()
+        };
+        format!(
+            "result: INTERRUPTED ({} before Ctrl-C{crossed}; the profile did not run to its end)",
+            count(report.total.requests as usize, "request")
+        )
+    } else if failed > 0 {
         format!("result: FAIL ({failed} of {} thresholds failed)", report.thresholds.len())
     } else if regressed > 0 {
-        format!(
-            "result: FAIL ({} crossed against the baseline)",
-            crate::support::text::count(regressed, "regression limit")
-        )
+        format!("result: FAIL ({} crossed against the baseline)", count(regressed, "regression limit"))
     } else if report.nothing_succeeded() {
         format!("result: FAIL (not one of {} requests succeeded)", report.total.requests)
     } else {
@@ -238,6 +247,14 @@ pub fn junit(report: &LoadReport) -> String {
     let mut tc = TestCase::new("some request succeeded", status);
     tc.set_classname("run");
     suite.add_test_case(tc);
+    // A gate reading only the JUnit file must see that the figures are partial.
+    if report.interrupted {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message("interrupted (Ctrl-C): the figures cover the part that ran");
+        let mut tc = TestCase::new("the profile ran to its end", status);
+        tc.set_classname("run");
+        suite.add_test_case(tc);
+    }
     junit.add_test_suite(suite);
     junit.to_string().unwrap_or_else(|e| unreachable!("JUnit serialization to a String: {e}"))
 }
@@ -246,7 +263,11 @@ pub fn junit(report: &LoadReport) -> String {
 pub fn markdown(report: &LoadReport) -> String {
     let mut out = String::new();
     let failed: Vec<&ThresholdOutcome> = report.thresholds.iter().filter(|v| !v.passed).collect();
-    let verdict = if report.passed() { "✅ PASS" } else { "❌ FAIL" };
+    let verdict = match report.verdict() {
+        LoadVerdict::Passed => "✅ PASS",
+        LoadVerdict::Failed => "❌ FAIL",
+        LoadVerdict::Interrupted => "⚠️ INTERRUPTED",
+    };
     let _ = writeln!(out, "## Load `{}` — {verdict}\n", report.profile);
     let _ = writeln!(
         out,
@@ -301,7 +322,7 @@ pub fn html(report: &LoadReport) -> String {
         .iter()
         .map(|v| [if v.passed { "PASS" } else { "FAIL" }.to_string(), v.rule.clone(), observed(v), margin(v)])
         .collect();
-    let verdict = if report.passed() { "PASSED" } else { "FAILED" };
+    let verdict = report.verdict().word();
     let baseline_rows: Vec<(String, String)> = report.baseline.as_ref().map(baseline_table).unwrap_or_default();
     let regressions: Vec<[String; 4]> = report
         .baseline
