@@ -140,7 +140,9 @@ fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
             200,
             json!({
                 "issuer": "https://as.example", "token_endpoint": "https://as.example/token",
-                "jwks_uri": "https://as.example/jwks", "grant_types_supported": ["client_credentials"],
+                "jwks_uri": "https://as.example/jwks", "response_types_supported": ["token"],
+                "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["ES384"],
+                "grant_types_supported": ["client_credentials"],
                 "token_endpoint_auth_methods_supported": ["private_key_jwt"],
                 "token_endpoint_auth_signing_alg_values_supported": ["ES384"], "scopes_supported": ["system/*.rs"],
                 "introspection_endpoint": "https://as.example/introspect",

@@ -23,17 +23,28 @@ pub const CHECKS: &[CheckDef] = &[
     CheckDef {
         id: "oidc.discovery.required-members",
         severity: Severity::Must,
-        rule: "OIDC Discovery §3, RFC 8414 §2",
+        rule: "OIDC Discovery §3",
         url: OIDC,
-        summary: "token_endpoint, jwks_uri, grant_types_supported and token_endpoint_auth_methods_supported are present",
+        summary: "the members OIDC Discovery §3 makes REQUIRED are present: issuer, token_endpoint, jwks_uri, response_types_supported, subject_types_supported, id_token_signing_alg_values_supported",
         evaluate: |x| {
             // In the `server-metadata` bundle the document may be RFC 8414's: OpenID rules do not apply.
             if x.context.document == Some("oauth-authorization-server") {
                 return Verdict::na("RFC 8414 metadata, not OpenID Provider metadata");
             }
+            // §3's REQUIRED members only: grant_types_supported and
+            // token_endpoint_auth_methods_supported are OPTIONAL there (with defaults), so a
+            // server leaving them out breaks no OpenID rule — SMART's own checks require what a
+            // backend client needs. authorization_endpoint is left out as the module says.
             members_present(
                 x,
-                &["token_endpoint", "jwks_uri", "grant_types_supported", "token_endpoint_auth_methods_supported"],
+                &[
+                    "issuer",
+                    "token_endpoint",
+                    "jwks_uri",
+                    "response_types_supported",
+                    "subject_types_supported",
+                    "id_token_signing_alg_values_supported",
+                ],
             )
         },
     },

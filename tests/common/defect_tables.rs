@@ -86,7 +86,7 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("smart-config-html-for-browsers", &["smart.discovery.json"]),
     ("smart-config-no-asymmetric-capability", &["smart.discovery.asymmetric-capability"]),
     ("metadata-text-plain", &["rfc8414.3.served"]),
-    ("metadata-no-response-types", &["rfc8414.2.required-members"]),
+    ("metadata-no-response-types", &["rfc8414.2.required-members", "oidc.discovery.required-members"]),
     ("discovery-issuer-mismatch", &["oidc.discovery.issuer"]),
     // Judged on the openid-configuration step, which fetches RFC 8414's document beside it.
     ("rfc8414-issuer-mismatch", &["oidc.discovery.issuer"]),

@@ -138,6 +138,9 @@ impl App {
             "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
             "scopes_supported": [RESOURCE_SCOPE, "profile", "system/Patient.rs", "system/Observation.rs", "system/*.read"],
             "response_types_supported": ["token"],
+            // OIDC Discovery §3 REQUIRED members, as an IdentityServer publishes them.
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
         });
         if self.defects.on(Defect::MetadataNoResponseTypes) {
             doc.as_object_mut().map(|o| o.remove("response_types_supported"));

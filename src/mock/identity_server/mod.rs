@@ -72,7 +72,7 @@ defects! {
         SmartConfigHtmlForBrowsers => ("smart-config-html-for-browsers", "SMART @372: smart-configuration answers HTML when Accept is text/html"),
         SmartConfigNoAsymmetricCapability => ("smart-config-no-asymmetric-capability", "SMART @287: capabilities lacks client-confidential-asymmetric"),
         MetadataTextPlain => ("metadata-text-plain", "RFC 8414 §3: the metadata is sent as text/plain, not application/json"),
-        MetadataNoResponseTypes => ("metadata-no-response-types", "RFC 8414 §2: the metadata lacks the REQUIRED response_types_supported"),
+        MetadataNoResponseTypes => ("metadata-no-response-types", "RFC 8414 §2, OIDC Discovery §3: the metadata lacks the REQUIRED response_types_supported"),
         DiscoveryIssuerMismatch => ("discovery-issuer-mismatch", "OIDC Discovery §4.3: issuer differs from the URL the document was fetched from"),
         Rfc8414IssuerMismatch => ("rfc8414-issuer-mismatch", "RFC 8414 §3.3: the oauth-authorization-server document names another issuer than the openid-configuration one"),
         IntrospectNoAuth => ("introspect-no-auth", "RFC 7662 §2.1: introspection answers callers without (valid) credentials"),
