@@ -156,3 +156,26 @@ async fn each_defect_fails_exactly_its_rule() {
     }
     assert!(mismatches.is_empty(), "defects not failing exactly their rule:\n{}", mismatches.join("\n"));
 }
+
+/// RFC 7009 §2.2.1 lets a server that does not revoke access tokens (it may revoke refresh tokens
+/// only) answer 400 `unsupported_token_type`. That is conformant: the revocation check holds and
+/// the case, which has no revoked token left to judge, is skipped with the reason — not failed.
+#[tokio::test]
+async fn a_server_that_does_not_revoke_access_tokens_is_not_failed() {
+    use oauth_harness::mock::identity_server::{Config, IdentityServerMock};
+    use oauth_harness::protocol::jwks_server::JwksServer;
+    let mock = IdentityServerMock::start(Config { revokes_access_tokens: false, ..Config::default() }, None)
+        .await
+        .expect("mock starts");
+    let jwks = std::sync::Arc::new(JwksServer::start(None).await.expect("JWKS server starts"));
+    let suites: Vec<Suite> = shipped_suites().into_iter().filter(|s| s.name == "introspection").collect();
+    let options = RunOptions { filter: Some("introspection/revoked-token".into()), ..RunOptions::default() };
+    let runner = Runner::prepare(mock.target(), jwks, Redactor::new(), options).await.expect("mock reachable");
+    let report = runner.run(&suites).await.expect("the case is selected");
+    let case = report.suites.iter().flat_map(|s| &s.cases).find(|c| c.id == "revoked-token").expect("ran");
+    assert_eq!(case.outcome, CaseOutcome::Skipped, "{case:#?}");
+    let reason = case.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("unsupported_token_type") && reason.contains("§2.2.1"), "{reason}");
+    let revocation = case.steps.iter().flat_map(|s| &s.checks).find(|c| c.id == "rfc7009.2.2.revocation-200");
+    assert_eq!(revocation.map(|c| c.verdict), Some(VerdictKind::Pass), "{case:#?}");
+}

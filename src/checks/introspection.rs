@@ -170,8 +170,15 @@ pub const CHECKS: &[CheckDef] = &[
         severity: Severity::Must,
         rule: "RFC 7009 §2.2",
         url: "https://www.rfc-editor.org/rfc/rfc7009#section-2.2",
-        summary: "a revocation request is answered 200",
-        evaluate: |x| Verdict::from_bool(x.response.status == 200, "status 200", || x.response.summary()),
+        summary: "a revocation request is answered 200, or 400 unsupported_token_type where the server does not revoke that type of token (§2.2.1)",
+        evaluate: |x| {
+            let declined = crate::protocol::flows::introspection::revocation_declined(&x.response);
+            Verdict::from_bool(
+                x.response.status == 200 || declined,
+                "status 200 (or 400 unsupported_token_type)",
+                || x.response.summary(),
+            )
+        },
     },
     CheckDef {
         id: "rfc7009.2.revoked-inactive",

@@ -36,6 +36,8 @@ pub struct App {
     /// Token requests answered so far, for the one-in-ten server error defect.
     pub token_requests: Arc<std::sync::atomic::AtomicU64>,
     pub token_delay: Option<std::time::Duration>,
+    /// Off: access tokens are not revocable (400 unsupported_token_type, RFC 7009 §2.2.1).
+    pub revokes_access_tokens: bool,
 }
 
 impl Handle for App {
@@ -548,6 +550,12 @@ impl App {
         };
         let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()).unwrap_or("");
         if let Some(issued) = self.issued(token).filter(|t| t.client_id == caller.client_id) {
+            if !self.revokes_access_tokens {
+                return ResponseTemplate::new(400).set_body_json(json!({
+                    "error": "unsupported_token_type",
+                    "error_description": "access tokens are not revoked here"
+                }));
+            }
             if !self.defects.on(Defect::RevocationIgnored) && !self.tokens.revoke(&issued, unix_now()) {
                 // RFC 7009 §2.2.1: the client must assume the token still exists, and may retry.
                 return expiring::unavailable();

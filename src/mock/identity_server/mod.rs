@@ -129,6 +129,10 @@ pub struct Config {
     /// the mock answers 503 rather than forget a live one, which would let a replay or a revoked
     /// token through.
     pub store_limit: usize,
+    /// Whether revocation revokes access tokens. Off, the mock answers 400
+    /// `unsupported_token_type` as RFC 7009 §2.2.1 lets a server that revokes refresh tokens
+    /// only. Not a defect: a conformant choice the suites must not blame.
+    pub revokes_access_tokens: bool,
 }
 
 impl Default for Config {
@@ -139,6 +143,7 @@ impl Default for Config {
             defects: DefectSet::default(),
             token_delay: None,
             store_limit: crate::mock::expiring::DEFAULT_LIMIT,
+            revokes_access_tokens: true,
         }
     }
 }
@@ -186,6 +191,7 @@ impl IdentityServerMock {
             dpop_nonce: crate::protocol::auth::random_secret(),
             token_requests: Arc::default(),
             token_delay: config.token_delay,
+            revokes_access_tokens: config.revokes_access_tokens,
         };
         let server = http_server::serve_on(listener, wrap(Arc::new(app)), None)?;
         Ok(Self { server, config })

@@ -57,3 +57,10 @@ pub fn build(
     };
     (request, context)
 }
+
+/// The server declined to revoke the token's type: RFC 7009 §2.2.1 lets a server that does not
+/// revoke, say, access tokens answer 400 `unsupported_token_type` (it may revoke refresh tokens
+/// only). A conformant answer, after which the token is simply still live.
+pub fn revocation_declined(response: &crate::protocol::exchange::RecordedResponse) -> bool {
+    response.status == 400 && response.json_str("error") == Some("unsupported_token_type")
+}
