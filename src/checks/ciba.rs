@@ -170,7 +170,9 @@ pub const CHECKS: &[CheckDef] = &[
     },
     CheckDef {
         id: "ciba.11.slow-down",
-        severity: Severity::Must,
+        // CIBA §11 (and RFC 8628 §3.5) define slow_down and what a client must do on it; no
+        // sentence makes a server send it. The way to tell a fast poller, so a SHOULD.
+        severity: Severity::Should,
         rule: "CIBA §11",
         url: CIBA,
         summary: "polling faster than the interval gets slow_down",

@@ -14,10 +14,13 @@ use crate::protocol::exchange::{DpopFacts, Exchange, RecordedResponse};
 pub const CHECKS: &[CheckDef] = &[
     CheckDef {
         id: "rfc9449.5.token-type",
-        severity: Severity::Must,
+        // §5: a server "MAY elect to issue access tokens which are not DPoP bound" and answer
+        // Bearer. Binding is what DPoP is for, so not binding is a SHOULD broken; a suite about
+        // bound tokens requires it.
+        severity: Severity::Should,
         rule: "RFC 9449 §5",
         url: "https://www.rfc-editor.org/rfc/rfc9449#section-5",
-        summary: "a token request with a valid DPoP proof gets token_type DPoP",
+        summary: "a token request with a valid DPoP proof gets token_type DPoP (§5 lets a server answer Bearer instead, binding nothing)",
         evaluate: |x| {
             if let Err(na) = good_proof(x) {
                 return na;
@@ -27,7 +30,7 @@ pub const CHECKS: &[CheckDef] = &[
             }
             let token_type = x.response.json_str("token_type").unwrap_or("");
             Verdict::from_bool(token_type.eq_ignore_ascii_case("DPoP"), "token_type DPoP", || {
-                format!("token_type {token_type}")
+                format!("token_type {token_type}: a token bound to no key")
             })
         },
     },
