@@ -636,12 +636,20 @@ pub const CHECKS: &[ClientCheckDef] = &[
         severity: Severity::Must,
         rule: "CIBA §11, RFC 8628 §3.5",
         url: CIBA,
-        summary: "no poll after access_denied, expired_token, invalid_grant, or once expires_in has passed",
+        summary: "no poll after an error other than authorization_pending and slow_down (access_denied, expired_token, invalid_grant, invalid_request, …), or once expires_in has passed",
         evaluate: |o, _| {
             let mut judged = 0;
             for flow in flows(o) {
+                // CIBA §11 and RFC 8628 §3.5: of the token endpoint's refusals (4xx) only
+                // authorization_pending and slow_down say "poll again"; every other error code
+                // ends the request. A 429 or 5xx is a busy server: a retry is right then.
                 let final_at = flow.polls.iter().find(|p| {
-                    matches!(p.answer.error.as_deref(), Some("access_denied" | "expired_token" | "invalid_grant"))
+                    let refusal = (400..500).contains(&p.answer.status) && p.answer.status != 429;
+                    refusal
+                        && p.answer
+                            .error
+                            .as_deref()
+                            .is_some_and(|e| !matches!(e, "authorization_pending" | "slow_down"))
                 });
                 let expired_at = flow.answered + flow.expires_in;
                 let limit = final_at
@@ -910,6 +918,7 @@ fn polls_judged(o: &Observation, mut judge: impl FnMut(&Flow) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::observation::Answer;
 
     #[test]
     fn ids_are_unique_and_namespaced() {
@@ -918,6 +927,74 @@ mod tests {
             assert!(seen.insert(c.id), "{}", c.id);
             assert!(c.id.starts_with("client."), "{}", c.id);
             assert!(c.url.starts_with("https://"));
+        }
+    }
+
+    /// A CIBA request answered at 0 s (interval 1 s, 60 s to live) and its polls: (second sent,
+    /// status, error).
+    fn ciba_observation(polls: &[(u64, u16, Option<&str>)]) -> Observation {
+        let seen = |at: u64, endpoint, answer| Seen {
+            at: Duration::from_secs(at),
+            answered: Duration::from_secs(at),
+            endpoint,
+            method: "POST".into(),
+            path: "/x".into(),
+            query: vec![],
+            headers: vec![],
+            form: vec![("auth_req_id".into(), "request-1".into())],
+            content_type: Some("application/x-www-form-urlencoded".into()),
+            certificate: None,
+            answer,
+        };
+        let started = Answer {
+            status: 200,
+            auth_req_id: Some("request-1".into()),
+            interval: Some(1),
+            expires_in: Some(60),
+            ..Answer::default()
+        };
+        let mut requests = vec![seen(0, Endpoint::Backchannel, started)];
+        for (at, status, error) in polls {
+            let answer = Answer { status: *status, error: error.map(str::to_owned), ..Answer::default() };
+            requests.push(seen(*at, Endpoint::Poll, answer));
+        }
+        Observation {
+            requests,
+            unrecorded: 0,
+            duration: Duration::from_secs(30),
+            started_unix_ms: 0,
+            jwks: None,
+            end: ClientEnd::Ended,
+        }
+    }
+
+    /// CIBA §11: only authorization_pending and slow_down ask for another poll; any other
+    /// refusal ends the request, while a 503 or 429 is a busy server a client may retry.
+    #[test]
+    fn stops_polling_after_any_final_refusal_but_not_after_a_busy_answer() {
+        let check = CHECKS.iter().find(|c| c.id == "client.ciba.stops-polling").expect("listed");
+        let registration = Registration {
+            client_id: "c".into(),
+            method: AuthMethod::TlsClientAuth,
+            secret: None,
+            scopes: vec![],
+            kids: vec![],
+            subject: None,
+            issuer: "https://as.example".into(),
+            token_endpoint: "https://as.example/token".into(),
+            acr_values: None,
+        };
+        let judge = |polls: &[(u64, u16, Option<&str>)]| (check.evaluate)(&ciba_observation(polls), &registration);
+        for final_error in ["invalid_request", "unauthorized_client", "access_denied"] {
+            let verdict =
+                judge(&[(1, 400, Some("authorization_pending")), (2, 400, Some(final_error)), (4, 400, None)]);
+            assert!(matches!(verdict, Verdict::Fail { .. }), "a poll after {final_error}: {verdict:?}");
+            let verdict = judge(&[(1, 400, Some("authorization_pending")), (2, 400, Some(final_error))]);
+            assert_eq!(verdict, Verdict::Pass, "stopped after {final_error}");
+        }
+        for busy in [(2, 503, Some("temporarily_unavailable")), (2, 429, Some("too_many_requests"))] {
+            let verdict = judge(&[(1, 400, Some("slow_down")), busy, (4, 200, None)]);
+            assert!(!matches!(verdict, Verdict::Fail { .. }), "a retry after {busy:?}: {verdict:?}");
         }
     }
 
