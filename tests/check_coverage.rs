@@ -85,6 +85,17 @@ fn jwt(claims: Value) -> String {
     format!("{}.{}.sig", b64(json!({"alg": "ES384"})), b64(claims))
 }
 
+/// A token asked for resource `https://api.example/implant`, which the target says the server
+/// maps to `implant-api`, whose JWT names `aud`.
+fn mapped_aud_token(aud: &str) -> Exchange {
+    let token = jwt(json!({ "aud": aud }));
+    let resource = ("resource", "https://api.example/implant");
+    let mut x =
+        to(plain(200, json!({ "access_token": token, "token_type": "Bearer" })), "POST", &[BASIC], &[CC, resource]);
+    x.context.mapped_audience = Some("implant-api".into());
+    x
+}
+
 fn ciba_context(signature: Option<Result<(), String>>) -> RequestContext {
     RequestContext {
         ciba: Some(CibaFacts {
@@ -257,6 +268,15 @@ fn crafted() -> Vec<(&'static str, Exchange, Exchange)> {
             answer(401, &[("www-authenticate", r#"Bearer realm="api""#)], json!({}), no_token),
         ),
         ("rfc7009.2.2.revocation-200", plain(400, json!({ "error": "invalid_request" })), plain(200, json!({}))),
+        // RFC 8707 §2: a server may put another identifier for the resource in aud; the
+        // target's resource.aud names it, and that identifier (not any other) keeps the rule.
+        ("rfc8707.2.audience", mapped_aud_token("fhir-api"), mapped_aud_token("implant-api")),
+        // §2.2.1: a server that does not revoke access tokens says so, and keeps the rule.
+        (
+            "rfc7009.2.2.revocation-200",
+            plain(400, json!({ "error": "invalid_request" })),
+            plain(400, json!({ "error": "unsupported_token_type" })),
+        ),
         (
             "rfc7521.4.2.assertion-required",
             to(issued(), "POST", &[], &[CC, ("client_assertion_type", JWT_BEARER)]),

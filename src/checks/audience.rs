@@ -36,12 +36,19 @@ pub const CHECKS: &[CheckDef] = &[
                 Ok((_, claims)) => claims,
                 Err(na) => return na,
             };
+            // §2: "the exact resource value" or a value the server maps it to (`resource.aud`).
+            let mapped = x.context.mapped_audience.as_deref();
+            let names = |a: &str| a == resource || Some(a) == mapped;
             let ok = match claims.get("aud") {
-                Some(Value::String(a)) => *a == resource,
-                Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(resource.as_str())),
+                Some(Value::String(a)) => names(a),
+                Some(Value::Array(a)) => a.iter().any(|v| v.as_str().is_some_and(names)),
                 _ => false,
             };
-            Verdict::from_bool(ok, format!("aud containing {resource}"), || {
+            let expected = match mapped {
+                Some(m) => format!("aud containing {resource} or {m} (the target's resource.aud for it)"),
+                None => format!("aud containing {resource}"),
+            };
+            Verdict::from_bool(ok, expected, || {
                 format!("aud {}", claims.get("aud").map(Value::to_string).unwrap_or_else(|| "absent".into()))
             })
         },

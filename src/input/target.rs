@@ -143,6 +143,8 @@ struct ResourceDef {
     insufficient_scope: Option<String>,
     /// Another resource indicator the server knows (for the other-audience check).
     other_audience: Option<Spanned<String>>,
+    /// Resource indicator (`url` or `other_audience`) → the `aud` the server maps it to.
+    aud: Option<BTreeMap<String, Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +176,32 @@ struct ClientDef {
     tls_client_certificate_bound_access_tokens: Option<Spanned<bool>>,
 }
 
+/// `resource.aud`: each key must be one of the resources the target names (a typo would make the
+/// mapping never apply), each value a non-empty `aud`.
+fn resource_aud(v: &mut Validator<'_>, def: &ResourceDef, url: &Url, other: Option<&Url>) -> Vec<(Url, String)> {
+    let mut mapped = Vec::new();
+    for (resource, aud) in def.aud.iter().flatten() {
+        let known = Url::parse(resource).ok().filter(|r| r == url || Some(r) == other);
+        match known {
+            None => {
+                let named: Vec<&str> = std::iter::once(url.as_str()).chain(other.map(Url::as_str)).collect();
+                v.error_help(
+                    at(aud),
+                    format!(
+                        "resource.aud names `{resource}`, which is neither resource.url nor resource.other_audience"
+                    ),
+                    format!("its keys are the resources the target names: {}", named.join(", ")),
+                );
+            }
+            Some(_) if aud.value.trim().is_empty() => {
+                v.error(at(aud), format!("resource.aud for `{resource}` is empty"));
+            }
+            Some(r) => mapped.push((r, aud.value.clone())),
+        }
+    }
+    mapped
+}
+
 fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
     // An unusable issuer is already an error; the placeholder only lets validation continue.
     let issuer = v
@@ -183,11 +211,10 @@ fn resolve(v: &mut Validator<'_>, file: &TargetFile) -> Target {
     let introspection_endpoint = file.introspection_endpoint.as_ref().and_then(|u| v.url(u));
     let revocation_endpoint = file.revocation_endpoint.as_ref().and_then(|u| v.url(u));
     let resource = file.resource.as_ref().and_then(|def| {
-        v.url(&def.url).map(|url| Resource {
-            url,
-            insufficient_scope: def.insufficient_scope.clone(),
-            other_audience: def.other_audience.as_ref().and_then(|o| v.url(o)),
-        })
+        let url = v.url(&def.url)?;
+        let other_audience = def.other_audience.as_ref().and_then(|o| v.url(o));
+        let aud = resource_aud(v, def, &url, other_audience.as_ref());
+        Some(Resource { url, insufficient_scope: def.insufficient_scope.clone(), other_audience, aud })
     });
     let timeout =
         file.timeout.as_ref().and_then(|t| v.duration(t, "timeout", false, MAX_TIMEOUT)).unwrap_or(DEFAULT_TIMEOUT);
@@ -469,5 +496,23 @@ fn identity(
             unusable.get_or_insert_with(|| Box::new(v.source.error_at(at(at_value), e.to_string())));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 8707 §2: a target says which `aud` the server maps each of its resources to; the key
+    /// is compared as a URL (a host in capitals is the same resource).
+    #[test]
+    fn resource_aud_maps_the_named_resources_only() {
+        let text = "issuer: https://as.example\nresource:\n  url: https://api.example/implant\n  \
+                    other_audience: https://api.example/fhir\n  aud: { \"https://API.example/implant\": implant-api }\n";
+        let target = parse_target(&SourceFile::new(Path::new("t.yaml"), text.into())).expect("a valid target");
+        let resource = target.resource.expect("a resource");
+        assert_eq!(resource.aud_for("https://api.example/implant"), Some("implant-api"));
+        assert_eq!(resource.aud_for("https://api.example/fhir"), None);
+        assert_eq!(resource.aud_for("not a url"), None);
     }
 }

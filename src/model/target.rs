@@ -98,6 +98,17 @@ pub struct Resource {
     /// Another resource the server issues tokens for (RFC 8707): a token for it is one this
     /// resource must refuse (RFC 9068 §4).
     pub other_audience: Option<Url>,
+    /// The `aud` value the server gives a token asked for one of these resources, where it maps
+    /// the resource indicator to another identifier (RFC 8707 §2 allows it).
+    pub aud: Vec<(Url, String)>,
+}
+
+impl Resource {
+    /// The `aud` the target says the server uses for `resource`, if it maps it.
+    pub fn aud_for(&self, resource: &str) -> Option<&str> {
+        let resource = Url::parse(resource).ok()?;
+        self.aud.iter().find(|(r, _)| *r == resource).map(|(_, a)| a.as_str())
+    }
 }
 
 #[derive(Debug, Clone)]

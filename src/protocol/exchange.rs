@@ -93,6 +93,8 @@ pub struct RequestContext {
     pub tls: Option<TlsFacts>,
     /// RFC 8707: the token was asked for another resource than the target's.
     pub for_other_resource: bool,
+    /// RFC 8707 §2: the `aud` the target says the server maps the requested resource to.
+    pub mapped_audience: Option<String>,
     /// SMART 2.2: an introspection authenticated by the caller's own bearer token.
     pub by_bearer_token: bool,
 }

@@ -34,6 +34,7 @@ impl Runner {
         };
         // RFC 8707: the resource asked for is a form parameter like any other.
         let with_resource;
+        let mut mapped_audience = None;
         let spec = match spec.resource {
             None => spec,
             Some(which) => {
@@ -54,6 +55,7 @@ impl Runner {
                         }
                     }
                 };
+                mapped_audience = self.target.resource.as_ref().and_then(|r| r.aud_for(&url)).map(str::to_owned);
                 let mut s = spec.clone();
                 s.params.push(("resource".into(), url));
                 with_resource = s;
@@ -68,6 +70,7 @@ impl Runner {
             assertion.as_ref(),
         );
         context.for_other_resource = spec.resource == Some(ResourceIndicator::Other);
+        context.mapped_audience = mapped_audience;
         // RFC 9449: a fresh proof key per request is allowed, and keeps cases independent.
         let mut dpop = None;
         if let Some(kind) = spec.dpop {

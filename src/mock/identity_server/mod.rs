@@ -251,6 +251,7 @@ pub fn describe(config: &Config, issuer: url::Url) -> Target {
                 url: resource_url,
                 insufficient_scope: config.clients.insufficient_scope.clone(),
                 other_audience: Some(other_audience),
+                aud: Vec::new(),
             }),
             timeout: crate::model::target::DEFAULT_TIMEOUT,
             clients,

@@ -375,6 +375,7 @@ pub fn describe(issuer: &str) -> Target {
                 url: resource_url,
                 insufficient_scope: None,
                 other_audience: None,
+                aud: Vec::new(),
             }),
             timeout: crate::model::target::DEFAULT_TIMEOUT,
             clients,
