@@ -174,11 +174,7 @@ fn issuer_matches(x: &Exchange) -> Verdict {
     let Some(expected) = x.context.expected_issuer.as_deref() else {
         return Verdict::na("no configured issuer to compare with");
     };
-    // The configured issuer is parsed as a URL, which adds `/` to an empty path: only there may
-    // the two differ by that `/`. Anywhere else the issuer is compared exactly (OIDC Discovery
-    // §4.3: identical), so `…/realms/a/` is not `…/realms/a`.
-    let empty_path = url::Url::parse(expected).is_ok_and(|u| u.path() == "/") && expected.ends_with('/');
-    let same = |seen: &str| seen == expected || (empty_path && format!("{seen}/") == expected);
+    let same = |seen: &str| same_issuer(expected, seen);
     // RFC 8414 §3.3: the issuer of every metadata document is the one the server is; a server
     // publishing both documents is judged on both.
     if let Some(other) = &x.context.also_published {
@@ -196,6 +192,14 @@ fn issuer_matches(x: &Exchange) -> Verdict {
         Some(seen) => Verdict::from_bool(same(seen), format!("issuer {expected}"), || format!("issuer {seen}")),
         None => Verdict::fail(format!("issuer {expected}"), "no issuer member"),
     }
+}
+
+/// `seen` is the configured issuer `expected`. That one is parsed as a URL, which adds `/` to an
+/// empty path: only there may the two differ by that `/`. Anywhere else the issuer is compared
+/// exactly (OIDC Discovery §4.3: identical), so `…/realms/a/` is not `…/realms/a`.
+pub(super) fn same_issuer(expected: &str, seen: &str) -> bool {
+    let empty_path = url::Url::parse(expected).is_ok_and(|u| u.path() == "/") && expected.ends_with('/');
+    seen == expected || (empty_path && format!("{seen}/") == expected)
 }
 
 fn members_present(x: &Exchange, members: &[&str]) -> Verdict {

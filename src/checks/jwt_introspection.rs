@@ -51,15 +51,21 @@ pub const CHECKS: &[CheckDef] = &[
         severity: Severity::Must,
         rule: "RFC 9701 §5",
         url: RFC9701_5,
-        summary: "the JWT carries iss, iat, aud naming the caller, and the token_introspection object with active",
+        summary: "the JWT carries iss (the server's issuer), iat, aud naming the caller, and the token_introspection object with active",
         evaluate: |x| match answer(x) {
             Err(na) => na,
             Ok((_, claims)) => {
                 let mut wrong = Vec::new();
-                for member in ["iss", "iat"] {
-                    if !claims.contains_key(member) {
-                        wrong.push(format!("no {member}"));
+                if !claims.contains_key("iat") {
+                    wrong.push("no iat".to_string());
+                }
+                // §5: iss "MUST be set to the issuer identifier of the authorization server".
+                match (claims.get("iss").and_then(Value::as_str), x.context.expected_issuer.as_deref()) {
+                    (None, _) => wrong.push("no iss".into()),
+                    (Some(iss), Some(issuer)) if !super::discovery::same_issuer(issuer, iss) => {
+                        wrong.push(format!("iss `{iss}`, not the issuer `{issuer}`"));
                     }
+                    _ => {}
                 }
                 let caller = x.context.client_id.as_deref().unwrap_or_default();
                 let names_caller = match claims.get("aud") {

@@ -54,7 +54,8 @@ pub struct RequestContext {
     pub requested_scope: Option<String>,
     /// For a CIBA request authenticated by private_key_jwt: the assertion's `aud`.
     pub assertion_audience: Option<String>,
-    /// For discovery: the issuer the target is configured with.
+    /// For discovery and introspection: the issuer the target is configured with (what a
+    /// metadata document and a JWT introspection answer must name).
     pub expected_issuer: Option<String>,
     /// For discovery: which document was asked for (`openid-configuration`,
     /// `oauth-authorization-server`), and the standard places already tried without one.

@@ -703,6 +703,9 @@ impl Runner {
                         facts.unknown_kid_fetches = r.unknown_kid_fetches;
                     }
                 }
+                if matches!(step.action, Action::Introspect(_)) {
+                    exchange.context.expected_issuer = Some(self.target.issuer.to_string());
+                }
                 if matches!(step.action, Action::Introspect(_))
                     && resolve_expected(&step.expect).iter().any(|c| c.id == crate::checks::INTROSPECTION_SIGNATURE)
                 {

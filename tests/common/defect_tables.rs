@@ -112,6 +112,7 @@ pub const EXPECTED: &[(&str, &[&str])] = &[
     ("introspection-jwt-typ-jwt", &["rfc9701.5.typ"]),
     ("introspection-jwt-unpublished-key", &["rfc9701.5.signature"]),
     ("introspection-jwt-no-aud", &["rfc9701.5.claims"]),
+    ("introspection-jwt-wrong-iss", &["rfc9701.5.claims"]),
     // A server that ignores DPoP also takes every broken proof, and binds no token (the
     // introspection and resource checks of its tokens are blocked: no binding to judge).
     (

@@ -484,6 +484,9 @@ impl App {
         if self.defects.on(Defect::IntrospectionJwtNoAud) {
             claims.as_object_mut().map(|o| o.remove("aud"));
         }
+        if self.defects.on(Defect::IntrospectionJwtWrongIss) {
+            claims["iss"] = json!(format!("{}/identity", self.issuer));
+        }
         let typ = if self.defects.on(Defect::IntrospectionJwtTypJwt) { "JWT" } else { "token-introspection+jwt" };
         ResponseTemplate::new(200)
             .set_body_raw(self.introspection_key.sign(&claims, typ), INTROSPECTION_JWT)

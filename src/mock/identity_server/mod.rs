@@ -95,6 +95,7 @@ defects! {
         IntrospectionJwtTypJwt => ("introspection-jwt-typ-jwt", "RFC 9701 §5: the JWT introspection answer is typed `JWT`, not token-introspection+jwt"),
         IntrospectionJwtUnpublishedKey => ("introspection-jwt-unpublished-key", "RFC 9701 §5: the JWT introspection answer is signed by a key the server's JWKS does not hold"),
         IntrospectionJwtNoAud => ("introspection-jwt-no-aud", "RFC 9701 §5: the JWT introspection answer does not name the caller in aud"),
+        IntrospectionJwtWrongIss => ("introspection-jwt-wrong-iss", "RFC 9701 §5: the JWT introspection answer's iss is not the server's issuer"),
         DpopIgnored => ("dpop-ignored", "RFC 9449 §5: a token asked for with a DPoP proof is a plain Bearer token, bound to no key"),
         DpopTypUnchecked => ("dpop-typ-unchecked", "RFC 9449 §4.3 (4): a DPoP proof typed JWT, or not typed at all, is accepted"),
         DpopPrivateJwkAccepted => ("dpop-private-jwk-accepted", "RFC 9449 §4.3 (7): a DPoP proof whose jwk holds a private key is accepted"),
