@@ -102,10 +102,14 @@ impl Embedded {
         let identity_server = IdentityServerMock::start(config, None).await?;
         // Tokens of seconds, not PSC's 120: the expired-subject-token exchange waits for one. The
         // approving professional answers within the first interval, so approving cases take one
-        // poll (a poll before the answer is the `manual` user's case).
+        // poll (a poll before the answer is the `manual` user's case). The refusing one answers
+        // seconds after the first poll, so a server that hands out tokens before an answer is
+        // caught on the denied case too, however late a busy machine sends that poll (at 1.5 s,
+        // half a second after it, a loaded CI machine's poll came after the refusal).
         let mut psc_config =
             psc::Config { defects: psc_defects, token_lifetime_secs: EMBEDDED_PSC_TOKEN_SECS, ..Default::default() };
         psc_config.users.insert(psc::USER_APPROVES.into(), psc::UserBehaviour::ApprovesAfterMs(500));
+        psc_config.users.insert(psc::USER_DENIES.into(), psc::UserBehaviour::DeniesAfterMs(3500));
         let psc = PscMock::start(psc_config, None).await?;
         Ok(Self {
             target: identity_server.target(),
