@@ -61,6 +61,8 @@ impl Runner {
         );
         context.deviations.wrong_secret = spec.wrong_secret && context.auth.is_some_and(AuthUsed::sends_secret);
         context.by_bearer_token = spec.bearer_token;
+        // RFC 9701 §5: a JWT answer names the server's issuer.
+        context.expected_issuer = Some(self.target.issuer.to_string());
         context.certificate = Some(super::ciba_steps::certificate_facts(caller, true));
         Ok(PreparedToken { request, context, jku_path: None, via: Some(name.to_string()), dpop: None })
     }

@@ -703,9 +703,6 @@ impl Runner {
                         facts.unknown_kid_fetches = r.unknown_kid_fetches;
                     }
                 }
-                if matches!(step.action, Action::Introspect(_)) {
-                    exchange.context.expected_issuer = Some(self.target.issuer.to_string());
-                }
                 if matches!(step.action, Action::Introspect(_))
                     && resolve_expected(&step.expect).iter().any(|c| c.id == crate::checks::INTROSPECTION_SIGNATURE)
                 {
@@ -719,22 +716,22 @@ impl Runner {
                         facts.cnf = Some(t.to_string());
                     }
                 }
-                // Later steps judge the token as revoked only once the server said it revoked it.
-                if matches!(step.action, Action::Revoke(_)) && exchange.response.status == 200 {
-                    if let Some(facts) = state.last_facts.as_mut() {
-                        facts.revoked = true;
+                if matches!(step.action, Action::Revoke(_)) {
+                    // Later steps judge the token as revoked only once the server said it revoked it.
+                    if exchange.response.status == 200 {
+                        if let Some(facts) = state.last_facts.as_mut() {
+                            facts.revoked = true;
+                        }
                     }
-                }
-                // A server that does not revoke this type of token (RFC 7009 §2.2.1) answered as
-                // it may: what the case goes on to judge of a revoked token cannot apply.
-                if matches!(step.action, Action::Revoke(_))
-                    && flows::introspection::revocation_declined(&exchange.response)
-                {
-                    state.skip = Some(
-                        "the server does not revoke this type of token (400 unsupported_token_type, which RFC 7009 \
-                         §2.2.1 allows): the steps after the revocation have no revoked token to judge"
-                            .into(),
-                    );
+                    // A server that does not revoke this type of token (RFC 7009 §2.2.1) answered
+                    // as it may: what the case goes on to judge of a revoked token cannot apply.
+                    if flows::introspection::revocation_declined(&exchange.response) {
+                        state.skip = Some(
+                            "the server does not revoke this type of token (400 unsupported_token_type, which RFC \
+                             7009 §2.2.1 allows): the steps after the revocation have no revoked token to judge"
+                                .into(),
+                        );
+                    }
                 }
                 result.checks = self.evaluate(suite, &step.expect, &exchange);
                 result.exchange = Some(self.view(&exchange));
